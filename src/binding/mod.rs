@@ -1,0 +1,326 @@
+//! The napi binding: plain-object DTOs, conversions in one place, and thin exports that delegate
+//! to `crate::ops`. Errors cross as JS errors whose message is the actionable-error JSON of
+//! DESIGN §3.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::Error as CoreError;
+use crate::exit::ExitCode;
+use crate::ops;
+use crate::pm2::Pm2Process;
+
+/// napi's async functions only carry `Status` codes, so the actionable error travels as the JSON
+/// message (`{"error":{code,exitCode,…}}`); `lib/errors.js` turns it into an `OrchestratorError`
+/// whose `code` is the exit-code name, in one place.
+fn js_error(e: CoreError, command: &str) -> Error {
+    let a = e.actionable(command);
+    Error::from_reason(
+        serde_json::to_string(&serde_json::json!({ "error": a })).unwrap_or_default(),
+    )
+}
+
+#[napi(object)]
+pub struct ExitCodeInfo {
+    pub name: String,
+    pub code: i32,
+}
+
+/// The exit-code table (names and numbers are a contract).
+#[napi]
+pub fn exit_codes() -> Vec<ExitCodeInfo> {
+    ExitCode::ALL
+        .iter()
+        .map(|c| ExitCodeInfo {
+            name: c.name().into(),
+            code: c.number(),
+        })
+        .collect()
+}
+
+/// One PM2 process-table entry, as the JS side reads it from `pm2.list()`.
+#[napi(object)]
+#[derive(Clone)]
+pub struct Pm2Entry {
+    pub name: String,
+    pub pm_id: u32,
+    pub pid: Option<u32>,
+    pub status: String,
+    /// `ORCHESTRATOR_WORKSPACE` from the entry's env, when we started it.
+    pub workspace: Option<String>,
+    pub profile: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl From<Pm2Entry> for Pm2Process {
+    fn from(e: Pm2Entry) -> Self {
+        Pm2Process {
+            name: e.name,
+            pm_id: e.pm_id,
+            pid: e.pid,
+            status: e.status,
+            workspace: e.workspace,
+            profile: e.profile,
+            kind: e.kind,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct PrepareRequest {
+    pub workspace_root: String,
+    /// Absent means `development` (for `restart`: the profile the service runs under).
+    pub profile: Option<String>,
+    /// Explicit services; empty means the default set (or every service with `all`).
+    pub services: Option<Vec<String>>,
+    pub all: Option<bool>,
+    /// The evaluated `ecosystem.config.js` export.
+    pub ecosystem: serde_json::Value,
+    pub ecosystem_file: String,
+    pub pm2: Vec<Pm2Entry>,
+    pub node_version: String,
+    /// `null` when PM2 cannot be resolved.
+    pub pm2_version: Option<String>,
+    /// The command as the user typed it, for error messages.
+    pub command: String,
+}
+
+#[napi(object)]
+pub struct ReadySpec {
+    pub service: String,
+    pub ports: Vec<u32>,
+    pub health_http: Option<String>,
+    pub health_tcp: Option<String>,
+    pub timeout_ms: u32,
+    pub error_log: String,
+    /// Filled by the caller after the launch: the pids PM2 reports for the service.
+    pub pids: Option<Vec<u32>>,
+}
+
+#[napi(object)]
+pub struct PlanStep {
+    pub service: String,
+    /// `app` | `dependency`
+    pub kind: String,
+    /// `start` | `replace` | `keep` | `reload` | `restart` | `stop` | `already-stopped`
+    pub action: String,
+    pub profile: String,
+    /// PM2 app definition for launching actions (env resolved, metadata attached).
+    pub app: Option<serde_json::Value>,
+    pub ports: Vec<u32>,
+    /// `installed` | `up-to-date` | `not-needed`, for launching actions.
+    pub install: Option<String>,
+    /// What readiness means for this step, for launching actions.
+    pub ready: Option<ReadySpec>,
+}
+
+#[napi(object)]
+pub struct Plan {
+    pub workspace_root: String,
+    pub workspace_name: String,
+    pub profile: String,
+    pub steps: Vec<PlanStep>,
+}
+
+fn to_request(r: PrepareRequest) -> ops::Request {
+    ops::Request {
+        workspace_root: PathBuf::from(r.workspace_root),
+        profile: r.profile,
+        services: r.services.unwrap_or_default(),
+        all: r.all.unwrap_or(false),
+        ecosystem: r.ecosystem,
+        ecosystem_file: PathBuf::from(r.ecosystem_file),
+        pm2: r.pm2.into_iter().map(Into::into).collect(),
+        node_version: r.node_version,
+        pm2_version: r.pm2_version,
+    }
+}
+
+fn to_plan(p: ops::Plan) -> Plan {
+    Plan {
+        workspace_root: p.workspace_root.display().to_string(),
+        workspace_name: p.workspace_name,
+        profile: p.profile,
+        steps: p
+            .steps
+            .into_iter()
+            .map(|s| PlanStep {
+                kind: s.kind.as_str().into(),
+                action: s.action.as_str().into(),
+                profile: s.profile.clone(),
+                app: s.app.clone(),
+                ports: s.ports.iter().map(|p| *p as u32).collect(),
+                install: s.install.map(|i| i.as_str().into()),
+                ready: s.action.launches().then(|| ReadySpec {
+                    service: s.service.clone(),
+                    ports: s.ports.iter().map(|p| *p as u32).collect(),
+                    health_http: s.health_http.clone(),
+                    health_tcp: s.health_tcp.clone(),
+                    timeout_ms: s.ready_timeout_ms.min(u32::MAX as u64) as u32,
+                    error_log: s.error_log.display().to_string(),
+                    pids: None,
+                }),
+                service: s.service,
+            })
+            .collect(),
+    }
+}
+
+async fn prepare(verb: ops::Verb, req: PrepareRequest) -> Result<Plan> {
+    let command = req.command.clone();
+    ops::prepare(verb, to_request(req))
+        .await
+        .map(to_plan)
+        .map_err(|e| js_error(e, &command))
+}
+
+/// Guards + plan for `start` (idempotent), then installs what launching services need.
+#[napi]
+pub async fn prepare_start(req: PrepareRequest) -> Result<Plan> {
+    prepare(ops::Verb::Start, req).await
+}
+
+/// Guards + plan for `restart`: cluster apps reload with zero downtime, fork apps restart.
+#[napi]
+pub async fn prepare_restart(req: PrepareRequest) -> Result<Plan> {
+    prepare(ops::Verb::Restart, req).await
+}
+
+/// Plan for `stop`: only this workspace's entries are touched.
+#[napi]
+pub async fn prepare_stop(req: PrepareRequest) -> Result<Plan> {
+    prepare(ops::Verb::Stop, req).await
+}
+
+#[napi(object)]
+pub struct ReadyReport {
+    pub service: String,
+    pub ready_ms: u32,
+}
+
+/// Waits until every target's ports listen and its health probe answers, while its pids live.
+#[napi]
+pub async fn wait_ready(targets: Vec<ReadySpec>, command: String) -> Result<Vec<ReadyReport>> {
+    let targets = targets
+        .into_iter()
+        .map(|t| crate::ready::ReadyTarget {
+            service: t.service,
+            ports: t
+                .ports
+                .iter()
+                .filter_map(|p| u16::try_from(*p).ok())
+                .collect(),
+            health_http: t.health_http,
+            health_tcp: t.health_tcp,
+            pids: t.pids.unwrap_or_default(),
+            timeout: Duration::from_millis(t.timeout_ms as u64),
+            error_log: PathBuf::from(t.error_log),
+        })
+        .collect();
+    crate::ready::wait_ready(targets)
+        .await
+        .map(|v| {
+            v.into_iter()
+                .map(|r| ReadyReport {
+                    service: r.service,
+                    ready_ms: r.ready_ms.min(u32::MAX as u64) as u32,
+                })
+                .collect()
+        })
+        .map_err(|e| js_error(e, &command))
+}
+
+#[napi(object)]
+pub struct ServiceRequest {
+    pub workspace_root: String,
+    pub profile: Option<String>,
+    pub service: String,
+    pub ecosystem: serde_json::Value,
+    pub ecosystem_file: String,
+    pub command: String,
+}
+
+fn to_service_request(r: ServiceRequest) -> ops::ServiceRequest {
+    ops::ServiceRequest {
+        workspace_root: PathBuf::from(r.workspace_root),
+        profile: r.profile,
+        service: r.service,
+        ecosystem: r.ecosystem,
+        ecosystem_file: PathBuf::from(r.ecosystem_file),
+    }
+}
+
+#[napi(object)]
+pub struct SetupReport {
+    pub service: String,
+    pub profile: String,
+    /// `installed` | `up-to-date` | `not-needed`
+    pub install: String,
+    pub ran_setup_script: bool,
+}
+
+/// Installs an app's dependencies (idempotent), checks its env, runs its `setup` script if any.
+#[napi]
+pub async fn setup_service(req: ServiceRequest) -> Result<SetupReport> {
+    let command = req.command.clone();
+    ops::setup(to_service_request(req))
+        .await
+        .map(|r| SetupReport {
+            service: r.service,
+            profile: r.profile,
+            install: r.install.as_str().into(),
+            ran_setup_script: r.ran_setup_script,
+        })
+        .map_err(|e| js_error(e, &command))
+}
+
+/// Runs an app's `test` script with the profile's env loaded. Resolves to the profile used.
+#[napi]
+pub async fn test_service(req: ServiceRequest) -> Result<String> {
+    let command = req.command.clone();
+    ops::test(to_service_request(req))
+        .await
+        .map_err(|e| js_error(e, &command))
+}
+
+/// The workspace lock; `release()` it in a `finally`. The kernel releases it if the process dies.
+#[napi]
+pub struct WorkspaceLock {
+    inner: Option<crate::lock::WorkspaceLock>,
+}
+
+#[napi]
+impl WorkspaceLock {
+    #[napi]
+    pub fn release(&mut self) {
+        if let Some(mut l) = self.inner.take() {
+            l.release();
+        }
+    }
+}
+
+/// Takes the workspace lock, waiting up to `timeoutMs` for another command to finish.
+#[napi]
+pub async fn acquire_lock(
+    workspace_root: String,
+    timeout_ms: u32,
+    command: String,
+) -> Result<WorkspaceLock> {
+    let root = PathBuf::from(workspace_root);
+    let res = tokio::task::spawn_blocking(move || {
+        crate::lock::acquire(&root, Duration::from_millis(timeout_ms as u64))
+    })
+    .await
+    .map_err(|e| Error::from_reason(e.to_string()))?;
+    res.map(|l| WorkspaceLock { inner: Some(l) })
+        .map_err(|e| js_error(e, &command))
+}
+
+/// Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise.
+#[napi]
+pub fn validate_name(name: String, what: String, command: String) -> Result<()> {
+    crate::catalog::validate_name(&name, &what).map_err(|e| js_error(e, &command))
+}

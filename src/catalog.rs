@@ -1,0 +1,499 @@
+//! The catalog: every service of a workspace, read from its standard files (DESIGN §1) and
+//! validated. Apps come from `ecosystem.config.js` (evaluated by the JS side, handed over as
+//! data); docker dependencies join from `docker-compose.yml` in the Docker issue.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::config::{PluginConfig, ServiceConfig};
+use crate::envfile::{self, ResolvedEnv};
+use crate::error::{Error, Result};
+
+pub const META_WORKSPACE: &str = "ORCHESTRATOR_WORKSPACE";
+pub const META_PROFILE: &str = "ORCHESTRATOR_PROFILE";
+pub const META_KIND: &str = "ORCHESTRATOR_KIND";
+pub const META_SERVICE: &str = "ORCHESTRATOR_SERVICE";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    App,
+    Dependency,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::App => "app",
+            Kind::Dependency => "dependency",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub kind: Kind,
+    /// The ecosystem entry as written (apps).
+    pub app: Map<String, Value>,
+    pub config: ServiceConfig,
+    pub cwd: PathBuf,
+    pub cluster: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub root: PathBuf,
+    pub workspace_name: String,
+    pub ecosystem_file: PathBuf,
+    pub config: PluginConfig,
+    pub services: Vec<ServiceSpec>,
+}
+
+/// Service and profile names: they become PM2 names and log directories, so no path tricks.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && !name.contains("..")
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+pub fn validate_name(name: &str, what: &str) -> Result<()> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        let shown: String = name.chars().take(40).collect();
+        Err(Error::Usage {
+            message: format!(
+                "invalid {what} name \"{shown}{}\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+                if name.chars().count() > 40 { "…" } else { "" }
+            ),
+            remediation: format!("Pass an existing {what} name"),
+        })
+    }
+}
+
+fn invalid(file: &Path, key: String, message: impl Into<String>) -> Error {
+    Error::InvalidConfig {
+        file: file.to_path_buf(),
+        key,
+        message: message.into(),
+    }
+}
+
+/// Extracts the app list from an evaluated ecosystem module: `{ apps: [...] }`, an array, or one app.
+pub fn parse_ecosystem(module: &Value, file: &Path) -> Result<Vec<Map<String, Value>>> {
+    let apps = match module {
+        Value::Object(o) if o.contains_key("apps") => o["apps"].clone(),
+        Value::Array(_) => module.clone(),
+        Value::Object(_) => Value::Array(vec![module.clone()]),
+        _ => {
+            return Err(invalid(
+                file,
+                "(module)".into(),
+                "must export { apps: [...] }",
+            ))
+        }
+    };
+    let Value::Array(items) = apps else {
+        return Err(invalid(
+            file,
+            "apps".into(),
+            "must be an array of app definitions",
+        ));
+    };
+    let mut out: Vec<Map<String, Value>> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(app) = item else {
+            return Err(invalid(file, format!("apps[{i}]"), "must be an object"));
+        };
+        let name = match app.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            _ => {
+                return Err(invalid(
+                    file,
+                    format!("apps[{i}].name"),
+                    "is required and must be a string",
+                ))
+            }
+        };
+        if !is_valid_name(&name) {
+            return Err(invalid(
+                file,
+                format!("apps[{i}].name"),
+                format!("\"{name}\" is not a valid service name (letters, digits, '.', '_', '-')"),
+            ));
+        }
+        if !matches!(app.get("script"), Some(Value::String(s)) if !s.is_empty()) {
+            return Err(invalid(
+                file,
+                format!("apps[{i}].script"),
+                "is required and must be a string",
+            ));
+        }
+        if out
+            .iter()
+            .any(|a| a.get("name") == Some(&Value::String(name.clone())))
+        {
+            return Err(invalid(
+                file,
+                format!("apps[{i}].name"),
+                format!("duplicate app name \"{name}\""),
+            ));
+        }
+        for (k, v) in &app {
+            if (k == "env" || k.starts_with("env_")) && !v.is_object() {
+                return Err(invalid(
+                    file,
+                    format!("apps[{i}].{k}"),
+                    "must be an object of NAME: value",
+                ));
+            }
+        }
+        out.push(app);
+    }
+    Ok(out)
+}
+
+fn is_cluster(app: &Map<String, Value>) -> bool {
+    matches!(
+        app.get("exec_mode").and_then(Value::as_str),
+        Some("cluster" | "cluster_mode")
+    )
+}
+
+pub fn build(
+    root: &Path,
+    workspace_name: &str,
+    ecosystem_file: &Path,
+    ecosystem: &Value,
+    config: PluginConfig,
+) -> Result<Catalog> {
+    let apps = parse_ecosystem(ecosystem, ecosystem_file)?;
+    let mut services = Vec::new();
+    for app in apps {
+        let name = app["name"].as_str().unwrap_or_default().to_string();
+        let cwd = match app.get("cwd").and_then(Value::as_str) {
+            Some(c) => root.join(c),
+            None => root.to_path_buf(),
+        };
+        services.push(ServiceSpec {
+            cluster: is_cluster(&app),
+            config: config.services.get(&name).cloned().unwrap_or_default(),
+            name,
+            kind: Kind::App,
+            app,
+            cwd,
+        });
+    }
+    let nx_json = crate::config::nx_json_path(root);
+    if let Some(defaults) = &config.default_services {
+        for d in defaults {
+            if !services.iter().any(|s| &s.name == d) {
+                return Err(invalid(
+                    &nx_json,
+                    format!(
+                        "pluginsConfig[\"{}\"].defaultServices",
+                        crate::config::PLUGIN_KEY
+                    ),
+                    format!("names \"{d}\", which is not a service of this workspace"),
+                ));
+            }
+        }
+    }
+    for name in config.services.keys() {
+        if !services.iter().any(|s| &s.name == name) {
+            return Err(invalid(
+                &nx_json,
+                format!(
+                    "pluginsConfig[\"{}\"].services.{name}",
+                    crate::config::PLUGIN_KEY
+                ),
+                "configures a service that no ecosystem app or compose service declares",
+            ));
+        }
+    }
+    Ok(Catalog {
+        root: root.to_path_buf(),
+        workspace_name: workspace_name.to_string(),
+        ecosystem_file: ecosystem_file.to_path_buf(),
+        config,
+        services,
+    })
+}
+
+impl Catalog {
+    pub fn names(&self) -> Vec<String> {
+        self.services.iter().map(|s| s.name.clone()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Result<&ServiceSpec> {
+        validate_name(name, "service")?;
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::ServiceUnknown {
+                service: name.to_string(),
+                known: self.names(),
+            })
+    }
+
+    /// Explicit names, else every service with `all`, else the default set (all when unset).
+    pub fn select(&self, requested: &[String], all: bool) -> Result<Vec<&ServiceSpec>> {
+        if !requested.is_empty() {
+            let mut out: Vec<&ServiceSpec> = Vec::new();
+            for r in requested {
+                let s = self.get(r)?;
+                if !out.iter().any(|o| o.name == s.name) {
+                    out.push(s);
+                }
+            }
+            return Ok(out);
+        }
+        match (&self.config.default_services, all) {
+            (Some(defaults), false) => defaults.iter().map(|d| self.get(d)).collect(),
+            _ => Ok(self.services.iter().collect()),
+        }
+    }
+
+    pub fn env_file(&self, profile: &str) -> PathBuf {
+        envfile::env_file_path(&self.root, profile)
+    }
+
+    pub fn log_dir(&self, service: &str) -> PathBuf {
+        self.root.join("apps").join("logs").join(service)
+    }
+}
+
+fn string_pairs(v: Option<&Value>) -> Vec<(String, String)> {
+    let Some(Value::Object(o)) = v else {
+        return Vec::new();
+    };
+    o.iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (k.clone(), s)
+        })
+        .collect()
+}
+
+/// Pure: the service's env for a profile, given the env file's parsed variables.
+pub fn resolve_env(
+    spec: &ServiceSpec,
+    profile: &str,
+    file_vars: Vec<(String, String)>,
+    file: &Path,
+) -> ResolvedEnv {
+    envfile::resolve(
+        string_pairs(spec.app.get("env")),
+        string_pairs(spec.app.get(&format!("env_{profile}"))),
+        profile,
+        file_vars,
+        file,
+    )
+}
+
+/// Ports a service declares: `services.<name>.ports` plus `PORT` from its resolved env.
+pub fn declared_ports(spec: &ServiceSpec, env: &ResolvedEnv) -> Vec<u16> {
+    let mut ports = spec.config.ports.clone();
+    if let Some(p) = env.get("PORT").and_then(|p| p.trim().parse::<u16>().ok()) {
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
+/// Pure: the PM2 app definition we hand to PM2 — the ecosystem entry with the profile's env
+/// resolved, our metadata attached, paths made absolute, and logs in `apps/logs/<service>/`.
+pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &ResolvedEnv) -> Value {
+    let mut app: Map<String, Value> = spec
+        .app
+        .iter()
+        .filter(|(k, _)| !k.starts_with("env_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut vars: BTreeMap<String, String> = env.values();
+    vars.insert(META_WORKSPACE.into(), catalog.root.display().to_string());
+    vars.insert(META_PROFILE.into(), profile.into());
+    vars.insert(META_KIND.into(), spec.kind.as_str().into());
+    vars.insert(META_SERVICE.into(), spec.name.clone());
+    app.insert("env".into(), serde_json::to_value(vars).unwrap_or_default());
+    app.insert("cwd".into(), Value::String(spec.cwd.display().to_string()));
+    if !app.contains_key("namespace") {
+        app.insert(
+            "namespace".into(),
+            Value::String(catalog.workspace_name.clone()),
+        );
+    }
+    let logs = catalog.log_dir(&spec.name);
+    app.insert(
+        "out_file".into(),
+        Value::String(logs.join("out.log").display().to_string()),
+    );
+    app.insert(
+        "error_file".into(),
+        Value::String(logs.join("error.log").display().to_string()),
+    );
+    app.insert("merge_logs".into(), Value::Bool(true));
+    Value::Object(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn catalog(eco: Value, cfg: PluginConfig) -> Result<Catalog> {
+        build(
+            Path::new("/ws"),
+            "example",
+            Path::new("/ws/ecosystem.config.js"),
+            &eco,
+            cfg,
+        )
+    }
+
+    fn eco() -> Value {
+        json!({"apps": [
+            {"name": "admin", "script": "vite.js", "cwd": "apps/admin",
+             "env": {"NODE_ENV": "development", "PORT": "5173"}, "env_staging": {"NODE_ENV": "staging"}},
+            {"name": "server", "script": "main.js", "cwd": "apps/server", "exec_mode": "cluster", "instances": 2,
+             "env": {"PORT": "3000"}}
+        ]})
+    }
+
+    #[test]
+    fn names_are_validated_against_path_tricks() {
+        for bad in [
+            "",
+            "..",
+            "../etc",
+            "a/b",
+            "a b",
+            ".hidden",
+            "x..y",
+            &"a".repeat(65),
+            "a\0b",
+        ] {
+            assert!(!is_valid_name(bad), "{bad:?} accepted");
+        }
+        for good in ["admin", "server-2", "db.main", "svc_1"] {
+            assert!(is_valid_name(good), "{good:?} rejected");
+        }
+    }
+
+    #[test]
+    fn builds_apps_with_kind_cwd_and_mode() {
+        let c = catalog(eco(), PluginConfig::default()).unwrap();
+        assert_eq!(c.names(), vec!["admin", "server"]);
+        assert_eq!(c.services[0].kind, Kind::App);
+        assert_eq!(c.services[0].cwd, PathBuf::from("/ws/apps/admin"));
+        assert!(!c.services[0].cluster);
+        assert!(c.services[1].cluster);
+    }
+
+    #[test]
+    fn ecosystem_errors_name_the_key() {
+        let cases = [
+            (json!({"apps": [{"script": "x"}]}), "apps[0].name"),
+            (json!({"apps": [{"name": "a"}]}), "apps[0].script"),
+            (
+                json!({"apps": [{"name": "a", "script": "x"}, {"name": "a", "script": "y"}]}),
+                "apps[1].name",
+            ),
+            (
+                json!({"apps": [{"name": "../a", "script": "x"}]}),
+                "apps[0].name",
+            ),
+            (
+                json!({"apps": [{"name": "a", "script": "x", "env_staging": "oops"}]}),
+                "apps[0].env_staging",
+            ),
+            (json!({"apps": 3}), "apps"),
+            (json!(7), "(module)"),
+        ];
+        for (value, key) in cases {
+            let err = catalog(value, PluginConfig::default()).unwrap_err();
+            assert!(err.message().contains(key), "{key}: {}", err.message());
+            assert_eq!(err.exit_code(), crate::exit::ExitCode::Usage);
+        }
+    }
+
+    #[test]
+    fn selection_explicit_default_and_all() {
+        let cfg = PluginConfig {
+            default_services: Some(vec!["server".into()]),
+            ..Default::default()
+        };
+        let c = catalog(eco(), cfg).unwrap();
+        let names = |v: Vec<&ServiceSpec>| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(c.select(&[], false).unwrap()), vec!["server"]);
+        assert_eq!(names(c.select(&[], true).unwrap()), vec!["admin", "server"]);
+        assert_eq!(
+            names(c.select(&["admin".into(), "admin".into()], false).unwrap()),
+            vec!["admin"]
+        );
+        let err = c.select(&["nope".into()], false).unwrap_err();
+        let a = err.actionable("orchestrator start nope");
+        assert_eq!((a.code.as_str(), a.exit_code), ("EXIT_SERVICE_UNKNOWN", 11));
+        assert!(a.message.contains("admin, server"), "{}", a.message);
+        assert_eq!(
+            c.select(&["../x".into()], false).unwrap_err().exit_code(),
+            crate::exit::ExitCode::Usage
+        );
+    }
+
+    #[test]
+    fn default_services_must_exist() {
+        let cfg = PluginConfig {
+            default_services: Some(vec!["ghost".into()]),
+            ..Default::default()
+        };
+        let err = catalog(eco(), cfg).unwrap_err();
+        assert!(
+            err.message().contains("defaultServices"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn pm2_app_carries_env_metadata_and_log_paths() {
+        let c = catalog(eco(), PluginConfig::default()).unwrap();
+        let admin = &c.services[0];
+        let env = resolve_env(
+            admin,
+            "staging",
+            vec![("API_URL".into(), "http://x".into())],
+            Path::new("/ws/config/env/staging.env"),
+        );
+        let app = pm2_app(&c, admin, "staging", &env);
+        assert_eq!(app["env"]["NODE_ENV"], "staging");
+        assert_eq!(app["env"]["PORT"], "5173");
+        assert_eq!(app["env"]["API_URL"], "http://x");
+        assert_eq!(app["env"][META_WORKSPACE], "/ws");
+        assert_eq!(app["env"][META_PROFILE], "staging");
+        assert_eq!(app["env"][META_KIND], "app");
+        assert_eq!(app["cwd"], "/ws/apps/admin");
+        assert_eq!(app["namespace"], "example");
+        assert_eq!(app["out_file"], "/ws/apps/logs/admin/out.log");
+        assert!(app.get("env_staging").is_none());
+        assert_eq!(declared_ports(admin, &env), vec![5173]);
+    }
+}

@@ -1,0 +1,216 @@
+//! `nx.json` → `pluginsConfig["@workspace/orchestrator"]`: what no standard file has (DESIGN §1).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+pub const PLUGIN_KEY: &str = "@workspace/orchestrator";
+pub const DEFAULT_PROFILE: &str = "development";
+pub const DEFAULT_READY_TIMEOUT_SECONDS: u64 = 60;
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthConfig {
+    /// `http://host:port/path`, ready when it answers 2xx.
+    pub http: Option<String>,
+    /// `host:port`, ready when it accepts a connection.
+    pub tcp: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceConfig {
+    #[serde(default)]
+    pub required_env: Vec<String>,
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    pub health: Option<HealthConfig>,
+    /// How long `start` waits for ports and health before failing.
+    pub ready_timeout_seconds: Option<u64>,
+    /// Dependencies' health limit (used from the Docker issue on).
+    pub health_timeout_seconds: Option<u64>,
+    /// Kept as data until the restart-policy engine lands; validated there.
+    pub restart_policy: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginConfig {
+    #[serde(default = "default_profiles")]
+    pub profiles: Vec<String>,
+    pub default_services: Option<Vec<String>>,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub logs: Option<serde_json::Value>,
+}
+
+fn default_profiles() -> Vec<String> {
+    vec!["development".into(), "staging".into(), "production".into()]
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            profiles: default_profiles(),
+            default_services: None,
+            services: BTreeMap::new(),
+            logs: None,
+        }
+    }
+}
+
+pub fn nx_json_path(root: &Path) -> PathBuf {
+    root.join("nx.json")
+}
+
+/// Parses the plugin section out of the text of `nx.json`. No section means defaults.
+pub fn parse_plugin_config(nx_json_text: &str, file: &Path) -> Result<PluginConfig> {
+    let doc: serde_json::Value =
+        serde_json::from_str(nx_json_text).map_err(|e| Error::InvalidConfig {
+            file: file.to_path_buf(),
+            key: format!("line {}", e.line()),
+            message: e.to_string(),
+        })?;
+    let Some(section) = doc.get("pluginsConfig").and_then(|p| p.get(PLUGIN_KEY)) else {
+        return Ok(PluginConfig::default());
+    };
+    let cfg: PluginConfig =
+        serde_json::from_value(section.clone()).map_err(|e| Error::InvalidConfig {
+            file: file.to_path_buf(),
+            key: format!("pluginsConfig[\"{PLUGIN_KEY}\"]"),
+            message: e.to_string(),
+        })?;
+    for p in &cfg.profiles {
+        if !crate::catalog::is_valid_name(p) {
+            return Err(Error::InvalidConfig {
+                file: file.to_path_buf(),
+                key: format!("pluginsConfig[\"{PLUGIN_KEY}\"].profiles"),
+                message: format!(
+                    "\"{p}\" is not a valid profile name (letters, digits, '.', '_', '-')"
+                ),
+            });
+        }
+    }
+    Ok(cfg)
+}
+
+pub fn load_plugin_config(root: &Path) -> Result<PluginConfig> {
+    let file = nx_json_path(root);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => parse_plugin_config(&text, &file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PluginConfig::default()),
+        Err(source) => Err(Error::ReadFile { path: file, source }),
+    }
+}
+
+/// Resolves the profile a command runs under: the requested one, else `development`.
+/// An unregistered profile fails before anything starts.
+pub fn resolve_profile(
+    requested: Option<&str>,
+    cfg: &PluginConfig,
+    nx_json: &Path,
+) -> Result<String> {
+    let profile = requested
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(DEFAULT_PROFILE);
+    if cfg.profiles.iter().any(|p| p == profile) {
+        Ok(profile.to_string())
+    } else {
+        Err(Error::ProfileUndefined {
+            profile: profile.to_string(),
+            registered: cfg.profiles.clone(),
+            nx_json: nx_json.to_path_buf(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> PluginConfig {
+        parse_plugin_config(text, Path::new("/ws/nx.json")).unwrap()
+    }
+
+    #[test]
+    fn missing_section_gives_the_three_standard_profiles() {
+        let c = cfg(r#"{"namedInputs":{}}"#);
+        assert_eq!(c.profiles, vec!["development", "staging", "production"]);
+        assert!(c.default_services.is_none());
+    }
+
+    #[test]
+    fn reads_services_and_profiles() {
+        let c = cfg(r#"{"pluginsConfig":{"@workspace/orchestrator":{
+            "profiles":["development","staging","qa"],
+            "defaultServices":["admin"],
+            "services":{"server":{"requiredEnv":["DATABASE_URL"],"ports":[3000],
+              "health":{"http":"http://127.0.0.1:3000/health"}}}}}}"#);
+        assert_eq!(c.profiles, vec!["development", "staging", "qa"]);
+        assert_eq!(c.default_services, Some(vec!["admin".to_string()]));
+        let s = &c.services["server"];
+        assert_eq!(s.required_env, vec!["DATABASE_URL"]);
+        assert_eq!(s.ports, vec![3000]);
+        assert_eq!(
+            s.health.as_ref().unwrap().http.as_deref(),
+            Some("http://127.0.0.1:3000/health")
+        );
+    }
+
+    #[test]
+    fn absent_profile_means_development() {
+        let c = PluginConfig::default();
+        assert_eq!(
+            resolve_profile(None, &c, Path::new("nx.json")).unwrap(),
+            "development"
+        );
+        assert_eq!(
+            resolve_profile(Some(""), &c, Path::new("nx.json")).unwrap(),
+            "development"
+        );
+        assert_eq!(
+            resolve_profile(Some("staging"), &c, Path::new("nx.json")).unwrap(),
+            "staging"
+        );
+    }
+
+    #[test]
+    fn unregistered_profile_names_itself_and_where_to_register() {
+        let c = PluginConfig::default();
+        let err = resolve_profile(Some("qa"), &c, Path::new("/ws/nx.json")).unwrap_err();
+        let a = err.actionable("nx run server:start --profile qa");
+        assert_eq!(a.code, "EXIT_PROFILE_UNDEFINED");
+        assert_eq!(a.exit_code, 10);
+        assert!(a.message.contains("\"qa\""), "{}", a.message);
+        assert!(
+            a.remediation[0].contains("/ws/nx.json"),
+            "{:?}",
+            a.remediation
+        );
+    }
+
+    #[test]
+    fn malformed_json_names_file_and_line() {
+        let err = parse_plugin_config("{\n  \"pluginsConfig\": ,\n}", Path::new("/ws/nx.json"))
+            .unwrap_err();
+        let a = err.actionable("x");
+        assert_eq!(a.code, "EXIT_USAGE");
+        assert!(a.message.contains("/ws/nx.json: line 2"), "{}", a.message);
+    }
+
+    #[test]
+    fn wrong_type_in_section_is_reported_with_the_key() {
+        let err = parse_plugin_config(
+            r#"{"pluginsConfig":{"@workspace/orchestrator":{"profiles":"staging"}}}"#,
+            Path::new("/ws/nx.json"),
+        )
+        .unwrap_err();
+        assert!(err
+            .message()
+            .contains("pluginsConfig[\"@workspace/orchestrator\"]"));
+    }
+}

@@ -1,0 +1,285 @@
+//! One error enum, a variant per failed operation, mapped once to the exit-code table and to the
+//! actionable-error contract (DESIGN §3): code, number, service, command, message, remediation.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::exit::ExitCode;
+use crate::ports::PortHolder;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owner {
+    /// An orchestrator entry of another workspace.
+    Workspace { root: String, profile: String },
+    /// An orchestrator entry of this workspace under another profile.
+    Profile { profile: String },
+    /// A PM2 entry that was not started by the orchestrator.
+    Foreign,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    Usage {
+        message: String,
+        remediation: String,
+    },
+    InvalidConfig {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    ProfileUndefined {
+        profile: String,
+        registered: Vec<String>,
+        nx_json: PathBuf,
+    },
+    ServiceUnknown {
+        service: String,
+        known: Vec<String>,
+    },
+    EnvMissing {
+        service: String,
+        profile: String,
+        missing: Vec<String>,
+        env_file: PathBuf,
+    },
+    Prerequisite {
+        tool: String,
+        found: Option<String>,
+        minimum: String,
+        remediation: String,
+    },
+    PortInUse {
+        service: String,
+        port: u16,
+        holder: Option<PortHolder>,
+        env_file: PathBuf,
+    },
+    ConflictingProcess {
+        service: String,
+        owner: Owner,
+        profile: String,
+    },
+    WorkspaceBusy {
+        lock_file: PathBuf,
+        holder_pid: Option<u32>,
+        waited_ms: u64,
+    },
+    CommandFailed {
+        service: String,
+        command: String,
+        cwd: PathBuf,
+        exit: String,
+    },
+    StartFailed {
+        service: String,
+        reason: String,
+        last_stderr: Vec<String>,
+        log_file: PathBuf,
+    },
+}
+
+/// The actionable-error object of DESIGN §3. `command` is filled in by the caller, which knows
+/// whether the user typed `nx run …` or `orchestrator …`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Actionable {
+    pub code: String,
+    pub exit_code: i32,
+    pub service: Option<String>,
+    pub command: String,
+    pub message: String,
+    pub remediation: Vec<String>,
+}
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage { .. } | Error::InvalidConfig { .. } => ExitCode::Usage,
+            Error::ReadFile { .. } => ExitCode::Failure,
+            Error::ProfileUndefined { .. } => ExitCode::ProfileUndefined,
+            Error::ServiceUnknown { .. } => ExitCode::ServiceUnknown,
+            Error::EnvMissing { .. } => ExitCode::EnvMissing,
+            Error::Prerequisite { .. } => ExitCode::Prerequisite,
+            Error::PortInUse { .. } => ExitCode::PortInUse,
+            Error::ConflictingProcess { .. } => ExitCode::ConflictingProcess,
+            Error::WorkspaceBusy { .. } => ExitCode::Failure,
+            Error::CommandFailed { .. } => ExitCode::Failure,
+            Error::StartFailed { .. } => ExitCode::Failure,
+        }
+    }
+
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Error::ServiceUnknown { service, .. }
+            | Error::EnvMissing { service, .. }
+            | Error::PortInUse { service, .. }
+            | Error::ConflictingProcess { service, .. }
+            | Error::CommandFailed { service, .. }
+            | Error::StartFailed { service, .. } => Some(service),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Error::Usage { message, .. } => message.clone(),
+            Error::InvalidConfig { file, key, message } => {
+                format!("{}: {key}: {message}", file.display())
+            }
+            Error::ReadFile { path, source } => format!("cannot read {}: {source}", path.display()),
+            Error::ProfileUndefined { profile, registered, .. } => format!(
+                "profile \"{profile}\" is not registered (registered: {})",
+                registered.join(", ")
+            ),
+            Error::ServiceUnknown { service, known } => format!(
+                "no service named \"{service}\" (known services: {})",
+                known.join(", ")
+            ),
+            Error::EnvMissing { service, profile, missing, env_file } => format!(
+                "service {service} needs {} for profile {profile}: not set in {} nor in the ecosystem env blocks",
+                missing.join(", "),
+                env_file.display()
+            ),
+            Error::Prerequisite { tool, found, minimum, .. } => match found {
+                Some(v) => format!("{tool} {v} is older than the supported minimum {minimum}"),
+                None => format!("{tool} was not found (minimum supported version {minimum})"),
+            },
+            Error::PortInUse { port, holder, .. } => match holder {
+                Some(h) => format!("port {port} is held by pid {} ({})", h.pid, h.command),
+                None => format!(
+                    "port {port} is already bound by a process this user cannot inspect"
+                ),
+            },
+            Error::ConflictingProcess { service, owner, .. } => match owner {
+                Owner::Workspace { root, profile } => format!(
+                    "a PM2 process named \"{service}\" belongs to another workspace ({root}, profile {profile})"
+                ),
+                Owner::Profile { profile } => format!(
+                    "\"{service}\" is already running in this workspace under profile {profile}"
+                ),
+                Owner::Foreign => format!(
+                    "a PM2 process named \"{service}\" exists that the orchestrator did not start"
+                ),
+            },
+            Error::WorkspaceBusy { lock_file, holder_pid, waited_ms } => format!(
+                "another orchestrator command{} holds {} (waited {} s)",
+                holder_pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                lock_file.display(),
+                waited_ms / 1000
+            ),
+            Error::CommandFailed { command, cwd, exit, .. } => {
+                format!("`{command}` in {} failed: {exit}", cwd.display())
+            }
+            Error::StartFailed { service, reason, last_stderr, .. } => {
+                let mut m = format!("{service} did not become ready: {reason}");
+                if !last_stderr.is_empty() {
+                    m.push_str("\nlast lines of its stderr:\n");
+                    m.push_str(&last_stderr.join("\n"));
+                }
+                m
+            }
+        }
+    }
+
+    pub fn remediation(&self) -> Vec<String> {
+        match self {
+            Error::Usage { remediation, .. } => vec![remediation.clone()],
+            Error::InvalidConfig { file, key, .. } => {
+                vec![format!("Fix `{key}` in {}", file.display())]
+            }
+            Error::ReadFile { path, .. } => vec![format!(
+                "Check that {} exists and is readable by this user",
+                path.display()
+            )],
+            Error::ProfileUndefined { profile, nx_json, .. } => vec![
+                format!(
+                    "Register it: add \"{profile}\" to pluginsConfig[\"@workspace/orchestrator\"].profiles in {}",
+                    nx_json.display()
+                ),
+                "Or pass one of the registered profiles with --profile".into(),
+            ],
+            Error::ServiceUnknown { known, .. } => vec![
+                format!("Use one of: {}", known.join(", ")),
+                "Declare new app services in ecosystem.config.js".into(),
+            ],
+            Error::EnvMissing { missing, env_file, profile, .. } => vec![
+                format!("Set {} in {}", missing.join(", "), env_file.display()),
+                format!("Or add them to the app's env_{profile} block in ecosystem.config.js"),
+            ],
+            Error::Prerequisite { remediation, .. } => vec![remediation.clone()],
+            Error::PortInUse { port, holder, env_file, .. } => {
+                let mut r = Vec::new();
+                match holder {
+                    Some(h) => r.push(format!(
+                        "Stop pid {} ({}), or change PORT in {}",
+                        h.pid,
+                        h.command,
+                        env_file.display()
+                    )),
+                    None => r.push(format!(
+                        "Find the holder with `ss -ltnp 'sport = :{port}'`, or change PORT in {}",
+                        env_file.display()
+                    )),
+                }
+                r.push("Run nx run workspace:status to see what this workspace runs".into());
+                r
+            }
+            Error::ConflictingProcess { service, owner, profile } => match owner {
+                Owner::Profile { profile: running } => vec![
+                    format!("Run nx run workspace:stop --profile {running} -- --service={service} first, then start it with --profile {profile}"),
+                    format!("Or run nx run workspace:status --profile {running} to see what runs"),
+                ],
+                Owner::Workspace { root, profile: theirs } => vec![
+                    format!("Run nx run workspace:status (or workspace:stop --profile {theirs}) in {root} first"),
+                    format!("Or rename the app in one workspace's ecosystem.config.js"),
+                ],
+                Owner::Foreign => vec![
+                    format!("Inspect it with `pm2 describe {service}` and remove it with `pm2 delete {service}` if it is stale"),
+                    "Then run nx run workspace:status".into(),
+                ],
+            },
+            Error::WorkspaceBusy { holder_pid, .. } => vec![
+                format!(
+                    "Wait for the other command to finish{}",
+                    holder_pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                ),
+                "Then run the command again".into(),
+            ],
+            Error::CommandFailed { command, cwd, .. } => vec![
+                format!("Run `{command}` in {} to see the full output", cwd.display()),
+            ],
+            Error::StartFailed { service, log_file, .. } => vec![
+                format!("Read {}", log_file.display()),
+                format!("Run `pm2 logs {service}` or nx run workspace:status"),
+            ],
+        }
+    }
+
+    pub fn actionable(&self, command: &str) -> Actionable {
+        let code = self.exit_code();
+        Actionable {
+            code: code.name().to_string(),
+            exit_code: code.number(),
+            service: self.service().map(str::to_string),
+            command: command.to_string(),
+            message: self.message(),
+            remediation: self.remediation(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.exit_code().name(), self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

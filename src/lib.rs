@@ -1,0 +1,18 @@
+//! Native core of `@workspace/orchestrator`. Everything here is plain Rust with unit tests beside
+//! the code; `binding` is the only module that touches napi.
+
+pub mod catalog;
+pub mod config;
+pub mod envfile;
+pub mod error;
+pub mod exit;
+pub mod install;
+pub mod lock;
+pub mod ops;
+pub mod plan;
+pub mod pm2;
+pub mod ports;
+pub mod prereq;
+pub mod ready;
+
+mod binding;

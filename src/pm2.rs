@@ -1,0 +1,191 @@
+//! PM2's process table as data (handed over by the JS side, which talks to PM2's API), and who
+//! owns an entry: this workspace and profile, this workspace under another profile, or not us.
+
+use crate::error::Owner;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pm2Process {
+    pub name: String,
+    pub pm_id: u32,
+    pub pid: Option<u32>,
+    /// PM2's status: online, launching, stopping, stopped, errored, one-launch-status, waiting restart.
+    pub status: String,
+    pub workspace: Option<String>,
+    pub profile: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl Pm2Process {
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "online" | "launching" | "waiting restart" | "stopping"
+        )
+    }
+}
+
+/// What PM2 holds under one name, seen from one workspace and profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    Absent,
+    /// Ours, this profile; `live` when any instance runs.
+    Ours {
+        live: bool,
+    },
+    /// Ours, but started under another profile.
+    OtherProfile {
+        profile: String,
+        live: bool,
+    },
+    Conflict(OwnerKey),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerKey {
+    Workspace { root: String, profile: String },
+    Foreign,
+}
+
+impl From<OwnerKey> for Owner {
+    fn from(k: OwnerKey) -> Owner {
+        match k {
+            OwnerKey::Workspace { root, profile } => Owner::Workspace { root, profile },
+            OwnerKey::Foreign => Owner::Foreign,
+        }
+    }
+}
+
+/// Pure: classifies the PM2 entries named `service` against (`workspace`, `profile`).
+pub fn presence(list: &[Pm2Process], service: &str, workspace: &str, profile: &str) -> Presence {
+    let entries: Vec<&Pm2Process> = list.iter().filter(|p| p.name == service).collect();
+    if entries.is_empty() {
+        return Presence::Absent;
+    }
+    let live = entries.iter().any(|p| p.is_live());
+    for e in &entries {
+        match (&e.workspace, &e.profile) {
+            (Some(w), Some(p)) if w == workspace => {
+                if p != profile {
+                    return Presence::OtherProfile {
+                        profile: p.clone(),
+                        live,
+                    };
+                }
+            }
+            (Some(w), p) => {
+                return Presence::Conflict(OwnerKey::Workspace {
+                    root: w.clone(),
+                    profile: p.clone().unwrap_or_else(|| "?".into()),
+                })
+            }
+            (None, _) => return Presence::Conflict(OwnerKey::Foreign),
+        }
+    }
+    Presence::Ours { live }
+}
+
+/// The profile a running service of ours was started with, if any.
+pub fn running_profile(list: &[Pm2Process], service: &str, workspace: &str) -> Option<String> {
+    list.iter()
+        .filter(|p| p.name == service && p.workspace.as_deref() == Some(workspace) && p.is_live())
+        .find_map(|p| p.profile.clone())
+}
+
+pub fn pids(list: &[Pm2Process], service: &str) -> Vec<u32> {
+    list.iter()
+        .filter(|p| p.name == service)
+        .filter_map(|p| p.pid)
+        .filter(|p| *p > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: &str, status: &str, ws: Option<&str>, profile: Option<&str>) -> Pm2Process {
+        Pm2Process {
+            name: name.into(),
+            pm_id: 0,
+            pid: Some(100),
+            status: status.into(),
+            workspace: ws.map(Into::into),
+            profile: profile.map(Into::into),
+            kind: Some("app".into()),
+        }
+    }
+
+    #[test]
+    fn absent_when_no_entry_has_the_name() {
+        assert_eq!(
+            presence(
+                &[p("admin", "online", Some("/ws"), Some("development"))],
+                "server",
+                "/ws",
+                "development"
+            ),
+            Presence::Absent
+        );
+    }
+
+    #[test]
+    fn ours_live_or_stopped() {
+        let l = [
+            p("server", "online", Some("/ws"), Some("staging")),
+            p("server", "online", Some("/ws"), Some("staging")),
+        ];
+        assert_eq!(
+            presence(&l, "server", "/ws", "staging"),
+            Presence::Ours { live: true }
+        );
+        let l = [p("server", "stopped", Some("/ws"), Some("staging"))];
+        assert_eq!(
+            presence(&l, "server", "/ws", "staging"),
+            Presence::Ours { live: false }
+        );
+        let l = [p("server", "errored", Some("/ws"), Some("staging"))];
+        assert_eq!(
+            presence(&l, "server", "/ws", "staging"),
+            Presence::Ours { live: false }
+        );
+    }
+
+    #[test]
+    fn other_profile_of_this_workspace() {
+        let l = [p("server", "online", Some("/ws"), Some("development"))];
+        assert_eq!(
+            presence(&l, "server", "/ws", "staging"),
+            Presence::OtherProfile {
+                profile: "development".into(),
+                live: true
+            }
+        );
+        assert_eq!(
+            running_profile(&l, "server", "/ws"),
+            Some("development".into())
+        );
+        assert_eq!(running_profile(&l, "server", "/other"), None);
+    }
+
+    #[test]
+    fn another_workspace_or_a_hand_started_process_conflicts() {
+        let l = [p(
+            "server",
+            "stopped",
+            Some("/elsewhere"),
+            Some("production"),
+        )];
+        assert_eq!(
+            presence(&l, "server", "/ws", "production"),
+            Presence::Conflict(OwnerKey::Workspace {
+                root: "/elsewhere".into(),
+                profile: "production".into()
+            })
+        );
+        let l = [p("server", "online", None, None)];
+        assert_eq!(
+            presence(&l, "server", "/ws", "development"),
+            Presence::Conflict(OwnerKey::Foreign)
+        );
+    }
+}
