@@ -103,6 +103,27 @@ export interface ReadySpec {
   pids?: Array<number>
 }
 
+export interface SelectRequest {
+  workspaceRoot: string
+  services?: Array<string>
+  all?: boolean
+  ecosystem: any
+  ecosystemFile: string
+  command: string
+}
+
+/**
+ * The services a command acts on: the named ones (validated), else the default set, or every
+ * service with `all`.
+ */
+export declare function selectServices(req: SelectRequest): Array<ServiceInfo>
+
+export interface ServiceInfo {
+  name: string
+  /** `app` | `dependency` */
+  kind: string
+}
+
 export interface ServiceRequest {
   workspaceRoot: string
   profile?: string

@@ -841,6 +841,7 @@ module.exports.exitCodes = nativeBinding.exitCodes
 module.exports.prepareRestart = nativeBinding.prepareRestart
 module.exports.prepareStart = nativeBinding.prepareStart
 module.exports.prepareStop = nativeBinding.prepareStop
+module.exports.selectServices = nativeBinding.selectServices
 module.exports.setupService = nativeBinding.setupService
 module.exports.testService = nativeBinding.testService
 module.exports.validateName = nativeBinding.validateName

@@ -105,7 +105,18 @@ pub async fn ensure_installed(service: &str, cwd: &Path) -> Result<InstallOutcom
             exit: describe_status(status),
         });
     }
-    tokio::fs::write(&stamp, want)
+    // npm may have written the lockfile: stamp what is on disk now.
+    let package_json = tokio::fs::read(&manifest).await.unwrap_or(package_json);
+    let lock = tokio::fs::read(cwd.join("package-lock.json")).await.ok();
+    let now = manifest_hash(&package_json, lock.as_deref());
+    let modules = cwd.join("node_modules");
+    tokio::fs::create_dir_all(&modules)
+        .await
+        .map_err(|source| Error::ReadFile {
+            path: modules,
+            source,
+        })?;
+    tokio::fs::write(&stamp, now)
         .await
         .map_err(|source| Error::ReadFile {
             path: stamp,

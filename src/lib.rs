@@ -15,4 +15,4 @@ pub mod ports;
 pub mod prereq;
 pub mod ready;
 
-mod binding;
+pub mod binding;

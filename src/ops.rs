@@ -122,12 +122,14 @@ pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
 
     let mut steps = Vec::new();
     for spec in selected {
-        // A restart without --profile reuses the profile the service runs under.
+        // restart and stop without --profile act on the profile the service runs under.
         let profile = match (verb, requested_profile) {
-            (Verb::Restart, None) => match pm2::running_profile(&req.pm2, &spec.name, &ws) {
-                Some(p) => config::resolve_profile(Some(&p), &cat.config, &nx_json)?,
-                None => default_profile.clone(),
-            },
+            (Verb::Restart | Verb::Stop, None) => {
+                match pm2::running_profile(&req.pm2, &spec.name, &ws) {
+                    Some(p) => config::resolve_profile(Some(&p), &cat.config, &nx_json)?,
+                    None => default_profile.clone(),
+                }
+            }
             _ => default_profile.clone(),
         };
         let presence = pm2::presence(&req.pm2, &spec.name, &ws, &profile);

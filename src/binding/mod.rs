@@ -324,3 +324,39 @@ pub async fn acquire_lock(
 pub fn validate_name(name: String, what: String, command: String) -> Result<()> {
     crate::catalog::validate_name(&name, &what).map_err(|e| js_error(e, &command))
 }
+
+#[napi(object)]
+pub struct SelectRequest {
+    pub workspace_root: String,
+    pub services: Option<Vec<String>>,
+    pub all: Option<bool>,
+    pub ecosystem: serde_json::Value,
+    pub ecosystem_file: String,
+    pub command: String,
+}
+
+#[napi(object)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// `app` | `dependency`
+    pub kind: String,
+}
+
+/// The services a command acts on: the named ones (validated), else the default set, or every
+/// service with `all`.
+#[napi]
+pub fn select_services(req: SelectRequest) -> Result<Vec<ServiceInfo>> {
+    let root = PathBuf::from(&req.workspace_root);
+    let cat = ops::load_catalog(&root, &req.ecosystem, &PathBuf::from(&req.ecosystem_file))
+        .map_err(|e| js_error(e, &req.command))?;
+    let selected = cat
+        .select(&req.services.unwrap_or_default(), req.all.unwrap_or(false))
+        .map_err(|e| js_error(e, &req.command))?;
+    Ok(selected
+        .into_iter()
+        .map(|s| ServiceInfo {
+            name: s.name.clone(),
+            kind: s.kind.as_str().into(),
+        })
+        .collect())
+}

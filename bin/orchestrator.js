@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+'use strict';
+// `orchestrator <command> [service…] [--profile p] [--all] [--json]`: the same operations as the
+// Nx executors, exiting with the numeric codes of the exit-code table.
+
+const { parseArgs } = require('util');
+const path = require('path');
+
+const USAGE = `usage: orchestrator <command> [service…] [options]
+
+commands:
+  start [service…]     start services (default set, or --all) and wait until ready
+  stop [service…]      stop this workspace's services
+  restart [service…]   restart (cluster apps reload with zero downtime)
+  setup [service…]     install app dependencies and prepare their env (idempotent)
+  test [service…]      run app tests with the profile's env loaded
+  exit-codes           print the exit-code table
+
+options:
+  --profile <name>     registered profile (default: development)
+  --all                every service instead of the default set
+  --cwd <dir>          a directory inside the workspace (default: .)
+  --json               print the result or the error as JSON
+  -h, --help           this text`;
+
+const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test'];
+
+function usageError(message, json) {
+  const { make } = require('../lib/errors');
+  const report = require('../lib/report');
+  const err = make('EXIT_USAGE', {
+    command: ['orchestrator', ...process.argv.slice(2)].join(' '),
+    message,
+    remediation: ['Run `orchestrator --help` for the commands and options'],
+  });
+  report.error(err, json);
+  process.exit(err.exitCode);
+}
+
+async function main() {
+  const argv = process.argv.slice(2);
+  const json = argv.includes('--json');
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        profile: { type: 'string' },
+        all: { type: 'boolean' },
+        cwd: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    return usageError(e.message, json);
+  }
+  const { values, positionals } = parsed;
+  const [cmd, ...services] = positionals;
+  if (values.help || !cmd) {
+    process.stdout.write(USAGE + '\n');
+    return process.exit(values.help ? 0 : 2);
+  }
+  if (cmd === 'exit-codes') {
+    const { EXIT } = require('../lib/errors');
+    for (const [name, code] of Object.entries(EXIT)) process.stdout.write(`${String(code).padStart(3)}  ${name}\n`);
+    return process.exit(0);
+  }
+  if (!COMMANDS.includes(cmd)) return usageError(`unknown command "${cmd}"`, json);
+  if (values.profile !== undefined && values.profile.trim() === '') return usageError('--profile needs a value', json);
+
+  const operations = require('../lib/operations');
+  const report = require('../lib/report');
+  const { normalize } = require('../lib/errors');
+  const command = ['orchestrator', ...argv].join(' ');
+  try {
+    const res = await operations[cmd]({
+      cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(),
+      profile: values.profile,
+      services,
+      all: values.all,
+      command,
+    });
+    if (values.json) process.stdout.write(JSON.stringify(res) + '\n');
+    else report.result(res);
+    process.exit(0);
+  } catch (e) {
+    const err = normalize(e, { command });
+    report.error(err, values.json);
+    process.exit(err.exitCode);
+  }
+}
+
+main();

@@ -1,0 +1,3 @@
+import { apiUrl } from './api.js';
+
+document.getElementById('api').textContent = apiUrl(import.meta.env);

@@ -1,0 +1,69 @@
+'use strict';
+// One place that turns failures into the actionable-error contract (DESIGN §3) and prints them.
+
+const native = require('./native');
+
+const EXIT = Object.fromEntries(native.exitCodes().map((c) => [c.name, c.code]));
+
+class OrchestratorError extends Error {
+  constructor({ code, exitCode, service = null, command = '', message, remediation = [] }) {
+    super(message);
+    this.name = 'OrchestratorError';
+    this.code = code;
+    this.exitCode = exitCode ?? EXIT[code] ?? 1;
+    this.service = service;
+    this.command = command;
+    this.remediation = remediation;
+  }
+
+  toJSON() {
+    return {
+      error: {
+        code: this.code,
+        exitCode: this.exitCode,
+        service: this.service,
+        command: this.command,
+        message: this.message,
+        remediation: this.remediation,
+      },
+    };
+  }
+}
+
+function make(code, fields) {
+  return new OrchestratorError({ code, exitCode: EXIT[code], ...fields });
+}
+
+/** Converts anything thrown (addon JSON errors, PM2 errors, bugs) into an OrchestratorError. */
+function normalize(err, { command = '', service = null, remediation } = {}) {
+  if (err instanceof OrchestratorError) return err;
+  const text = err && typeof err.message === 'string' ? err.message : String(err);
+  if (text.startsWith('{"error":')) {
+    try {
+      return new OrchestratorError(JSON.parse(text).error);
+    } catch (_) {
+      /* fall through */
+    }
+  }
+  return make('EXIT_FAILURE', {
+    service,
+    command,
+    message: text,
+    remediation: remediation || ['Rerun with ORCHESTRATOR_DEBUG=1 for a stack trace', 'Run nx run workspace:status'],
+  });
+}
+
+function format(err) {
+  const lines = [
+    `✖ ${err.code} (${err.exitCode})${err.service ? ` — ${err.service}` : ''}: ${err.message}`,
+    `  command: ${err.command}`,
+  ];
+  if (err.remediation.length) {
+    lines.push('  what to do:');
+    for (const r of err.remediation) lines.push(`    - ${r}`);
+  }
+  if (process.env.ORCHESTRATOR_DEBUG && err.stack) lines.push(err.stack);
+  return lines.join('\n');
+}
+
+module.exports = { OrchestratorError, EXIT, make, normalize, format };

@@ -1,0 +1,55 @@
+// Types of the programmatic API. The data shapes come from the napi-generated ../index.d.ts.
+import type * as native from '../index';
+
+export interface CommandOptions {
+  /** A directory inside the workspace; defaults to process.cwd(). */
+  cwd?: string;
+  /** Registered profile; default `development` (`restart` reuses the running profile). */
+  profile?: string;
+  service?: string;
+  services?: string[];
+  /** Every service instead of the default set. */
+  all?: boolean;
+  /** How the command is shown in errors; default `orchestrator <verb>`. */
+  command?: string;
+}
+
+export interface ServiceResult {
+  service: string;
+  kind: 'app' | 'dependency';
+  /** start | replace | keep | reload | restart | stop | already-stopped */
+  action: string;
+  profile: string;
+  status: string;
+  pids: number[];
+  ports: number[];
+  install: string | null;
+  readyMs: number | null;
+}
+
+export interface CommandResult {
+  workspace: string;
+  profile: string;
+  services: ServiceResult[];
+}
+
+export declare function start(opts?: CommandOptions): Promise<CommandResult>;
+export declare function restart(opts?: CommandOptions): Promise<CommandResult>;
+export declare function stop(opts?: CommandOptions): Promise<CommandResult>;
+export declare function setup(opts?: CommandOptions): Promise<{ workspace: string; services: native.SetupReport[] }>;
+export declare function test(opts?: CommandOptions): Promise<{ workspace: string; services: { service: string; profile: string; passed: boolean }[] }>;
+
+/** Thrown by every operation: the actionable-error contract. */
+export declare class OrchestratorError extends Error {
+  /** Exit-code name, e.g. `EXIT_PORT_IN_USE`. */
+  code: string;
+  exitCode: number;
+  service: string | null;
+  command: string;
+  remediation: string[];
+  toJSON(): { error: Omit<OrchestratorError, 'toJSON' | 'name' | 'stack'> };
+}
+
+/** Exit-code name → number. */
+export declare const exitCodes: Record<string, number>;
+export { native };

@@ -1,0 +1,63 @@
+'use strict';
+// The executors' shared shim: Nx options in, one operation call, result out.
+
+const fs = require('fs');
+const operations = require('./operations');
+const report = require('./report');
+const { normalize } = require('./errors');
+
+function isRootProject(context) {
+  const project = context.projectsConfigurations?.projects?.[context.projectName];
+  return !project || project.root === '.' || project.root === '';
+}
+
+function commandLine(context, options, profile) {
+  let c = `nx run ${context.projectName}:${context.targetName}`;
+  if (profile) c += ` --profile ${profile}`;
+  if (options.service) c += ` -- --service=${options.service}`;
+  return c;
+}
+
+/**
+ * Nx silently drops a `--configuration` the target does not define (no error, no
+ * configurationName), which would run `--configuration=prodution` under development. The
+ * registered profiles are defined as configurations (nx.json targetDefaults); for any other
+ * value we read the nx CLI's own argv, so an unregistered profile fails as EXIT_PROFILE_UNDEFINED.
+ */
+function droppedConfiguration() {
+  let argv;
+  try {
+    argv = fs.readFileSync(`/proc/${process.ppid}/cmdline`, 'utf8').split('\0');
+  } catch (_) {
+    return undefined;
+  }
+  if (!argv.some((a) => /(^|\/)nx(\.js)?$/.test(a))) return undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const eq = /^(?:--configuration|-c)=(.+)$/.exec(a);
+    if (eq) return eq[1];
+    if ((a === '--configuration' || a === '-c') && argv[i + 1]) return argv[i + 1];
+    if (a === '--') break;
+  }
+  const target = argv.find((a) => /^[^-][^:\s]*:[^:\s]+:[^:\s]+$/.test(a));
+  return target ? target.split(':')[2] : undefined;
+}
+
+async function runExecutor(verb, options, context) {
+  // `--profile staging` and `--configuration=staging` both select the profile.
+  const profile = options.profile || context.configurationName || droppedConfiguration() || undefined;
+  const services = options.service ? [options.service] : isRootProject(context) ? [] : [context.projectName];
+  const command = commandLine(context, options, profile);
+  try {
+    const res = await operations[verb]({ cwd: context.root, profile, services, all: options.all, command });
+    if (options.json) process.stdout.write(JSON.stringify(res) + '\n');
+    else report.result(res);
+    return { success: true };
+  } catch (e) {
+    const err = normalize(e, { command });
+    report.error(err, options.json);
+    return { success: false };
+  }
+}
+
+module.exports = { runExecutor };

@@ -1,0 +1,182 @@
+'use strict';
+// The operations the executors, the `orchestrator` bin and Node scripts share. Each one: read the
+// workspace, ask the addon for a checked plan, let PM2 carry it out, wait for readiness.
+
+const native = require('./native');
+const { normalize, make } = require('./errors');
+const { findRoot, loadEcosystem } = require('./workspace');
+const { Pm2, locate } = require('./pm2');
+
+const LOCK_TIMEOUT_MS = 120000;
+
+function context(opts, verb) {
+  const root = findRoot(opts.cwd || process.cwd());
+  const command = opts.command || `orchestrator ${verb}`;
+  const { file, ecosystem } = loadEcosystem(root, command);
+  return { root, command, ecosystemFile: file, ecosystem };
+}
+
+function servicesOf(opts) {
+  if (opts.services) return [].concat(opts.services);
+  if (opts.service) return [opts.service];
+  return [];
+}
+
+async function withPm2(ctx, fn) {
+  const located = locate(ctx.root);
+  const lock = await native.acquireLock(ctx.root, LOCK_TIMEOUT_MS, ctx.command);
+  let pm2;
+  try {
+    if (located) pm2 = await Pm2.connect(located);
+    return await fn(pm2, located);
+  } finally {
+    if (pm2) await pm2.disconnect();
+    lock.release();
+  }
+}
+
+async function prepare(kind, ctx, opts, pm2, located) {
+  return native[kind]({
+    workspaceRoot: ctx.root,
+    profile: opts.profile || undefined,
+    services: servicesOf(opts),
+    all: Boolean(opts.all),
+    ecosystem: ctx.ecosystem,
+    ecosystemFile: ctx.ecosystemFile,
+    pm2: pm2 ? await pm2.list() : [],
+    nodeVersion: process.versions.node,
+    pm2Version: located ? located.version : undefined,
+    command: ctx.command,
+  });
+}
+
+function summarize(plan, list, ready) {
+  const readyBy = Object.fromEntries(ready.map((r) => [r.service, r.readyMs]));
+  return {
+    workspace: plan.workspaceRoot,
+    profile: plan.profile,
+    services: plan.steps.map((s) => {
+      const entries = list.filter((p) => p.name === s.service);
+      return {
+        service: s.service,
+        kind: s.kind,
+        action: s.action,
+        profile: s.profile,
+        status: entries.length ? entries[0].status : 'stopped',
+        pids: entries.map((p) => p.pid).filter(Boolean),
+        ports: s.ports,
+        install: s.install ?? null,
+        readyMs: readyBy[s.service] ?? null,
+      };
+    }),
+  };
+}
+
+async function launch(kind, opts) {
+  const ctx = context(opts, kind === 'prepareStart' ? 'start' : 'restart');
+  try {
+    return await withPm2(ctx, async (pm2, located) => {
+      const plan = await prepare(kind, ctx, opts, pm2, located);
+      for (const step of plan.steps) {
+        try {
+          await pm2.apply(step);
+        } catch (e) {
+          throw make('EXIT_FAILURE', {
+            service: step.service,
+            command: ctx.command,
+            message: `PM2 could not ${step.action} ${step.service}: ${e.message}`,
+            remediation: [`Check the "${step.service}" entry of ecosystem.config.js`, `Run \`pm2 logs ${step.service}\``],
+          });
+        }
+      }
+      let list = await pm2.list();
+      const targets = plan.steps
+        .filter((s) => s.ready)
+        .map((s) => ({ ...s.ready, pids: list.filter((p) => p.name === s.service && p.pid).map((p) => p.pid) }));
+      const ready = targets.length ? await native.waitReady(targets, ctx.command) : [];
+      list = await pm2.list();
+      return summarize(plan, list, ready);
+    });
+  } catch (e) {
+    throw normalize(e, { command: ctx.command });
+  }
+}
+
+/** Starts services (idempotent): the default set, `services`, or every service with `all`. */
+function start(opts = {}) {
+  return launch('prepareStart', opts);
+}
+
+/** Restarts services: cluster-mode apps reload one worker at a time (zero downtime). */
+function restart(opts = {}) {
+  return launch('prepareRestart', opts);
+}
+
+/** Stops this workspace's services; entries of other workspaces are never touched. */
+async function stop(opts = {}) {
+  const ctx = context(opts, 'stop');
+  try {
+    return await withPm2(ctx, async (pm2, located) => {
+      const plan = await prepare('prepareStop', ctx, opts, pm2, located);
+      for (const step of plan.steps) await pm2.apply(step);
+      return summarize(plan, await pm2.list(), []);
+    });
+  } catch (e) {
+    throw normalize(e, { command: ctx.command });
+  }
+}
+
+function serviceRequest(ctx, opts, service) {
+  return {
+    workspaceRoot: ctx.root,
+    profile: opts.profile || undefined,
+    service,
+    ecosystem: ctx.ecosystem,
+    ecosystemFile: ctx.ecosystemFile,
+    command: ctx.command,
+  };
+}
+
+/** The apps a per-service command acts on: the named ones, else the default set. */
+function appsOf(ctx, opts) {
+  return native
+    .selectServices({
+      workspaceRoot: ctx.root,
+      services: servicesOf(opts),
+      all: Boolean(opts.all),
+      ecosystem: ctx.ecosystem,
+      ecosystemFile: ctx.ecosystemFile,
+      command: ctx.command,
+    })
+    .filter((s) => s.kind === 'app')
+    .map((s) => s.name);
+}
+
+/** Installs dependencies and prepares the env of apps, idempotently. */
+async function setup(opts = {}) {
+  const ctx = context(opts, 'setup');
+  try {
+    const out = [];
+    for (const service of appsOf(ctx, opts)) out.push(await native.setupService(serviceRequest(ctx, opts, service)));
+    return { workspace: ctx.root, services: out };
+  } catch (e) {
+    throw normalize(e, { command: ctx.command });
+  }
+}
+
+/** Runs apps' tests with the profile's env loaded. */
+async function test(opts = {}) {
+  const ctx = context(opts, 'test');
+  try {
+    const out = [];
+    for (const service of appsOf(ctx, opts)) {
+      const profile = await native.testService(serviceRequest(ctx, opts, service));
+      out.push({ service, profile, passed: true });
+    }
+    return { workspace: ctx.root, services: out };
+  } catch (e) {
+    throw normalize(e, { command: ctx.command });
+  }
+}
+
+module.exports = { start, stop, restart, setup, test };

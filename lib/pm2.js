@@ -1,0 +1,87 @@
+'use strict';
+// The PM2 seam: PM2's own programmatic API, promisified. No decisions here: the addon plans,
+// this file carries out one plan step with the matching PM2 call.
+
+const path = require('path');
+
+if (!process.env.PM2_SILENT) process.env.PM2_SILENT = 'true';
+
+/** Finds PM2: the workspace's own copy first (it matches the workspace's `pm2` CLI), then ours. */
+function locate(root) {
+  for (const from of [root, __dirname]) {
+    try {
+      const pkg = require.resolve('pm2/package.json', { paths: [from] });
+      return { dir: path.dirname(pkg), version: require(pkg).version };
+    } catch (_) {
+      /* next */
+    }
+  }
+  return null;
+}
+
+function call(fn, ...args) {
+  return new Promise((resolve, reject) => fn(...args, (err, res) => (err ? reject(err instanceof Error ? err : new Error(String(err && err.message ? err.message : err))) : resolve(res))));
+}
+
+class Pm2 {
+  constructor(api) {
+    this.api = api;
+  }
+
+  static async connect(located) {
+    const api = require(located.dir);
+    await call(api.connect.bind(api), false);
+    return new Pm2(api);
+  }
+
+  /** PM2's process table as the addon's `Pm2Entry` list. */
+  async list() {
+    const procs = await call(this.api.list.bind(this.api));
+    return procs.map((p) => {
+      const e = p.pm2_env || {};
+      const env = e.env || {};
+      const meta = (k) => env[k] ?? e[k] ?? undefined;
+      return {
+        name: p.name,
+        pmId: p.pm_id,
+        pid: p.pid > 0 ? p.pid : undefined,
+        status: e.status || 'unknown',
+        workspace: meta('ORCHESTRATOR_WORKSPACE'),
+        profile: meta('ORCHESTRATOR_PROFILE'),
+        kind: meta('ORCHESTRATOR_KIND'),
+      };
+    });
+  }
+
+  /** Carries out one plan step. */
+  async apply(step) {
+    const api = this.api;
+    switch (step.action) {
+      case 'start':
+        return call(api.start.bind(api), step.app);
+      case 'replace':
+        await call(api.delete.bind(api), step.service);
+        return call(api.start.bind(api), step.app);
+      case 'restart':
+        return call(api.restart.bind(api), step.app);
+      case 'reload':
+        // The object form of `pm2 startOrReload ecosystem.config.js`: graceful reload with the
+        // resolved env (PM2's CLI calls the same method; `reload()` accepts only file paths).
+        return call(api._startJson.bind(api), step.app, {}, 'reloadProcessId');
+      case 'stop':
+        return call(api.stop.bind(api), step.service);
+      default:
+        return undefined; // keep, already-stopped
+    }
+  }
+
+  async disconnect() {
+    try {
+      this.api.disconnect();
+    } catch (_) {
+      /* already closed */
+    }
+  }
+}
+
+module.exports = { Pm2, locate };

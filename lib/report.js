@@ -1,0 +1,34 @@
+'use strict';
+// Human output for command results and errors, shared by the executors and the bin.
+
+const { format } = require('./errors');
+
+const VERB = {
+  start: 'started',
+  replace: 'started (replaced a stopped entry)',
+  keep: 'already online',
+  reload: 'reloaded (zero downtime)',
+  restart: 'restarted',
+  stop: 'stopped',
+  'already-stopped': 'already stopped',
+};
+
+function result(res, write = (l) => process.stdout.write(l + '\n')) {
+  for (const s of res.services || []) {
+    const parts = [`profile ${s.profile}`];
+    if (s.pids && s.pids.length) parts.push(`pid ${s.pids.join(',')}`);
+    if (s.ports && s.ports.length) parts.push(`ports ${s.ports.join(',')}`);
+    if (s.readyMs != null) parts.push(`ready in ${s.readyMs} ms`);
+    if (s.install === 'installed') parts.push('dependencies installed');
+    if (s.passed) parts.push('tests passed');
+    const what = s.action ? VERB[s.action] || s.action : s.passed ? 'tested' : `set up (${s.install})`;
+    write(`✔ ${s.service.padEnd(12)} ${what} — ${parts.join(', ')}`);
+  }
+}
+
+function error(err, json = false) {
+  if (json) process.stdout.write(JSON.stringify(err.toJSON()) + '\n');
+  else process.stderr.write(format(err) + '\n');
+}
+
+module.exports = { result, error };

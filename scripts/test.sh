@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's test command: Rust checks and unit tests, then the JS binding and integration
+# tests (real PM2 with a private PM2_HOME, real Nx against examples/workspace).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NX_DAEMON=false
+
+echo "== cargo fmt --check"; cargo fmt --check
+echo "== cargo clippy -D warnings"; cargo clippy --all-targets -- -D warnings
+echo "== cargo test"; cargo test
+echo "== napi build (release; a no-op when nothing changed)"; npx napi build --platform --release
+[ -d examples/workspace/node_modules/nx ] || (cd examples/workspace && npm ci --no-audit --no-fund)
+echo "== node --test __test__/"; node --test --test-concurrency=1 __test__/
