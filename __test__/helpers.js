@@ -1,0 +1,158 @@
+'use strict';
+// Shared test plumbing: a private PM2_HOME per run, real `nx` and `orchestrator` processes,
+// temporary copies of the example workspace, and PM2's table read through PM2's own API.
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawn, spawnSync } = require('child_process');
+
+const ROOT = path.resolve(__dirname, '..');
+const EXAMPLE = path.join(ROOT, 'examples', 'workspace');
+const RUN_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-test-'));
+const PM2_HOME = path.join(RUN_DIR, 'pm2');
+
+// Before anything loads pm2: this process and every child use the private daemon.
+process.env.PM2_HOME = PM2_HOME;
+process.env.NX_DAEMON = 'false';
+process.env.NO_COLOR = '1';
+process.env.PM2_SILENT = 'true';
+
+// Children must not inherit the test runner's IPC marker, or an app's own `node --test` would
+// report to us instead of printing.
+function childEnv() {
+  const env = { ...process.env };
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
+
+const NX = path.join(EXAMPLE, 'node_modules', '.bin', 'nx');
+const BIN = path.join(ROOT, 'bin', 'orchestrator.js');
+
+function result(r) {
+  return { code: r.status, stdout: r.stdout || '', stderr: r.stderr || '', out: `${r.stdout || ''}${r.stderr || ''}` };
+}
+
+/** `nx run <args>` in a workspace; resolves with code and output. */
+function nx(args, cwd = EXAMPLE) {
+  return new Promise((resolve) => {
+    const child = spawn(NX, ['run', ...args], { cwd, env: childEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (status) => resolve(result({ status, stdout, stderr })));
+  });
+}
+
+/** The `orchestrator` bin. */
+function cli(args, cwd = EXAMPLE) {
+  return result(spawnSync(process.execPath, [BIN, ...args], { cwd, env: childEnv(), encoding: 'utf8' }));
+}
+
+let api;
+async function pm2() {
+  if (!api) {
+    api = require(path.join(ROOT, 'node_modules', 'pm2'));
+    await new Promise((res, rej) => api.connect(false, (e) => (e ? rej(e) : res())));
+  }
+  return api;
+}
+
+function call(method, ...args) {
+  return pm2().then((p) => new Promise((res, rej) => p[method](...args, (e, v) => (e ? rej(e) : res(v)))));
+}
+
+/** PM2's table: name, id, pid, status, restarts and our metadata. */
+async function list() {
+  const procs = await call('list');
+  return procs.map((p) => ({
+    name: p.name,
+    pmId: p.pm_id,
+    pid: p.pid,
+    status: p.pm2_env.status,
+    restarts: p.pm2_env.restart_time,
+    execMode: p.pm2_env.exec_mode,
+    namespace: p.pm2_env.namespace,
+    env: p.pm2_env.env || {},
+  }));
+}
+
+/** A comparable picture of PM2's table, to prove a guard changed nothing. */
+async function snapshot() {
+  return (await list()).map((p) => `${p.name}#${p.pmId}:${p.pid}:${p.status}:${p.restarts}`).sort();
+}
+
+async function killPm2() {
+  if (!api) {
+    await pm2();
+  }
+  await new Promise((res) => api.killDaemon(() => res()));
+  try {
+    api.disconnect();
+  } catch (_) {
+    /* closed */
+  }
+  api = undefined;
+}
+
+function copyTree(from, to, skip) {
+  fs.mkdirSync(to, { recursive: true });
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    if (skip.includes(entry.name)) continue;
+    const src = path.join(from, entry.name);
+    const dst = path.join(to, entry.name);
+    if (entry.isDirectory()) copyTree(src, dst, skip);
+    else fs.copyFileSync(src, dst);
+  }
+}
+
+/**
+ * A copy of the example workspace in RUN_DIR with its node_modules linked (not copied) and the
+ * app ports moved (5173 → admin, 3000 → server) so it can run beside the example.
+ */
+function tempWorkspace(name, { adminPort = 15173, serverPort = 13000, linkModules = true } = {}) {
+  const dir = path.join(RUN_DIR, name);
+  copyTree(EXAMPLE, dir, ['node_modules', '.nx', 'logs', '.orchestrator']);
+  if (linkModules) fs.symlinkSync(path.join(EXAMPLE, 'node_modules'), path.join(dir, 'node_modules'));
+  for (const app of ['admin', 'server']) {
+    const modules = path.join(EXAMPLE, 'apps', app, 'node_modules');
+    if (fs.existsSync(modules)) fs.symlinkSync(modules, path.join(dir, 'apps', app, 'node_modules'));
+  }
+  const files = ['ecosystem.config.js', 'nx.json', ...['development', 'staging', 'production'].map((p) => `config/env/${p}.env`)];
+  for (const f of files) {
+    const p = path.join(dir, f);
+    fs.writeFileSync(p, fs.readFileSync(p, 'utf8').replaceAll('5173', String(adminPort)).replaceAll('3000', String(serverPort)));
+  }
+  return dir;
+}
+
+function edit(file, fn) {
+  fs.writeFileSync(file, fn(fs.readFileSync(file, 'utf8')));
+}
+
+/** GET a URL with a fresh connection; resolves { status, body } or rejects. */
+function get(url, timeoutMs = 3000) {
+  const http = require('http');
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (_) {
+    return false;
+  }
+}
+
+module.exports = { childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };
