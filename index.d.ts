@@ -17,6 +17,12 @@ export declare class WorkspaceLock {
 /** Takes the workspace lock, waiting up to `timeoutMs` for another command to finish. */
 export declare function acquireLock(workspaceRoot: string, timeoutMs: number, command: string): Promise<WorkspaceLock>
 
+/**
+ * Checks node and PM2 against the supported minimums; throws `EXIT_PREREQUISITE` otherwise.
+ * Called before PM2 is loaded, so an old or missing PM2 is reported instead of crashing.
+ */
+export declare function checkPrerequisites(workspaceRoot: string, nodeVersion: string, pm2Version: string | undefined | null, command: string): void
+
 export interface ExitCodeInfo {
   name: string
   code: number

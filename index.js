@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.WorkspaceLock = nativeBinding.WorkspaceLock
 module.exports.acquireLock = nativeBinding.acquireLock
+module.exports.checkPrerequisites = nativeBinding.checkPrerequisites
 module.exports.exitCodes = nativeBinding.exitCodes
 module.exports.prepareRestart = nativeBinding.prepareRestart
 module.exports.prepareStart = nativeBinding.prepareStart

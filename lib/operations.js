@@ -24,10 +24,11 @@ function servicesOf(opts) {
 
 async function withPm2(ctx, fn) {
   const located = locate(ctx.root);
+  native.checkPrerequisites(ctx.root, process.versions.node, located ? located.version : undefined, ctx.command);
   const lock = await native.acquireLock(ctx.root, LOCK_TIMEOUT_MS, ctx.command);
   let pm2;
   try {
-    if (located) pm2 = await Pm2.connect(located);
+    pm2 = await Pm2.connect(located);
     return await fn(pm2, located);
   } finally {
     if (pm2) await pm2.disconnect();
@@ -43,9 +44,9 @@ async function prepare(kind, ctx, opts, pm2, located) {
     all: Boolean(opts.all),
     ecosystem: ctx.ecosystem,
     ecosystemFile: ctx.ecosystemFile,
-    pm2: pm2 ? await pm2.list() : [],
+    pm2: await pm2.list(),
     nodeVersion: process.versions.node,
-    pm2Version: located ? located.version : undefined,
+    pm2Version: located.version,
     command: ctx.command,
   });
 }

@@ -360,3 +360,20 @@ pub fn select_services(req: SelectRequest) -> Result<Vec<ServiceInfo>> {
         })
         .collect())
 }
+
+/// Checks node and PM2 against the supported minimums; throws `EXIT_PREREQUISITE` otherwise.
+/// Called before PM2 is loaded, so an old or missing PM2 is reported instead of crashing.
+#[napi]
+pub fn check_prerequisites(
+    workspace_root: String,
+    node_version: String,
+    pm2_version: Option<String>,
+    command: String,
+) -> Result<()> {
+    crate::prereq::check_node_and_pm2(
+        &node_version,
+        pm2_version.as_deref(),
+        std::path::Path::new(&workspace_root),
+    )
+    .map_err(|e| js_error(e, &command))
+}
