@@ -83,8 +83,10 @@ async function snapshot() {
   return (await list()).map((p) => `${p.name}#${p.pmId}:${p.pid}:${p.status}:${p.restarts}`).sort();
 }
 
+/** Kills this run's PM2 daemon if one runs (never starts one just to kill it). */
 async function killPm2() {
   if (!api) {
+    if (!fs.existsSync(path.join(PM2_HOME, 'pm2.pid'))) return;
     await pm2();
   }
   await new Promise((res) => api.killDaemon(() => res()));

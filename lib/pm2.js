@@ -29,7 +29,10 @@ class Pm2 {
   }
 
   static async connect(located) {
-    const api = require(located.dir);
+    // Our own client instance, not PM2's module-level singleton: a Node script that uses both
+    // PM2 and this package keeps its connection when we disconnect ours.
+    const API = require(located.dir).custom;
+    const api = new API();
     await call(api.connect.bind(api), false);
     return new Pm2(api);
   }
