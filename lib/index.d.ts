@@ -50,6 +50,9 @@ export declare class OrchestratorError extends Error {
   toJSON(): { error: Omit<OrchestratorError, 'toJSON' | 'name' | 'stack'> };
 }
 
+/** The Nx plugin name (the package is registered in nx.json `plugins`). */
+export declare const name: string;
+
 /** Exit-code name → number. */
 export declare const exitCodes: Record<string, number>;
 export { native };

@@ -5,6 +5,9 @@ const { OrchestratorError, EXIT } = require('./errors');
 const native = require('./native');
 
 module.exports = {
+  // Registered in nx.json `plugins`, Nx loads this module as a plugin; target inference
+  // (createNodesV2) arrives with the verify/inferred-targets issue.
+  name: '@workspace/orchestrator',
   ...operations,
   OrchestratorError,
   exitCodes: EXIT,

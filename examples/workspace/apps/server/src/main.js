@@ -9,14 +9,16 @@ server.listen(cfg.port, cfg.host, () => {
   console.log(`server listening on ${cfg.host}:${cfg.port} (APP_ENV=${cfg.appEnv}, pid ${process.pid})`);
 });
 
-// PM2 sends SIGINT on stop and on each step of a reload: finish in-flight requests, then exit.
+// PM2 sends SIGINT on stop and on each step of a reload. Stop accepting (the cluster master then
+// sends new connections to the other workers), let in-flight requests finish, and stay alive a
+// moment longer so a connection the master handed over just before it saw the close is refused
+// back to it (and redistributed) rather than lost with this process.
 let closing = false;
 function shutdown(signal) {
   if (closing) return;
   closing = true;
   console.log(`server ${process.pid} received ${signal}, draining`);
-  server.close(() => process.exit(0));
-  server.closeIdleConnections?.();
+  server.close(() => setTimeout(() => process.exit(0), 1000));
   setTimeout(() => process.exit(0), 4000).unref();
 }
 process.on('SIGINT', () => shutdown('SIGINT'));
