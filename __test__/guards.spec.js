@@ -171,3 +171,13 @@ test('malformed ecosystem.config.js → EXIT_USAGE naming the file, PM2 untouche
   assert.match(r.out, /ecosystem\.config\.js could not be loaded/);
   assert.deepStrictEqual(await h.snapshot(), before);
 });
+
+test('stop with no PM2 daemon running reports already stopped and launches none', async () => {
+  await h.killPm2();
+  const fs = require('fs');
+  const r = h.cli(['stop', '--all']);
+  assert.strictEqual(r.code, 0, r.out);
+  assert.match(r.out, /admin\s+already stopped/);
+  assert.match(r.out, /server\s+already stopped/);
+  assert.ok(!fs.existsSync(path.join(h.PM2_HOME, 'pm2.pid')) || !h.alive(Number(fs.readFileSync(path.join(h.PM2_HOME, 'pm2.pid'), 'utf8'))), 'no daemon was launched');
+});

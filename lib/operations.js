@@ -5,7 +5,7 @@
 const native = require('./native');
 const { normalize, make } = require('./errors');
 const { findRoot, loadEcosystem } = require('./workspace');
-const { Pm2, locate } = require('./pm2');
+const { Pm2, locate, daemonRunning } = require('./pm2');
 
 const LOCK_TIMEOUT_MS = 120000;
 
@@ -22,13 +22,15 @@ function servicesOf(opts) {
   return [];
 }
 
-async function withPm2(ctx, fn) {
+/** Runs `fn` under the workspace lock with a PM2 connection. With `onlyIfRunning`, no daemon is
+ * launched just to find nothing: `fn` gets `null` when none runs. */
+async function withPm2(ctx, fn, { onlyIfRunning = false } = {}) {
   const located = locate(ctx.root);
   native.checkPrerequisites(ctx.root, process.versions.node, located ? located.version : undefined, ctx.command);
   const lock = await native.acquireLock(ctx.root, LOCK_TIMEOUT_MS, ctx.command);
-  let pm2;
+  let pm2 = null;
   try {
-    pm2 = await Pm2.connect(located);
+    if (!onlyIfRunning || daemonRunning()) pm2 = await Pm2.connect(located);
     return await fn(pm2, located);
   } finally {
     if (pm2) await pm2.disconnect();
@@ -44,7 +46,7 @@ async function prepare(kind, ctx, opts, pm2, located) {
     all: Boolean(opts.all),
     ecosystem: ctx.ecosystem,
     ecosystemFile: ctx.ecosystemFile,
-    pm2: await pm2.list(),
+    pm2: pm2 ? await pm2.list() : [],
     nodeVersion: process.versions.node,
     pm2Version: located.version,
     command: ctx.command,
@@ -117,11 +119,16 @@ function restart(opts = {}) {
 async function stop(opts = {}) {
   const ctx = context(opts, 'stop');
   try {
-    return await withPm2(ctx, async (pm2, located) => {
-      const plan = await prepare('prepareStop', ctx, opts, pm2, located);
-      for (const step of plan.steps) await pm2.apply(step);
-      return summarize(plan, await pm2.list(), []);
-    });
+    return await withPm2(
+      ctx,
+      async (pm2, located) => {
+        const plan = await prepare('prepareStop', ctx, opts, pm2, located);
+        if (!pm2) return summarize(plan, [], []);
+        for (const step of plan.steps) await pm2.apply(step);
+        return summarize(plan, await pm2.list(), []);
+      },
+      { onlyIfRunning: true },
+    );
   } catch (e) {
     throw normalize(e, { command: ctx.command });
   }

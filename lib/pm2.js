@@ -23,6 +23,22 @@ function call(fn, ...args) {
   return new Promise((resolve, reject) => fn(...args, (err, res) => (err ? reject(err instanceof Error ? err : new Error(String(err && err.message ? err.message : err))) : resolve(res))));
 }
 
+/** PM2_HOME as PM2 resolves it. */
+function home() {
+  return process.env.PM2_HOME || path.join(process.env.HOME || require('os').homedir(), '.pm2');
+}
+
+/** Whether this PM2_HOME's daemon runs (without connecting, which would launch one). */
+function daemonRunning() {
+  try {
+    const pid = Number(require('fs').readFileSync(path.join(home(), 'pm2.pid'), 'utf8'));
+    process.kill(pid, 0);
+    return true;
+  } catch (_) {
+    return false;
+  }
+}
+
 class Pm2 {
   constructor(api) {
     this.api = api;
@@ -87,4 +103,4 @@ class Pm2 {
   }
 }
 
-module.exports = { Pm2, locate };
+module.exports = { Pm2, locate, daemonRunning };
