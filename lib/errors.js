@@ -49,7 +49,7 @@ function normalize(err, { command = '', service = null, remediation } = {}) {
     service,
     command,
     message: text,
-    remediation: remediation || ['Rerun with ORCHESTRATOR_DEBUG=1 for a stack trace', 'Run nx run workspace:status'],
+    remediation: remediation || ['Rerun with ORCHESTRATOR_DEBUG=1 for a stack trace', 'Run `npx pm2 ls` to see what PM2 runs'],
   });
 }
 

@@ -227,7 +227,7 @@ impl Error {
                         env_file.display()
                     )),
                 }
-                r.push("Run nx run workspace:status to see what this workspace runs".into());
+                r.push("Run `npx pm2 ls` to see what PM2 runs".into());
                 r
             }
             Error::ConflictingProcess { service, owner, profile } => match owner {
@@ -241,7 +241,7 @@ impl Error {
                 ],
                 Owner::Foreign => vec![
                     format!("Inspect it with `pm2 describe {service}` and remove it with `pm2 delete {service}` if it is stale"),
-                    "Then run nx run workspace:status".into(),
+                    "Then run the command again".into(),
                 ],
             },
             Error::WorkspaceBusy { holder_pid, .. } => vec![
@@ -256,7 +256,7 @@ impl Error {
             ],
             Error::StartFailed { service, log_file, .. } => vec![
                 format!("Read {}", log_file.display()),
-                format!("Run `pm2 logs {service}` or nx run workspace:status"),
+                format!("Run `npx pm2 logs {service}` to follow its output"),
             ],
         }
     }

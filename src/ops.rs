@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -120,6 +119,8 @@ pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
     let selected = cat.select(&req.services, req.all)?;
     let ws = root.display().to_string();
 
+    // Each profile's env file is read once, however many services share it.
+    let mut env_files: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut steps = Vec::new();
     for spec in selected {
         // restart and stop without --profile act on the profile the service runs under.
@@ -138,7 +139,18 @@ pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
             Verb::Restart => plan::decide_restart(&presence, &spec.name, &profile, spec.cluster)?,
             Verb::Stop => plan::decide_stop(&presence, &spec.name, &profile)?,
         };
-        let env = service_env(&cat, spec, &profile)?;
+        if !env_files.contains_key(&profile) {
+            env_files.insert(
+                profile.clone(),
+                envfile::read_env_file(&cat.env_file(&profile))?,
+            );
+        }
+        let env = catalog::resolve_env(
+            spec,
+            &profile,
+            env_files[&profile].clone(),
+            &cat.env_file(&profile),
+        );
         if action.launches() {
             check_required(&cat, spec, &profile, &env)?;
         }
@@ -308,20 +320,4 @@ pub async fn test(req: ServiceRequest) -> Result<String> {
     install::ensure_installed(&spec.name, &spec.cwd).await?;
     run_npm_script(spec, "test", &env).await?;
     Ok(profile)
-}
-
-pub fn ready_targets(plan: &Plan, pm2_list: &[Pm2Process]) -> Vec<crate::ready::ReadyTarget> {
-    plan.steps
-        .iter()
-        .filter(|s| s.action.launches())
-        .map(|s| crate::ready::ReadyTarget {
-            service: s.service.clone(),
-            ports: s.ports.clone(),
-            health_http: s.health_http.clone(),
-            health_tcp: s.health_tcp.clone(),
-            pids: pm2::pids(pm2_list, &s.service),
-            timeout: Duration::from_millis(s.ready_timeout_ms),
-            error_log: s.error_log.clone(),
-        })
-        .collect()
 }
