@@ -23,6 +23,27 @@ export declare function acquireLock(workspaceRoot: string, timeoutMs: number, co
  */
 export declare function checkPrerequisites(workspaceRoot: string, nodeVersion: string, pm2Version: string | undefined | null, command: string): void
 
+export interface ContainerReport {
+  service: string
+  id: string
+  name: string
+  image: string
+  /** A running container with the same configuration was kept. */
+  adopted: boolean
+  /** The image was pulled for this start. */
+  pulled: boolean
+  hasHealthcheck: boolean
+  ports: Array<number>
+}
+
+/**
+ * Makes a dependency's container run: image present (pulled with progress on stderr), then
+ * adopted when identical and running, else (re)created and started. `spec` is the JSON text of
+ * a plan step's `container` (JSON text keeps 64-bit durations exact). Engine refusals throw
+ * `EXIT_IMAGE_UNAVAILABLE` / `EXIT_CONTAINER_FAILED` / `EXIT_PREREQUISITE`.
+ */
+export declare function ensureContainer(spec: string, command: string): Promise<ContainerReport>
+
 export interface ExitCodeInfo {
   name: string
   code: number
@@ -52,6 +73,10 @@ export interface PlanStep {
   install?: string
   /** What readiness means for this step, for launching actions. */
   ready?: ReadySpec
+  /** Launching dependency steps: the container spec to hand to `ensureContainer`. */
+  container?: any
+  /** Wait for this step to be ready before carrying out the next ones (dependencies). */
+  gate: boolean
 }
 
 /** One PM2 process-table entry, as the JS side reads it from `pm2.list()`. */
@@ -82,6 +107,10 @@ export interface PrepareRequest {
   pm2Version?: string
   /** The command as the user typed it, for error messages. */
   command: string
+  /** Select every docker dependency instead of `services`. */
+  dependencies?: boolean
+  /** Absolute path of the container runner script (`lib/runner.js`). */
+  runnerScript: string
 }
 
 /** Guards + plan for `restart`: cluster apps reload with zero downtime, fork apps restart. */
@@ -95,7 +124,11 @@ export declare function prepareStop(req: PrepareRequest): Promise<Plan>
 
 export interface ReadyReport {
   service: string
+  /** Apps: from launch to ready. Dependencies: from container start to healthy. */
   readyMs: number
+  containerId?: string
+  /** Dependencies: `healthy`, or `none` without a healthcheck. */
+  health?: string
 }
 
 export interface ReadySpec {
@@ -107,7 +140,17 @@ export interface ReadySpec {
   errorLog: string
   /** Filled by the caller after the launch: the pids PM2 reports for the service. */
   pids?: Array<number>
+  /** Dependencies: the container to wait on (from `ensureContainer`), filled by the caller. */
+  containerId?: string
+  hasHealthcheck?: boolean
+  workspace?: string
 }
+
+/**
+ * The container runner's main call: ensures the container, forwards its stdout/stderr to this
+ * process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
+ */
+export declare function runContainer(spec: string): Promise<number | null>
 
 export interface SelectRequest {
   workspaceRoot: string
@@ -150,11 +193,24 @@ export interface SetupReport {
 /** Installs an app's dependencies (idempotent), checks its env, runs its `setup` script if any. */
 export declare function setupService(req: ServiceRequest): Promise<SetupReport>
 
+/** The runner's SIGINT/SIGTERM: stops the container gracefully with its stop timeout. */
+export declare function stopContainer(spec: string): Promise<void>
+
+/**
+ * Stops every running container of a workspace's dependency (by label), e.g. one left behind
+ * by a runner that was killed. Resolves with the ids it stopped.
+ */
+export declare function stopDependency(workspaceRoot: string, service: string, command: string): Promise<Array<string>>
+
 /** Runs an app's `test` script with the profile's env loaded. Resolves to the profile used. */
 export declare function testService(req: ServiceRequest): Promise<string>
 
 /** Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise. */
 export declare function validateName(name: string, what: string, command: string): void
 
-/** Waits until every target's ports listen and its health probe answers, while its pids live. */
+/**
+ * Waits until every target is ready: apps when their ports listen and their health probe
+ * answers while their pids live; dependencies when Docker reports their container healthy
+ * (engine events, not polling). A dependency that times out is marked degraded.
+ */
 export declare function waitReady(targets: Array<ReadySpec>, command: string): Promise<Array<ReadyReport>>

@@ -19,6 +19,7 @@ commands:
 options:
   --profile <name>     registered profile (default: development)
   --all                every service instead of the default set
+  --deps               every docker dependency (docker-compose.yml services)
   --cwd <dir>          a directory inside the workspace (default: .)
   --json               print the result or the error as JSON
   -h, --help           this text`;
@@ -49,6 +50,7 @@ async function main() {
       options: {
         profile: { type: 'string' },
         all: { type: 'boolean' },
+        deps: { type: 'boolean' },
         cwd: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -81,6 +83,7 @@ async function main() {
       profile: values.profile,
       services,
       all: values.all,
+      dependencies: values.deps,
       command,
     });
     if (values.json) process.stdout.write(JSON.stringify(res) + '\n');

@@ -24,7 +24,7 @@ function commandLine(context, options, profile) {
  * registered profiles are defined as configurations (nx.json targetDefaults); for any other
  * value we read the nx CLI's own argv, so an unregistered profile fails as EXIT_PROFILE_UNDEFINED.
  */
-function droppedConfiguration() {
+function droppedConfiguration(context) {
   let argv;
   try {
     argv = fs.readFileSync(`/proc/${process.ppid}/cmdline`, 'utf8').split('\0');
@@ -40,16 +40,19 @@ function droppedConfiguration() {
     if (a === '--') break;
   }
   const target = argv.find((a) => /^[^-][^:\s]*:[^:\s]+:[^:\s]+$/.test(a));
-  return target ? target.split(':')[2] : undefined;
+  if (!target) return undefined;
+  // `workspace:deps:start` names the target `deps:start`, not configuration `start`.
+  const [, t, c] = target.split(':');
+  return `${t}:${c}` === context.targetName ? undefined : c;
 }
 
 async function runExecutor(verb, options, context) {
   // `--profile staging` and `--configuration=staging` both select the profile.
-  const profile = options.profile || context.configurationName || droppedConfiguration() || undefined;
+  const profile = options.profile || context.configurationName || droppedConfiguration(context) || undefined;
   const services = options.service ? [options.service] : isRootProject(context) ? [] : [context.projectName];
   const command = commandLine(context, options, profile);
   try {
-    const res = await operations[verb]({ cwd: context.root, profile, services, all: options.all, command });
+    const res = await operations[verb]({ cwd: context.root, profile, services: options.dependencies ? [] : services, all: options.all, dependencies: options.dependencies, command });
     if (options.json) process.stdout.write(JSON.stringify(res) + '\n');
     else report.result(res);
     return { success: true };

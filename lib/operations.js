@@ -2,6 +2,7 @@
 // The operations the executors, the `orchestrator` bin and Node scripts share. Each one: read the
 // workspace, ask the addon for a checked plan, let PM2 carry it out, wait for readiness.
 
+const path = require('path');
 const native = require('./native');
 const { normalize, make } = require('./errors');
 const { findRoot, loadEcosystem } = require('./workspace');
@@ -50,11 +51,15 @@ async function prepare(kind, ctx, opts, pm2, located) {
     nodeVersion: process.versions.node,
     pm2Version: located.version,
     command: ctx.command,
+    dependencies: Boolean(opts.dependencies),
+    runnerScript: path.join(__dirname, 'runner.js'),
   });
 }
 
-function summarize(plan, list, ready) {
-  const readyBy = Object.fromEntries(ready.map((r) => [r.service, r.readyMs]));
+const isActionable = (e) => typeof e?.message === 'string' && e.message.startsWith('{"error"');
+
+function summarize(plan, list, ready, containers = {}) {
+  const readyBy = Object.fromEntries(ready.map((r) => [r.service, r]));
   return {
     workspace: plan.workspaceRoot,
     profile: plan.profile,
@@ -69,7 +74,16 @@ function summarize(plan, list, ready) {
         pids: entries.map((p) => p.pid).filter(Boolean),
         ports: s.ports,
         install: s.install ?? null,
-        readyMs: readyBy[s.service] ?? null,
+        readyMs: readyBy[s.service]?.readyMs ?? null,
+        ...(s.kind === 'dependency'
+          ? {
+              containerId: containers[s.service]?.id ?? readyBy[s.service]?.containerId ?? null,
+              image: containers[s.service]?.image ?? s.container?.image ?? null,
+              health: readyBy[s.service]?.health ?? null,
+              adopted: containers[s.service]?.adopted ?? null,
+              pulled: containers[s.service]?.pulled ?? null,
+            }
+          : {}),
       };
     }),
   };
@@ -80,25 +94,43 @@ async function launch(kind, opts) {
   try {
     return await withPm2(ctx, async (pm2, located) => {
       const plan = await prepare(kind, ctx, opts, pm2, located);
+      const containers = {};
+      const ready = [];
+      const pending = [];
+      const readyTarget = (step, list) => ({
+        ...step.ready,
+        pids: list.filter((p) => p.name === step.service && p.pid).map((p) => p.pid),
+        ...(containers[step.service] ? { containerId: containers[step.service].id, hasHealthcheck: containers[step.service].hasHealthcheck } : {}),
+      });
       for (const step of plan.steps) {
+        // A dependency's container is made to run here, in the command (pull progress and
+        // engine refusals reach the user); the runner PM2 starts next adopts it.
+        const ensure = step.container
+          ? async () => {
+              containers[step.service] = await native.ensureContainer(JSON.stringify(step.container), ctx.command);
+            }
+          : undefined;
         try {
-          await pm2.apply(step);
+          await pm2.apply(step, ensure);
         } catch (e) {
+          if (isActionable(e)) throw e;
           throw make('EXIT_FAILURE', {
             service: step.service,
             command: ctx.command,
             message: `PM2 could not ${step.action} ${step.service}: ${e.message}`,
-            remediation: [`Check the "${step.service}" entry of ecosystem.config.js`, `Run \`pm2 logs ${step.service}\``],
+            remediation: [`Check the "${step.service}" entry of ${step.kind === 'dependency' ? 'docker-compose.yml' : 'ecosystem.config.js'}`, `Run \`pm2 logs ${step.service}\``],
           });
         }
+        if (!step.ready) continue;
+        // Dependencies gate what follows (compose `depends_on`, then the apps).
+        if (step.gate) ready.push(...(await native.waitReady([readyTarget(step, await pm2.list())], ctx.command)));
+        else pending.push(step);
       }
-      let list = await pm2.list();
-      const targets = plan.steps
-        .filter((s) => s.ready)
-        .map((s) => ({ ...s.ready, pids: list.filter((p) => p.name === s.service && p.pid).map((p) => p.pid) }));
-      const ready = targets.length ? await native.waitReady(targets, ctx.command) : [];
-      list = await pm2.list();
-      return summarize(plan, list, ready);
+      if (pending.length) {
+        const list = await pm2.list();
+        ready.push(...(await native.waitReady(pending.map((s) => readyTarget(s, list)), ctx.command)));
+      }
+      return summarize(plan, await pm2.list(), ready, containers);
     });
   } catch (e) {
     throw normalize(e, { command: ctx.command });
@@ -123,9 +155,19 @@ async function stop(opts = {}) {
       ctx,
       async (pm2, located) => {
         const plan = await prepare('prepareStop', ctx, opts, pm2, located);
-        if (!pm2) return summarize(plan, [], []);
-        for (const step of plan.steps) await pm2.apply(step);
-        return summarize(plan, await pm2.list(), []);
+        for (const step of plan.steps) {
+          if (pm2) await pm2.apply(step);
+          // The runner stops its container on SIGINT; this also stops one a killed runner left.
+          if (step.kind === 'dependency') {
+            try {
+              await native.stopDependency(ctx.root, step.service, ctx.command);
+            } catch (e) {
+              // No engine, nothing of ours can run there; report it only if we expected a runner.
+              if (step.action !== 'already-stopped') throw e;
+            }
+          }
+        }
+        return summarize(plan, pm2 ? await pm2.list() : [], []);
       },
       { onlyIfRunning: true },
     );

@@ -72,16 +72,23 @@ class Pm2 {
     });
   }
 
-  /** Carries out one plan step. */
-  async apply(step) {
+  /** Carries out one plan step. `beforeLaunch` (dependencies: make the container run) is
+   * awaited once the old process is out of the way and before PM2 launches the new one. */
+  async apply(step, beforeLaunch = async () => {}) {
     const api = this.api;
     switch (step.action) {
       case 'start':
+        await beforeLaunch();
         return call(api.start.bind(api), step.app);
       case 'replace':
         await call(api.delete.bind(api), step.service);
+        await beforeLaunch();
         return call(api.start.bind(api), step.app);
       case 'restart':
+        // A dependency: the runner stops its container gracefully, a new one is created, and
+        // the restarted runner adopts it.
+        if (step.kind === 'dependency') await call(api.stop.bind(api), step.service);
+        await beforeLaunch();
         return call(api.restart.bind(api), step.app);
       case 'reload':
         // The object form of `pm2 startOrReload ecosystem.config.js`: graceful reload with the

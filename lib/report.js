@@ -16,9 +16,11 @@ const VERB = {
 function result(res, write = (l) => process.stdout.write(l + '\n')) {
   for (const s of res.services || []) {
     const parts = [`profile ${s.profile}`];
+    if (s.image) parts.push(`image ${s.image}${s.pulled ? ' (pulled)' : ''}`);
+    if (s.containerId) parts.push(`container ${s.containerId.slice(0, 12)}${s.adopted ? ' (kept)' : ''}`);
     if (s.pids && s.pids.length) parts.push(`pid ${s.pids.join(',')}`);
     if (s.ports && s.ports.length) parts.push(`ports ${s.ports.join(',')}`);
-    if (s.readyMs != null) parts.push(`ready in ${s.readyMs} ms`);
+    if (s.readyMs != null) parts.push(s.health === 'healthy' ? `healthy in ${(s.readyMs / 1000).toFixed(1)} s` : `ready in ${s.readyMs} ms`);
     if (s.install === 'installed') parts.push('dependencies installed');
     if (s.passed) parts.push('tests passed');
     const what = s.action ? VERB[s.action] || s.action : s.passed ? 'tested' : `set up (${s.install})`;

@@ -51,7 +51,17 @@ pub struct Catalog {
     pub ecosystem_file: PathBuf,
     pub config: PluginConfig,
     pub services: Vec<ServiceSpec>,
+    /// `docker-compose.yml` (or `compose.yaml`) and its text, when the workspace has one.
+    pub compose: Option<(PathBuf, String)>,
 }
+
+/// The compose file names compose itself looks for, in its order of preference.
+pub const COMPOSE_FILES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+];
 
 /// Service and profile names: they become PM2 names and log directories, so no path tricks.
 pub fn is_valid_name(name: &str) -> bool {
@@ -179,6 +189,7 @@ pub fn build(
     ecosystem_file: &Path,
     ecosystem: &Value,
     config: PluginConfig,
+    compose: Option<(PathBuf, String)>,
 ) -> Result<Catalog> {
     let apps = parse_ecosystem(ecosystem, ecosystem_file)?;
     let mut services = Vec::new();
@@ -196,6 +207,28 @@ pub fn build(
             app,
             cwd,
         });
+    }
+    if let Some((file, text)) = &compose {
+        for name in crate::compose::service_names(text, file)? {
+            if services.iter().any(|s| s.name == name) {
+                return Err(invalid(
+                    file,
+                    format!("services.{name}"),
+                    format!(
+                        "\"{name}\" is also an app in {}; service names must be unique",
+                        ecosystem_file.display()
+                    ),
+                ));
+            }
+            services.push(ServiceSpec {
+                config: config.services.get(&name).cloned().unwrap_or_default(),
+                name,
+                kind: Kind::Dependency,
+                app: Map::new(),
+                cwd: root.to_path_buf(),
+                cluster: false,
+            });
+        }
     }
     let nx_json = crate::config::nx_json_path(root);
     if let Some(defaults) = &config.default_services {
@@ -230,6 +263,7 @@ pub fn build(
         ecosystem_file: ecosystem_file.to_path_buf(),
         config,
         services,
+        compose,
     })
 }
 
@@ -265,6 +299,27 @@ impl Catalog {
             (Some(defaults), false) => defaults.iter().map(|d| self.get(d)).collect(),
             _ => Ok(self.services.iter().collect()),
         }
+    }
+
+    /// The compose file interpolated for a profile: the shell's variables first (as compose
+    /// does), then the profile's env file.
+    pub fn compose_for(
+        &self,
+        profile_vars: &[(String, String)],
+    ) -> Result<Option<crate::compose::ComposeFile>> {
+        let Some((file, text)) = &self.compose else {
+            return Ok(None);
+        };
+        let lookup = |k: &str| {
+            std::env::var(k).ok().or_else(|| {
+                profile_vars
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        crate::compose::parse(text, file, &lookup).map(Some)
     }
 
     pub fn env_file(&self, profile: &str) -> PathBuf {
@@ -354,6 +409,44 @@ pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &Resol
     Value::Object(app)
 }
 
+pub const META_CONTAINER: &str = "ORCHESTRATOR_CONTAINER";
+
+/// Pure: the PM2 app of a docker dependency — our container runner, carrying the resolved
+/// container spec. PM2 waits the container's stop timeout (plus margin) before it kills the runner.
+pub fn runner_app(
+    catalog: &Catalog,
+    spec: &ServiceSpec,
+    profile: &str,
+    container: &crate::container::ContainerSpec,
+    runner_script: &Path,
+) -> Value {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert(META_WORKSPACE.into(), catalog.root.display().to_string());
+    env.insert(META_PROFILE.into(), profile.into());
+    env.insert(META_KIND.into(), spec.kind.as_str().into());
+    env.insert(META_SERVICE.into(), spec.name.clone());
+    env.insert(
+        META_CONTAINER.into(),
+        serde_json::to_string(container).unwrap_or_default(),
+    );
+    let logs = catalog.log_dir(&spec.name);
+    serde_json::json!({
+        "name": spec.name,
+        "script": runner_script.display().to_string(),
+        "interpreter": "node",
+        "exec_mode": "fork",
+        "instances": 1,
+        "cwd": catalog.root.display().to_string(),
+        "namespace": catalog.workspace_name,
+        "env": env,
+        "kill_timeout": (container.stop_timeout_seconds + 5) * 1000,
+        "autorestart": true,
+        "out_file": logs.join("out.log").display().to_string(),
+        "error_file": logs.join("error.log").display().to_string(),
+        "merge_logs": true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +459,7 @@ mod tests {
             Path::new("/ws/ecosystem.config.js"),
             &eco,
             cfg,
+            None,
         )
     }
 

@@ -549,6 +549,44 @@ fn depends_on(v: &Value, path: &str, ctx: &Ctx) -> Result<Vec<(String, Condition
     }
 }
 
+/// The service names of a compose file, without interpolating anything (compose does not
+/// interpolate keys either): enough to list the catalog before a profile is chosen.
+pub fn service_names(text: &str, file: &Path) -> Result<Vec<String>> {
+    let ctx = Ctx {
+        file,
+        dir: file.parent().unwrap_or(Path::new(".")),
+    };
+    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let key = e
+            .location()
+            .map(|l| format!("line {} column {}", l.line(), l.column()))
+            .unwrap_or_else(|| "(file)".into());
+        ctx.err(key, format!("YAML does not parse: {e}"))
+    })?;
+    let Value::Mapping(top) = &doc else {
+        return Err(ctx.err("(file)", "must be a mapping with `services`"));
+    };
+    check_keys(top, TOP_LEVEL_KEYS, "", &ctx)?;
+    match top.get(Value::String("services".into())) {
+        Some(Value::Mapping(m)) => m
+            .keys()
+            .map(|k| {
+                let name = string(k, "services", &ctx)?;
+                if crate::catalog::is_valid_name(&name) {
+                    Ok(name)
+                } else {
+                    Err(ctx.err(
+                        format!("services.{name}"),
+                        "is not a valid service name (letters, digits, '.', '_', '-')",
+                    ))
+                }
+            })
+            .collect(),
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(_) => Err(ctx.err("services", "must be a mapping of service definitions")),
+    }
+}
+
 /// Parses compose text. `lookup` answers `${VAR}` from the profile's env.
 pub fn parse(
     text: &str,

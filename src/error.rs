@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::docker::DockerError;
 use crate::exit::ExitCode;
 use crate::ports::PortHolder;
 
@@ -82,6 +83,37 @@ pub enum Error {
         last_stderr: Vec<String>,
         log_file: PathBuf,
     },
+    EngineUnreachable {
+        host: String,
+        cause: String,
+    },
+    ImageUnavailable {
+        service: String,
+        image: String,
+        cause: String,
+    },
+    ContainerFailed {
+        service: String,
+        failure: DockerError,
+        holders: Vec<(u16, Option<PortHolder>)>,
+    },
+    ContainerExited {
+        service: String,
+        container: String,
+        exit_code: Option<i64>,
+        last_lines: Vec<String>,
+    },
+    DependencyDegraded {
+        service: String,
+        container: String,
+        waited_s: u64,
+        health: Option<String>,
+        last_output: Option<String>,
+    },
+    Docker {
+        service: Option<String>,
+        failure: DockerError,
+    },
 }
 
 /// The actionable-error object of DESIGN §3. `command` is filled in by the caller, which knows
@@ -111,6 +143,13 @@ impl Error {
             Error::WorkspaceBusy { .. } => ExitCode::Failure,
             Error::CommandFailed { .. } => ExitCode::Failure,
             Error::StartFailed { .. } => ExitCode::Failure,
+            Error::EngineUnreachable { .. } => ExitCode::Prerequisite,
+            Error::ImageUnavailable { .. } => ExitCode::ImageUnavailable,
+            Error::ContainerFailed { .. } | Error::ContainerExited { .. } => {
+                ExitCode::ContainerFailed
+            }
+            Error::DependencyDegraded { .. } => ExitCode::DependencyDegraded,
+            Error::Docker { .. } => ExitCode::Failure,
         }
     }
 
@@ -121,7 +160,12 @@ impl Error {
             | Error::PortInUse { service, .. }
             | Error::ConflictingProcess { service, .. }
             | Error::CommandFailed { service, .. }
-            | Error::StartFailed { service, .. } => Some(service),
+            | Error::StartFailed { service, .. }
+            | Error::ImageUnavailable { service, .. }
+            | Error::ContainerFailed { service, .. }
+            | Error::ContainerExited { service, .. }
+            | Error::DependencyDegraded { service, .. } => Some(service),
+            Error::Docker { service, .. } => service.as_deref(),
             _ => None,
         }
     }
@@ -184,6 +228,51 @@ impl Error {
                 }
                 m
             }
+            Error::EngineUnreachable { host, cause } => {
+                format!("no Docker engine answers at {host}: {cause}")
+            }
+            Error::ImageUnavailable { service, image, cause } => format!(
+                "image {image} for {service} is not present locally and could not be pulled: {cause}"
+            ),
+            Error::ContainerFailed { failure, holders, .. } => {
+                let mut m = format!("the Docker engine refused to {failure}");
+                for (port, h) in holders {
+                    match h {
+                        Some(h) => m.push_str(&format!(
+                            "\nport {port} is held by pid {} ({})",
+                            h.pid, h.command
+                        )),
+                        None => m.push_str(&format!(
+                            "\nport {port} is bound by a process this user cannot inspect"
+                        )),
+                    }
+                }
+                m
+            }
+            Error::ContainerExited { service, container, exit_code, last_lines } => {
+                let mut m = format!(
+                    "container {} of {service} exited{} before it was ready",
+                    short(container),
+                    exit_code.map(|c| format!(" with code {c}")).unwrap_or_default()
+                );
+                if !last_lines.is_empty() {
+                    m.push_str("\nlast lines of its output:\n");
+                    m.push_str(&last_lines.join("\n"));
+                }
+                m
+            }
+            Error::DependencyDegraded { service, container, waited_s, health, last_output } => {
+                let mut m = format!(
+                    "{service} (container {}) did not become healthy within {waited_s} s (health: {}); marked degraded",
+                    short(container),
+                    health.as_deref().unwrap_or("unknown")
+                );
+                if let Some(o) = last_output.as_deref().filter(|o| !o.is_empty()) {
+                    m.push_str(&format!("\nlast health-check output: {o}"));
+                }
+                m
+            }
+            Error::Docker { failure, .. } => format!("Docker engine: {failure}"),
         }
     }
 
@@ -206,7 +295,7 @@ impl Error {
             ],
             Error::ServiceUnknown { known, .. } => vec![
                 format!("Use one of: {}", known.join(", ")),
-                "Declare new app services in ecosystem.config.js".into(),
+                "Declare app services in ecosystem.config.js and dependencies in docker-compose.yml".into(),
             ],
             Error::EnvMissing { missing, env_file, profile, .. } => vec![
                 format!("Set {} in {}", missing.join(", "), env_file.display()),
@@ -258,6 +347,50 @@ impl Error {
                 format!("Read {}", log_file.display()),
                 format!("Run `npx pm2 logs {service}` to follow its output"),
             ],
+            Error::EngineUnreachable { host, .. } => vec![
+                "Start the Docker engine: `sudo systemctl start docker` (or run `dockerd` as root)".into(),
+                "Debian/Ubuntu without Docker: `sudo apt-get install docker.io`".into(),
+                format!("Check DOCKER_HOST (now {host}) and that this user may use the socket (`docker version`)"),
+            ],
+            Error::ImageUnavailable { service, image, .. } => vec![
+                format!("Check the image name and tag of {service} in docker-compose.yml ({image})"),
+                format!("Log in or reach the registry, then pull it once: `docker pull {image}`"),
+                "Or point the compose variable at a local image (this repo: `bash scripts/build-images.sh`, POSTGRES_IMAGE=orchestrator-local/postgres:15)".into(),
+            ],
+            Error::ContainerFailed { service, failure, holders } => {
+                let mut r = Vec::new();
+                for (port, h) in holders {
+                    match h {
+                        Some(h) => r.push(format!(
+                            "Stop pid {} ({}) or change the published port {port} of {service} in docker-compose.yml",
+                            h.pid, h.command
+                        )),
+                        None => r.push(format!(
+                            "Find the holder with `ss -ltnp 'sport = :{port}'` or change the published port of {service}"
+                        )),
+                    }
+                }
+                if failure.status == Some(409) {
+                    r.push(format!(
+                        "Remove or rename the other container: `docker rm -f {}`, or set container_name for {service}",
+                        failure.target
+                    ));
+                }
+                r.push(format!("Fix the {service} service in docker-compose.yml, then run the command again"));
+                r
+            }
+            Error::ContainerExited { service, container, .. } => vec![
+                format!("Read its output: `docker logs {}` or `npx pm2 logs {service}`", short(container)),
+                format!("Fix the {service} service (command, environment, volumes) in docker-compose.yml"),
+            ],
+            Error::DependencyDegraded { service, container, .. } => vec![
+                format!("Inspect the health log: `docker inspect --format '{{{{json .State.Health}}}}' {}`", short(container)),
+                format!("Raise pluginsConfig[\"@workspace/orchestrator\"].services.{service}.healthTimeoutSeconds in nx.json if it needs longer, then rerun the command"),
+                format!("Run `npx pm2 logs {service}` to see its output"),
+            ],
+            Error::Docker { .. } => vec![
+                "Check the engine with `docker version` and `docker info`, then run the command again".into(),
+            ],
         }
     }
 
@@ -281,5 +414,13 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+fn short(id: &str) -> &str {
+    if id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+        &id[..12]
+    } else {
+        id
+    }
+}
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -4,6 +4,9 @@
 pub mod catalog;
 pub mod compose;
 pub mod config;
+pub mod container;
+pub mod deps;
+pub mod docker;
 pub mod envfile;
 pub mod error;
 pub mod exit;
@@ -15,5 +18,6 @@ pub mod pm2;
 pub mod ports;
 pub mod prereq;
 pub mod ready;
+pub mod state;
 
 pub mod binding;

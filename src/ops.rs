@@ -8,7 +8,9 @@ use std::process::Stdio;
 use serde_json::Value;
 
 use crate::catalog::{self, Catalog, Kind, ServiceSpec};
+use crate::compose::{self, ComposeFile};
 use crate::config::{self, DEFAULT_READY_TIMEOUT_SECONDS};
+use crate::container::{self, ContainerSpec};
 use crate::envfile::{self, ResolvedEnv};
 use crate::error::{Error, Result};
 use crate::install::{self, InstallOutcome};
@@ -34,6 +36,10 @@ pub struct Request {
     pub pm2: Vec<Pm2Process>,
     pub node_version: String,
     pub pm2_version: Option<String>,
+    /// Select every docker dependency (`deps:start`, `deps:restart`).
+    pub dependencies: bool,
+    /// The container runner script PM2 runs for each dependency.
+    pub runner_script: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +56,8 @@ pub struct Step {
     pub ready_timeout_ms: u64,
     pub error_log: PathBuf,
     pub install: Option<InstallOutcome>,
+    /// The container of a launching dependency step.
+    pub container: Option<ContainerSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +85,28 @@ pub fn workspace_name(root: &Path) -> String {
 
 pub fn load_catalog(root: &Path, ecosystem: &Value, ecosystem_file: &Path) -> Result<Catalog> {
     let cfg = config::load_plugin_config(root)?;
-    catalog::build(root, &workspace_name(root), ecosystem_file, ecosystem, cfg)
+    let compose = match catalog::COMPOSE_FILES
+        .iter()
+        .map(|f| root.join(f))
+        .find(|p| p.is_file())
+    {
+        Some(file) => {
+            let text = std::fs::read_to_string(&file).map_err(|source| Error::ReadFile {
+                path: file.clone(),
+                source,
+            })?;
+            Some((file, text))
+        }
+        None => None,
+    };
+    catalog::build(
+        root,
+        &workspace_name(root),
+        ecosystem_file,
+        ecosystem,
+        cfg,
+        compose,
+    )
 }
 
 /// Reads the profile's env file and resolves a service's env (values stay in memory).
@@ -106,9 +135,83 @@ fn check_required(
     }
 }
 
+/// The selection in launch order: dependencies first (compose `depends_on` order, with what
+/// they depend on when starting), then apps; `stop` runs it backwards.
+fn ordered<'a>(
+    cat: &'a Catalog,
+    selected: Vec<&'a ServiceSpec>,
+    compose: Option<&ComposeFile>,
+    verb: Verb,
+) -> Result<Vec<&'a ServiceSpec>> {
+    let mut deps: Vec<String> = selected
+        .iter()
+        .filter(|s| s.kind == Kind::Dependency)
+        .map(|s| s.name.clone())
+        .collect();
+    if let (Some(c), Some((file, _))) = (compose, &cat.compose) {
+        let order = compose::start_order(&c.services, file)?;
+        if verb == Verb::Start {
+            deps = container::with_dependencies(c, &deps, &order);
+        } else {
+            deps = order.into_iter().filter(|o| deps.contains(o)).collect();
+        }
+    }
+    let mut out: Vec<&ServiceSpec> = Vec::new();
+    for d in &deps {
+        out.push(cat.get(d)?);
+    }
+    out.extend(selected.into_iter().filter(|s| s.kind == Kind::App));
+    if verb == Verb::Stop {
+        out.reverse();
+    }
+    Ok(out)
+}
+
+/// A dependency's container for a profile: the compose service interpolated with the profile's
+/// env, its `env_file`s read, our labels attached.
+fn container_spec(
+    cat: &Catalog,
+    spec: &ServiceSpec,
+    profile: &str,
+    compose: &ComposeFile,
+) -> Result<ContainerSpec> {
+    let svc = compose
+        .services
+        .iter()
+        .find(|s| s.name == spec.name)
+        .ok_or_else(|| Error::ServiceUnknown {
+            service: spec.name.clone(),
+            known: cat.names(),
+        })?;
+    let mut vars = Vec::new();
+    for f in &svc.env_files {
+        if !f.is_file() {
+            return Err(Error::InvalidConfig {
+                file: cat
+                    .compose
+                    .as_ref()
+                    .map(|c| c.0.clone())
+                    .unwrap_or_default(),
+                key: format!("services.{}.env_file", spec.name),
+                message: format!("{} does not exist", f.display()),
+            });
+        }
+        vars.extend(envfile::read_env_file(f)?);
+    }
+    Ok(container::spec(container::SpecInput {
+        workspace_root: &cat.root,
+        workspace_name: &cat.workspace_name,
+        profile,
+        compose,
+        service: svc,
+        env_file_vars: vars,
+        health_timeout_seconds: spec.config.health_timeout_seconds,
+    }))
+}
+
 /// Runs every guard for every selected service before anything changes, then installs what the
 /// launching services need. Guards: prerequisites, profile, service names, required env,
-/// PM2 ownership, ports.
+/// PM2 ownership, ports, and (for dependencies) a reachable Docker engine.
 pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
     let root = req.workspace_root.clone();
     crate::prereq::check_node_and_pm2(&req.node_version, req.pm2_version.as_deref(), &root)?;
@@ -116,11 +219,41 @@ pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
     let nx_json = config::nx_json_path(&root);
     let requested_profile = req.profile.as_deref().filter(|p| !p.trim().is_empty());
     let default_profile = config::resolve_profile(requested_profile, &cat.config, &nx_json)?;
-    let selected = cat.select(&req.services, req.all)?;
+    let mut selected = cat.select(&req.services, req.all)?;
+    if req.dependencies {
+        selected = cat
+            .services
+            .iter()
+            .filter(|s| s.kind == Kind::Dependency)
+            .collect();
+        if selected.is_empty() {
+            return Err(Error::Usage {
+                message: "this workspace declares no docker dependencies (no docker-compose.yml services)".into(),
+                remediation: "Add services to docker-compose.yml, or drop the dependencies option".into(),
+            });
+        }
+    }
     let ws = root.display().to_string();
 
-    // Each profile's env file is read once, however many services share it.
+    // Each profile's env file is read, and the compose file interpolated, once per profile.
     let mut env_files: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut composes: BTreeMap<String, ComposeFile> = BTreeMap::new();
+    let read_profile = |p: &str,
+                        env_files: &mut BTreeMap<String, Vec<(String, String)>>,
+                        composes: &mut BTreeMap<String, ComposeFile>|
+     -> Result<()> {
+        if !env_files.contains_key(p) {
+            let vars = envfile::read_env_file(&cat.env_file(p))?;
+            if let Some(c) = cat.compose_for(&vars)? {
+                composes.insert(p.to_string(), c);
+            }
+            env_files.insert(p.to_string(), vars);
+        }
+        Ok(())
+    };
+    read_profile(&default_profile, &mut env_files, &mut composes)?;
+    let selected = ordered(&cat, selected, composes.get(&default_profile), verb)?;
+
     let mut steps = Vec::new();
     for spec in selected {
         // restart and stop without --profile act on the profile the service runs under.
@@ -139,52 +272,88 @@ pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
             Verb::Restart => plan::decide_restart(&presence, &spec.name, &profile, spec.cluster)?,
             Verb::Stop => plan::decide_stop(&presence, &spec.name, &profile)?,
         };
-        if !env_files.contains_key(&profile) {
-            env_files.insert(
-                profile.clone(),
-                envfile::read_env_file(&cat.env_file(&profile))?,
-            );
-        }
-        let env = catalog::resolve_env(
-            spec,
-            &profile,
-            env_files[&profile].clone(),
-            &cat.env_file(&profile),
-        );
-        if action.launches() {
-            check_required(&cat, spec, &profile, &env)?;
-        }
-        let health = spec.config.health.clone().unwrap_or_default();
-        steps.push(Step {
+        read_profile(&profile, &mut env_files, &mut composes)?;
+        let file = cat.env_file(&profile);
+        let mut step = Step {
             service: spec.name.clone(),
             kind: spec.kind,
             action,
-            app: action
-                .launches()
-                .then(|| catalog::pm2_app(&cat, spec, &profile, &env)),
-            ports: catalog::declared_ports(spec, &env),
-            health_http: health.http,
-            health_tcp: health.tcp,
+            app: None,
+            ports: Vec::new(),
+            health_http: None,
+            health_tcp: None,
             ready_timeout_ms: spec
                 .config
                 .ready_timeout_seconds
                 .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS)
                 * 1000,
             error_log: cat.log_dir(&spec.name).join("error.log"),
-            profile,
+            profile: profile.clone(),
             install: None,
-        });
+            container: None,
+        };
+        match spec.kind {
+            Kind::App => {
+                let env = catalog::resolve_env(spec, &profile, env_files[&profile].clone(), &file);
+                if action.launches() {
+                    check_required(&cat, spec, &profile, &env)?;
+                    step.app = Some(catalog::pm2_app(&cat, spec, &profile, &env));
+                }
+                let health = spec.config.health.clone().unwrap_or_default();
+                step.ports = catalog::declared_ports(spec, &env);
+                step.health_http = health.http;
+                step.health_tcp = health.tcp;
+            }
+            Kind::Dependency => {
+                if action.launches() {
+                    let compose = composes
+                        .get(&profile)
+                        .ok_or_else(|| Error::ServiceUnknown {
+                            service: spec.name.clone(),
+                            known: cat.names(),
+                        })?;
+                    let c = container_spec(&cat, spec, &profile, compose)?;
+                    step.app = Some(catalog::runner_app(
+                        &cat,
+                        spec,
+                        &profile,
+                        &c,
+                        &req.runner_script,
+                    ));
+                    step.ports = c.host_ports();
+                    step.ready_timeout_ms = c.health_timeout_seconds * 1000;
+                    step.container = Some(c);
+                }
+            }
+        }
+        steps.push(step);
     }
 
     check_ports(&steps, &cat)?;
+    if steps
+        .iter()
+        .any(|s| s.kind == Kind::Dependency && s.action.launches())
+    {
+        crate::deps::connect().await?;
+    }
 
-    for step in steps.iter_mut().filter(|s| s.action.launches()) {
+    for step in steps
+        .iter_mut()
+        .filter(|s| s.action.launches() && s.kind == Kind::App)
+    {
         let spec = cat.get(&step.service)?;
         std::fs::create_dir_all(cat.log_dir(&spec.name)).map_err(|source| Error::ReadFile {
             path: cat.log_dir(&spec.name),
             source,
         })?;
         step.install = Some(install::ensure_installed(&spec.name, &spec.cwd).await?);
+    }
+    for step in steps
+        .iter()
+        .filter(|s| s.action.launches() && s.kind == Kind::Dependency)
+    {
+        let dir = cat.log_dir(&step.service);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::ReadFile { path: dir, source })?;
     }
     Ok(Plan {
         workspace_root: root,
@@ -207,6 +376,15 @@ fn check_ports(steps: &[Step], cat: &Catalog) -> Result<()> {
     for step in steps.iter().filter(|s| s.action.needs_free_ports()) {
         for port in &step.ports {
             if let Some(PortState::Held(holder)) = states.get(port) {
+                // A published port of a container is held by the engine's proxy; whether that
+                // container is ours (and replaced) or not, the engine itself will say.
+                if step.kind == Kind::Dependency
+                    && holder
+                        .as_ref()
+                        .is_some_and(|h| h.command.contains("docker-proxy"))
+                {
+                    continue;
+                }
                 return Err(Error::PortInUse {
                     service: step.service.clone(),
                     port: *port,

@@ -86,6 +86,10 @@ pub struct PrepareRequest {
     pub pm2_version: Option<String>,
     /// The command as the user typed it, for error messages.
     pub command: String,
+    /// Select every docker dependency instead of `services`.
+    pub dependencies: Option<bool>,
+    /// Absolute path of the container runner script (`lib/runner.js`).
+    pub runner_script: String,
 }
 
 #[napi(object)]
@@ -98,6 +102,10 @@ pub struct ReadySpec {
     pub error_log: String,
     /// Filled by the caller after the launch: the pids PM2 reports for the service.
     pub pids: Option<Vec<u32>>,
+    /// Dependencies: the container to wait on (from `ensureContainer`), filled by the caller.
+    pub container_id: Option<String>,
+    pub has_healthcheck: Option<bool>,
+    pub workspace: Option<String>,
 }
 
 #[napi(object)]
@@ -115,6 +123,10 @@ pub struct PlanStep {
     pub install: Option<String>,
     /// What readiness means for this step, for launching actions.
     pub ready: Option<ReadySpec>,
+    /// Launching dependency steps: the container spec to hand to `ensureContainer`.
+    pub container: Option<serde_json::Value>,
+    /// Wait for this step to be ready before carrying out the next ones (dependencies).
+    pub gate: bool,
 }
 
 #[napi(object)]
@@ -136,12 +148,15 @@ fn to_request(r: PrepareRequest) -> ops::Request {
         pm2: r.pm2.into_iter().map(Into::into).collect(),
         node_version: r.node_version,
         pm2_version: r.pm2_version,
+        dependencies: r.dependencies.unwrap_or(false),
+        runner_script: PathBuf::from(r.runner_script),
     }
 }
 
 fn to_plan(p: ops::Plan) -> Plan {
+    let workspace_root = p.workspace_root.display().to_string();
     Plan {
-        workspace_root: p.workspace_root.display().to_string(),
+        workspace_root: workspace_root.clone(),
         workspace_name: p.workspace_name,
         profile: p.profile,
         steps: p
@@ -162,7 +177,15 @@ fn to_plan(p: ops::Plan) -> Plan {
                     timeout_ms: s.ready_timeout_ms.min(u32::MAX as u64) as u32,
                     error_log: s.error_log.display().to_string(),
                     pids: None,
+                    container_id: None,
+                    has_healthcheck: None,
+                    workspace: Some(workspace_root.clone()),
                 }),
+                gate: s.kind == crate::catalog::Kind::Dependency && s.action.launches(),
+                container: s
+                    .container
+                    .as_ref()
+                    .and_then(|c| serde_json::to_value(c).ok()),
                 service: s.service,
             })
             .collect(),
@@ -198,13 +221,25 @@ pub async fn prepare_stop(req: PrepareRequest) -> Result<Plan> {
 #[napi(object)]
 pub struct ReadyReport {
     pub service: String,
+    /// Apps: from launch to ready. Dependencies: from container start to healthy.
     pub ready_ms: u32,
+    pub container_id: Option<String>,
+    /// Dependencies: `healthy`, or `none` without a healthcheck.
+    pub health: Option<String>,
 }
 
-/// Waits until every target's ports listen and its health probe answers, while its pids live.
+fn ms(v: u64) -> u32 {
+    v.min(u32::MAX as u64) as u32
+}
+
+/// Waits until every target is ready: apps when their ports listen and their health probe
+/// answers while their pids live; dependencies when Docker reports their container healthy
+/// (engine events, not polling). A dependency that times out is marked degraded.
 #[napi]
 pub async fn wait_ready(targets: Vec<ReadySpec>, command: String) -> Result<Vec<ReadyReport>> {
-    let targets = targets
+    let (deps, apps): (Vec<ReadySpec>, Vec<ReadySpec>) =
+        targets.into_iter().partition(|t| t.container_id.is_some());
+    let apps = apps
         .into_iter()
         .map(|t| crate::ready::ReadyTarget {
             service: t.service,
@@ -220,16 +255,130 @@ pub async fn wait_ready(targets: Vec<ReadySpec>, command: String) -> Result<Vec<
             error_log: PathBuf::from(t.error_log),
         })
         .collect();
-    crate::ready::wait_ready(targets)
+    let dep_waits = deps.into_iter().map(|t| async move {
+        crate::deps::wait_healthy(
+            t.workspace.as_deref().unwrap_or_default(),
+            &t.service,
+            t.container_id.as_deref().unwrap_or_default(),
+            t.has_healthcheck.unwrap_or(true),
+            Duration::from_millis(t.timeout_ms as u64),
+        )
         .await
-        .map(|v| {
-            v.into_iter()
-                .map(|r| ReadyReport {
-                    service: r.service,
-                    ready_ms: r.ready_ms.min(u32::MAX as u64) as u32,
-                })
-                .collect()
+    });
+    let (app_res, dep_res) = tokio::join!(
+        crate::ready::wait_ready(apps),
+        futures_util::future::try_join_all(dep_waits)
+    );
+    let dep_res = dep_res.map_err(|e| js_error(e, &command))?;
+    let app_res = app_res.map_err(|e| js_error(e, &command))?;
+    let mut out: Vec<ReadyReport> = dep_res
+        .into_iter()
+        .map(|h| ReadyReport {
+            service: h.service,
+            ready_ms: ms(h.ready_ms),
+            container_id: Some(h.container_id),
+            health: Some(h.health),
         })
+        .collect();
+    out.extend(app_res.into_iter().map(|r| ReadyReport {
+        service: r.service,
+        ready_ms: ms(r.ready_ms),
+        container_id: None,
+        health: None,
+    }));
+    Ok(out)
+}
+
+fn parse_spec(spec: serde_json::Value, command: &str) -> Result<crate::container::ContainerSpec> {
+    serde_json::from_value(spec).map_err(|e| {
+        js_error(
+            CoreError::Usage {
+                message: format!("not a container spec: {e}"),
+                remediation: "Pass the `container` of a plan step from prepareStart/prepareRestart"
+                    .into(),
+            },
+            command,
+        )
+    })
+}
+
+#[napi(object)]
+pub struct ContainerReport {
+    pub service: String,
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// A running container with the same configuration was kept.
+    pub adopted: bool,
+    /// The image was pulled for this start.
+    pub pulled: bool,
+    pub has_healthcheck: bool,
+    pub ports: Vec<u32>,
+}
+
+/// Makes a dependency's container run: image present (pulled with progress on stderr), then
+/// adopted when identical and running, else (re)created and started. `spec` is the JSON text of
+/// a plan step's `container` (JSON text keeps 64-bit durations exact). Engine refusals throw
+/// `EXIT_IMAGE_UNAVAILABLE` / `EXIT_CONTAINER_FAILED` / `EXIT_PREREQUISITE`.
+#[napi]
+pub async fn ensure_container(spec: String, command: String) -> Result<ContainerReport> {
+    let spec = parse_spec(
+        serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+        &command,
+    )?;
+    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+    let r = crate::deps::ensure_container(&spec, &mut progress)
+        .await
+        .map_err(|e| js_error(e, &command))?;
+    Ok(ContainerReport {
+        service: spec.service.clone(),
+        id: r.id,
+        name: r.name,
+        image: r.image,
+        adopted: r.adopted,
+        pulled: r.pulled,
+        has_healthcheck: r.has_healthcheck,
+        ports: spec.ports.iter().map(|p| p.host_port as u32).collect(),
+    })
+}
+
+/// The container runner's main call: ensures the container, forwards its stdout/stderr to this
+/// process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
+#[napi]
+pub async fn run_container(spec: String) -> Result<Option<i64>> {
+    let command = "container runner".to_string();
+    let spec = parse_spec(
+        serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+        &command,
+    )?;
+    crate::deps::run(&spec)
+        .await
+        .map_err(|e| js_error(e, &format!("runner of {}", spec.service)))
+}
+
+/// The runner's SIGINT/SIGTERM: stops the container gracefully with its stop timeout.
+#[napi]
+pub async fn stop_container(spec: String) -> Result<()> {
+    let command = "container runner".to_string();
+    let spec = parse_spec(
+        serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+        &command,
+    )?;
+    crate::deps::stop(&spec)
+        .await
+        .map_err(|e| js_error(e, &command))
+}
+
+/// Stops every running container of a workspace's dependency (by label), e.g. one left behind
+/// by a runner that was killed. Resolves with the ids it stopped.
+#[napi]
+pub async fn stop_dependency(
+    workspace_root: String,
+    service: String,
+    command: String,
+) -> Result<Vec<String>> {
+    crate::deps::stop_labelled(&workspace_root, &service)
+        .await
         .map_err(|e| js_error(e, &command))
 }
 

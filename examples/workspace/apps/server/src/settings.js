@@ -13,6 +13,7 @@ function settings(env = process.env) {
     logLevel: env.LOG_LEVEL || 'info',
     // Only where the database is, never its credentials.
     database: { host: db.hostname, port: Number(db.port || 5432), name: db.pathname.replace(/^\//, '') },
+    databaseUrl: env.DATABASE_URL,
   };
 }
 

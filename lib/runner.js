@@ -1,0 +1,46 @@
+'use strict';
+// The container runner: the process PM2 supervises for a docker dependency. The Docker work is
+// the addon's: it makes the container run (adopting one `start` already created), copies the
+// container's stdout/stderr to ours (so `pm2 logs <service>` shows them, separated), and
+// resolves with the container's exit code when it stops. SIGINT/SIGTERM (pm2 stop/restart/delete)
+// stop the container gracefully and exit 0; a container that dies on its own makes us exit with
+// its code, so PM2 sees the crash.
+
+const native = require('./native');
+
+const spec = process.env.ORCHESTRATOR_CONTAINER;
+const service = process.env.ORCHESTRATOR_SERVICE || 'dependency';
+
+function fail(e) {
+  let text = e && e.message ? e.message : String(e);
+  let code = 1;
+  try {
+    const parsed = JSON.parse(text).error;
+    text = `${parsed.code} (${parsed.exitCode}): ${parsed.message}\n  - ${parsed.remediation.join('\n  - ')}`;
+    code = parsed.exitCode || 1;
+  } catch (_) {
+    /* not an actionable error */
+  }
+  process.stderr.write(`[orchestrator] ${service}: ${text}\n`);
+  process.exit(code);
+}
+
+if (!spec) fail(new Error('ORCHESTRATOR_CONTAINER is not set: the runner is started by `orchestrator start`, not by hand'));
+
+let stopping = null;
+function stop(signal) {
+  if (stopping) return;
+  process.stderr.write(`[orchestrator] ${service}: ${signal}, stopping the container\n`);
+  stopping = native.stopContainer(spec).catch(fail);
+}
+process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGTERM', () => stop('SIGTERM'));
+
+native.runContainer(spec).then(async (code) => {
+  if (stopping || code === null) {
+    await stopping;
+    process.exit(0);
+  }
+  process.stderr.write(`[orchestrator] ${service}: container exited with code ${code}\n`);
+  process.exit(code === 0 ? 0 : code > 0 && code < 256 ? code : 1);
+}, fail);

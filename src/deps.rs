@@ -1,0 +1,380 @@
+//! Docker-backed dependencies, composed from the typed client: ensure the image (pull with
+//! progress), ensure the container (adopt or recreate), run it under PM2 (forward its output,
+//! exit with its code), stop it, wait for healthy. Engine failures become the actionable errors of
+//! the exit-code table here, once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::container::{ContainerSpec, LABEL_SERVICE, LABEL_WORKSPACE};
+use crate::docker::{self, DockerError, Engine, Existing, Op, WaitOutcome};
+use crate::error::{Error, Result};
+use crate::ports::{self, PortState};
+use crate::state;
+
+/// Set by `stop()` in the runner, so a start still in flight gives up instead of leaving a
+/// container behind.
+pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+pub async fn connect() -> Result<Engine> {
+    let engine = Engine::connect()
+        .await
+        .map_err(|e| Error::EngineUnreachable {
+            host: docker::host(),
+            cause: e.message.clone(),
+        })?;
+    if !engine.api_ok() {
+        return Err(Error::Prerequisite {
+            tool: "Docker Engine API".into(),
+            found: Some(engine.api_version.clone()),
+            minimum: format!("{}.{}", docker::MIN_API.0, docker::MIN_API.1),
+            remediation:
+                "Upgrade the Docker engine to 20.10 or newer (Debian 12: apt-get install docker.io)"
+                    .into(),
+        });
+    }
+    Ok(engine)
+}
+
+fn docker_err(service: &str, e: DockerError) -> Error {
+    Error::Docker {
+        service: Some(service.into()),
+        failure: e,
+    }
+}
+
+fn record(spec: &ContainerSpec, err: &Error, state_name: &str, retryable: bool) {
+    let f = state::failure(
+        &spec.service,
+        state_name,
+        err.exit_code().name(),
+        &err.message(),
+        retryable,
+        chrono::Utc::now(),
+    );
+    let _ = state::record(std::path::Path::new(&spec.workspace), &f);
+}
+
+/// Pure: does an engine refusal name a port conflict?
+pub fn is_port_conflict(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("port is already allocated") || m.contains("address already in use")
+}
+
+/// Host processes (not our own containers' proxies) holding the spec's published ports.
+fn host_holders(spec: &ContainerSpec) -> Vec<(u16, Option<ports::PortHolder>)> {
+    ports::probe_ports(&spec.host_ports())
+        .into_iter()
+        .filter_map(|(p, s)| match s {
+            PortState::Held(h) => Some((p, h)),
+            PortState::Free => None,
+        })
+        .collect()
+}
+
+/// Image present or pulled (progress lines go to `progress`); failure is recorded as
+/// non-retryable and reported as `EXIT_IMAGE_UNAVAILABLE`.
+pub async fn ensure_image(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(bool, bool)> {
+    if let Some(hc) = engine
+        .image_healthcheck(&spec.image)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?
+    {
+        return Ok((hc, false));
+    }
+    progress(&format!("pulling {} for {}", spec.image, spec.service));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match engine.pull(&spec.image, progress).await {
+            Ok(()) => break,
+            // A broken connection is worth exactly one more try; the engine's verdict is not.
+            Err(e) if e.is_transient() && attempt < 2 => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                let err = Error::ImageUnavailable {
+                    service: spec.service.clone(),
+                    image: spec.image.clone(),
+                    cause: e.message,
+                };
+                record(spec, &err, "failed", false);
+                return Err(err);
+            }
+        }
+    }
+    let hc = engine
+        .image_healthcheck(&spec.image)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?
+        .unwrap_or(false);
+    progress(&format!("pulled {}", spec.image));
+    Ok((hc, true))
+}
+
+/// The container runs with this spec: adopted when ours, running and identical; otherwise
+/// (re)created and started. Refusals are `EXIT_CONTAINER_FAILED` with the engine's status and
+/// message, naming host processes that hold a published port.
+pub async fn ensure_container(
+    spec: &ContainerSpec,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<docker::Running> {
+    let engine = connect().await?;
+    let (image_hc, pulled) = ensure_image(&engine, spec, progress).await?;
+    let seen = engine
+        .inspect(&spec.name)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?;
+    let has_healthcheck = spec.has_healthcheck(image_hc);
+    let id = match docker::decide_existing(spec, seen.as_ref()) {
+        Existing::Adopt => {
+            let o = seen.clone().unwrap_or_default();
+            return Ok(docker::Running {
+                id: o.id,
+                name: spec.name.clone(),
+                image: spec.image.clone(),
+                adopted: true,
+                started_at: o.started_at,
+                has_healthcheck,
+                pulled,
+            });
+        }
+        Existing::Foreign(owner) => {
+            return Err(Error::ContainerFailed {
+                service: spec.service.clone(),
+                failure: DockerError {
+                    op: Op::Create,
+                    target: spec.name.clone(),
+                    status: Some(409),
+                    message: format!(
+                        "the container name \"{}\" is already in use by a container {}",
+                        spec.name,
+                        match owner {
+                            Some(w) => format!("of another workspace ({w})"),
+                            None => "the orchestrator did not create".into(),
+                        }
+                    ),
+                },
+                holders: Vec::new(),
+            })
+        }
+        Existing::Absent | Existing::Recreate => engine
+            .create_and_start(spec, seen.as_ref())
+            .await
+            .map_err(|e| {
+                let holders = if is_port_conflict(&e.message) {
+                    host_holders(spec)
+                        .into_iter()
+                        .filter(|(_, h)| {
+                            h.as_ref()
+                                .is_none_or(|h| !h.command.contains("docker-proxy"))
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let err = Error::ContainerFailed {
+                    service: spec.service.clone(),
+                    failure: e,
+                    holders,
+                };
+                record(spec, &err, "failed", true);
+                err
+            })?,
+    };
+    let o = engine
+        .inspect(&id)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?
+        .unwrap_or_default();
+    Ok(docker::Running {
+        id,
+        name: spec.name.clone(),
+        image: spec.image.clone(),
+        adopted: false,
+        started_at: o.started_at,
+        has_healthcheck,
+        pulled,
+    })
+}
+
+/// The runner's life: ensure the container, copy its output to ours until it stops, and return
+/// its exit code. `None` when a stop was requested (the caller exits 0).
+pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
+    let mut progress = |line: &str| eprintln!("[orchestrator] {line}");
+    let running = ensure_container(spec, &mut progress).await?;
+    eprintln!(
+        "[orchestrator] {} container {} ({}) {}",
+        spec.service,
+        &running.id[..12.min(running.id.len())],
+        spec.image,
+        if running.adopted {
+            "adopted"
+        } else {
+            "started"
+        }
+    );
+    let engine = connect().await?;
+    if STOP_REQUESTED.load(Ordering::SeqCst) {
+        let _ = engine.stop(&running.id, spec.stop_timeout_seconds).await;
+        return Ok(None);
+    }
+    let logs = {
+        let engine = engine.clone();
+        let id = running.id.clone();
+        tokio::spawn(async move { engine.forward_logs(&id).await })
+    };
+    let code = engine
+        .wait_exit(&running.id)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?;
+    // Let the log stream drain what the container wrote last.
+    let _ = tokio::time::timeout(Duration::from_secs(2), logs).await;
+    if STOP_REQUESTED.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
+    Ok(Some(code))
+}
+
+/// Stops the spec's container gracefully (its stop timeout), for the runner's signal handler.
+pub async fn stop(spec: &ContainerSpec) -> Result<()> {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+    let engine = connect().await?;
+    engine
+        .stop(&spec.name, spec.stop_timeout_seconds)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))
+}
+
+/// Stops every running container of this workspace's `service` (by label), e.g. one a killed
+/// runner left behind. Returns the ids it stopped.
+pub async fn stop_labelled(workspace: &str, service: &str) -> Result<Vec<String>> {
+    let engine = connect().await?;
+    let labels = vec![
+        format!("{LABEL_WORKSPACE}={workspace}"),
+        format!("{LABEL_SERVICE}={service}"),
+    ];
+    let ids = engine
+        .running_with_labels(&labels)
+        .await
+        .map_err(|e| docker_err(service, e))?;
+    for id in &ids {
+        engine
+            .stop_default(id)
+            .await
+            .map_err(|e| docker_err(service, e))?;
+    }
+    Ok(ids)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Healthy {
+    pub service: String,
+    pub container_id: String,
+    /// Milliseconds from the container's start to healthy (or running, without a healthcheck).
+    pub ready_ms: u64,
+    /// `healthy` | `none`
+    pub health: String,
+}
+
+/// Waits until the container is healthy. A timeout marks the service degraded
+/// (`EXIT_DEPENDENCY_DEGRADED` with the last health output); a death is `EXIT_CONTAINER_FAILED`.
+pub async fn wait_healthy(
+    workspace: &str,
+    service: &str,
+    container_id: &str,
+    has_healthcheck: bool,
+    timeout: Duration,
+) -> Result<Healthy> {
+    let engine = connect().await?;
+    let outcome = engine
+        .wait_healthy(container_id, has_healthcheck, timeout)
+        .await
+        .map_err(|e| docker_err(service, e))?;
+    let root = std::path::Path::new(workspace);
+    let record_failure = |err: &Error, st: &str| {
+        let f = state::failure(
+            service,
+            st,
+            err.exit_code().name(),
+            &err.message(),
+            true,
+            chrono::Utc::now(),
+        );
+        let _ = state::record(root, &f);
+    };
+    match outcome {
+        WaitOutcome::Healthy { after } => {
+            state::clear(root, service);
+            Ok(Healthy {
+                service: service.into(),
+                container_id: container_id.into(),
+                ready_ms: after.as_millis() as u64,
+                health: "healthy".into(),
+            })
+        }
+        WaitOutcome::Running => {
+            state::clear(root, service);
+            let started = engine
+                .inspect(container_id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|o| o.started_at);
+            Ok(Healthy {
+                service: service.into(),
+                container_id: container_id.into(),
+                ready_ms: started
+                    .and_then(|s| (chrono::Utc::now() - s).to_std().ok())
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+                health: "none".into(),
+            })
+        }
+        WaitOutcome::Died {
+            exit_code,
+            last_lines,
+        } => {
+            let err = Error::ContainerExited {
+                service: service.into(),
+                container: container_id.into(),
+                exit_code,
+                last_lines,
+            };
+            record_failure(&err, "failed");
+            Err(err)
+        }
+        WaitOutcome::TimedOut {
+            health,
+            last_output,
+        } => {
+            let err = Error::DependencyDegraded {
+                service: service.into(),
+                container: container_id.into(),
+                waited_s: timeout.as_secs(),
+                health,
+                last_output,
+            };
+            record_failure(&err, "degraded");
+            Err(err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_conflicts_are_recognised_in_engine_messages() {
+        assert!(is_port_conflict("driver failed programming external connectivity on endpoint x: Bind for 0.0.0.0:5432 failed: port is already allocated"));
+        assert!(is_port_conflict(
+            "Error starting userland proxy: listen tcp4 0.0.0.0:5432: bind: address already in use"
+        ));
+        assert!(!is_port_conflict("invalid mount config for type \"bind\""));
+    }
+}

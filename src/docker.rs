@@ -1,0 +1,979 @@
+//! Docker control through the Engine API (bollard), behind a small typed client: one error
+//! variant per operation, each knowing whether it is worth retrying. Decisions (adopt or recreate,
+//! what an event means for a wait) are pure functions below the client, unit-tested.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, EventMessage, HealthConfig,
+    HostConfig, Mount as EngineMount, MountType, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    InspectContainerOptions, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::container::{ContainerSpec, LABEL_HASH, LABEL_WORKSPACE};
+
+/// The oldest Engine API we support (Docker Engine 20.10).
+pub const MIN_API: (u64, u64) = (1, 41);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Connect,
+    Version,
+    InspectImage,
+    Pull,
+    Network,
+    Create,
+    Start,
+    Stop,
+    Remove,
+    Inspect,
+    Events,
+    Logs,
+    Wait,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Connect => "connect",
+            Op::Version => "version",
+            Op::InspectImage => "inspect image",
+            Op::Pull => "pull",
+            Op::Network => "create network",
+            Op::Create => "create",
+            Op::Start => "start",
+            Op::Stop => "stop",
+            Op::Remove => "remove",
+            Op::Inspect => "inspect",
+            Op::Events => "events",
+            Op::Logs => "logs",
+            Op::Wait => "wait",
+        }
+    }
+}
+
+/// One failed engine operation: which, on what, the engine's status code and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerError {
+    pub op: Op,
+    pub target: String,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl DockerError {
+    fn from(op: Op, target: &str, e: BollardError) -> Self {
+        let (status, message) = match e {
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => (Some(status_code), message),
+            BollardError::DockerContainerWaitError { error, code } => {
+                (None, format!("{error} (exit code {code})"))
+            }
+            other => (None, other.to_string()),
+        };
+        DockerError {
+            op,
+            target: target.into(),
+            status,
+            message: message.trim().to_string(),
+        }
+    }
+
+    pub fn not_found(&self) -> bool {
+        self.status == Some(404)
+    }
+
+    /// Worth one more try: the connection broke or the engine said "try later". Engine verdicts
+    /// (404, 409, a failed pull, a refused port) are not.
+    pub fn is_transient(&self) -> bool {
+        match self.status {
+            None => {
+                let m = self.message.to_lowercase();
+                !m.contains("deserialize") && !m.contains("no such file")
+            }
+            Some(s) => matches!(s, 408 | 429 | 502 | 503 | 504),
+        }
+    }
+}
+
+impl std::fmt::Display for DockerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(
+                f,
+                "{} {}: engine status {s}: {}",
+                self.op.as_str(),
+                self.target,
+                self.message
+            ),
+            None => write!(f, "{} {}: {}", self.op.as_str(), self.target, self.message),
+        }
+    }
+}
+
+pub type DResult<T> = std::result::Result<T, DockerError>;
+
+/// Where the client connects: `DOCKER_HOST`, else the default socket.
+pub fn host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// Pure: "1.41" → (1, 41).
+pub fn parse_api(v: &str) -> Option<(u64, u64)> {
+    let (a, b) = v.trim().split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    pub api_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Running {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// Adopted a running container with the same configuration instead of creating one.
+    pub adopted: bool,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub has_healthcheck: bool,
+    pub pulled: bool,
+}
+
+/// What the engine said about a container, reduced to what decisions need.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    pub id: String,
+    pub running: bool,
+    pub workspace: Option<String>,
+    pub hash: Option<String>,
+    pub health: Option<String>,
+    pub last_health_output: Option<String>,
+    pub exit_code: Option<i64>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Anonymous volumes (engine-generated names) and where they are mounted.
+    pub anonymous_volumes: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    Absent,
+    /// Ours, running, same configuration: keep it.
+    Adopt,
+    /// Ours but stopped or configured differently: remove and create anew.
+    Recreate,
+    /// A container of that name that another workspace (or nobody of ours) created.
+    Foreign(Option<String>),
+}
+
+/// Pure: what to do with a container already carrying the spec's name.
+pub fn decide_existing(spec: &ContainerSpec, seen: Option<&Observed>) -> Existing {
+    let Some(o) = seen else {
+        return Existing::Absent;
+    };
+    if o.workspace.as_deref() != Some(spec.workspace.as_str()) {
+        return Existing::Foreign(o.workspace.clone());
+    }
+    if o.running && o.hash.as_deref() == Some(spec.config_hash().as_str()) {
+        Existing::Adopt
+    } else {
+        Existing::Recreate
+    }
+}
+
+fn observe(c: &ContainerInspectResponse) -> Observed {
+    let labels = c
+        .config
+        .as_ref()
+        .and_then(|x| x.labels.clone())
+        .unwrap_or_default();
+    let state = c.state.clone().unwrap_or_default();
+    let health = state.health.clone();
+    let anonymous = c
+        .mounts
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| {
+            let name = m.name?;
+            let dest = m.destination?;
+            // Engine-generated anonymous volume names are 64 hex characters.
+            (name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()))
+                .then_some((name, dest))
+        })
+        .collect();
+    Observed {
+        id: c.id.clone().unwrap_or_default(),
+        running: state.running.unwrap_or(false),
+        workspace: labels.get(LABEL_WORKSPACE).cloned(),
+        hash: labels.get(LABEL_HASH).cloned(),
+        health: health
+            .as_ref()
+            .and_then(|h| h.status)
+            .map(|s| s.to_string()),
+        last_health_output: health
+            .and_then(|h| h.log)
+            .and_then(|l| l.last().cloned())
+            .and_then(|r| r.output)
+            .map(|o| o.trim().to_string()),
+        exit_code: state.exit_code,
+        started_at: state
+            .started_at
+            .as_deref()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .filter(|d| d.timestamp() > 0),
+        anonymous_volumes: anonymous,
+    }
+}
+
+/// Pure: the engine's create body for a spec (plus anonymous volumes carried over).
+pub fn create_body(spec: &ContainerSpec, carry: &[(String, String)]) -> ContainerCreateBody {
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.host_port.to_string()),
+            });
+    }
+    let mut mounts: Vec<EngineMount> = spec
+        .volumes
+        .iter()
+        .map(|v| EngineMount {
+            typ: Some(MountType::VOLUME),
+            source: Some(v.name.clone()),
+            target: Some(v.target.clone()),
+            read_only: Some(v.read_only),
+            ..Default::default()
+        })
+        .collect();
+    for (name, dest) in carry {
+        let covered = spec.volumes.iter().any(|v| &v.target == dest)
+            || spec
+                .binds
+                .iter()
+                .any(|b| b.split(':').nth(1) == Some(dest.as_str()));
+        if !covered {
+            mounts.push(EngineMount {
+                typ: Some(MountType::VOLUME),
+                source: Some(name.clone()),
+                target: Some(dest.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    let mut endpoints = HashMap::new();
+    endpoints.insert(
+        spec.network.clone(),
+        EndpointSettings {
+            aliases: Some(vec![spec.service.clone()]),
+            ..Default::default()
+        },
+    );
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: Some(spec.env.clone()),
+        cmd: spec.cmd.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        labels: Some(spec.container_labels().into_iter().collect()),
+        stop_timeout: Some(spec.stop_timeout_seconds as i64),
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: h.interval_ns,
+            timeout: h.timeout_ns,
+            retries: h.retries,
+            start_period: h.start_period_ns,
+            ..Default::default()
+        }),
+        host_config: Some(HostConfig {
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            network_mode: Some(spec.network.clone()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        }),
+        ..Default::default()
+    }
+}
+
+/// What a container event means for a health wait on container `id`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitSignal {
+    Healthy,
+    Unhealthy,
+    Died(Option<i64>),
+    Ignore,
+}
+
+/// Pure: classify one engine event for the container being waited on.
+pub fn classify(ev: &EventMessage, id: &str) -> WaitSignal {
+    let actor = ev.actor.as_ref();
+    if actor.and_then(|a| a.id.as_deref()) != Some(id) {
+        return WaitSignal::Ignore;
+    }
+    match ev.action.as_deref().map(str::trim) {
+        Some("health_status: healthy") => WaitSignal::Healthy,
+        Some("health_status: unhealthy") => WaitSignal::Unhealthy,
+        Some("die") => WaitSignal::Died(
+            actor
+                .and_then(|a| a.attributes.as_ref())
+                .and_then(|a| a.get("exitCode"))
+                .and_then(|c| c.parse().ok()),
+        ),
+        _ => WaitSignal::Ignore,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitOutcome {
+    Healthy {
+        after: Duration,
+    },
+    /// No healthcheck: running is as ready as the engine can tell.
+    Running,
+    Died {
+        exit_code: Option<i64>,
+        last_lines: Vec<String>,
+    },
+    TimedOut {
+        health: Option<String>,
+        last_output: Option<String>,
+    },
+}
+
+/// Shortens a progress line's layer id and drops the bar: "a1b2c3: Downloading 3.1MB/10MB".
+pub fn progress_line(
+    id: Option<&str>,
+    status: Option<&str>,
+    current: Option<i64>,
+    total: Option<i64>,
+) -> Option<String> {
+    let status = status?;
+    let mut s = match id {
+        Some(id) if !id.is_empty() => format!("{id}: {status}"),
+        _ => status.to_string(),
+    };
+    if let (Some(c), Some(t)) = (current, total) {
+        if t > 0 {
+            s.push_str(&format!(" {:.1}/{:.1} MB", c as f64 / 1e6, t as f64 / 1e6));
+        }
+    }
+    Some(s)
+}
+
+impl Engine {
+    /// Connects and checks the API version against [`MIN_API`].
+    pub async fn connect() -> DResult<Engine> {
+        let target = host();
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| DockerError::from(Op::Connect, &target, e))?;
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| DockerError::from(Op::Connect, &target, e))?;
+        let api = version.api_version.clone().unwrap_or_default();
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| DockerError::from(Op::Version, &target, e))?;
+        Ok(Engine {
+            docker,
+            api_version: api,
+        })
+    }
+
+    pub fn api_ok(&self) -> bool {
+        parse_api(&self.api_version).is_some_and(|v| v >= MIN_API)
+    }
+
+    pub async fn inspect(&self, name: &str) -> DResult<Option<Observed>> {
+        match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Ok(Some(observe(&c))),
+            Err(e) => {
+                let e = DockerError::from(Op::Inspect, name, e);
+                if e.not_found() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Whether the image has a HEALTHCHECK; `None` when the image is absent.
+    pub async fn image_healthcheck(&self, image: &str) -> DResult<Option<bool>> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(Some(
+                i.config
+                    .and_then(|c| c.healthcheck)
+                    .and_then(|h| h.test)
+                    .is_some_and(|t| t.first().map(String::as_str) != Some("NONE")),
+            )),
+            Err(e) => {
+                let e = DockerError::from(Op::InspectImage, image, e);
+                if e.not_found() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Pulls an image, reporting progress lines (deduplicated per layer and status).
+    pub async fn pull(&self, image: &str, progress: &mut (dyn FnMut(&str) + Send)) -> DResult<()> {
+        let (repo, tag) = split_image(image);
+        let opts = CreateImageOptionsBuilder::new()
+            .from_image(&repo)
+            .tag(&tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        let mut last: HashMap<String, (String, Instant)> = HashMap::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| DockerError::from(Op::Pull, image, e))?;
+            if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                return Err(DockerError {
+                    op: Op::Pull,
+                    target: image.into(),
+                    status: None,
+                    message: err,
+                });
+            }
+            let pd = info.progress_detail.unwrap_or_default();
+            let key = info.id.clone().unwrap_or_default();
+            let status = info.status.clone().unwrap_or_default();
+            // One line per layer and status, plus at most one per second while downloading.
+            let show = match last.get(&key) {
+                Some((s, t)) => s != &status || t.elapsed() >= Duration::from_secs(1),
+                None => true,
+            };
+            if show {
+                if let Some(line) = progress_line(
+                    info.id.as_deref(),
+                    info.status.as_deref(),
+                    pd.current,
+                    pd.total,
+                ) {
+                    progress(&line);
+                }
+                last.insert(key, (status, Instant::now()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_network(&self, spec: &ContainerSpec) -> DResult<()> {
+        if self
+            .docker
+            .inspect_network(
+                &spec.network,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let mut labels = HashMap::new();
+        labels.insert(
+            crate::container::COMPOSE_PROJECT.to_string(),
+            spec.project.clone(),
+        );
+        labels.insert(
+            "com.docker.compose.network".to_string(),
+            "default".to_string(),
+        );
+        labels.insert(LABEL_WORKSPACE.to_string(), spec.workspace.clone());
+        let req = NetworkCreateRequest {
+            name: spec.network.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = DockerError::from(Op::Network, &spec.network, e);
+                // Another command created it in between.
+                if e.status == Some(409) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub async fn remove(&self, name: &str) -> DResult<()> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = DockerError::from(Op::Remove, name, e);
+                if e.not_found() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Creates and starts the container (after removing a stale one of ours), or adopts a running
+    /// one with the same configuration. The image must be present.
+    pub async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+        seen: Option<&Observed>,
+    ) -> DResult<String> {
+        let carry = seen
+            .map(|o| o.anonymous_volumes.clone())
+            .unwrap_or_default();
+        if seen.is_some() {
+            self.remove(&spec.name).await?;
+        }
+        self.ensure_network(spec).await?;
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(opts), create_body(spec, &carry))
+            .await
+            .map_err(|e| DockerError::from(Op::Create, &spec.name, e))?;
+        self.docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(|e| DockerError::from(Op::Start, &spec.name, e))?;
+        Ok(created.id)
+    }
+
+    /// Stops a container gracefully (its stop signal, then SIGKILL after `timeout_s`).
+    /// Absent or already stopped is fine.
+    pub async fn stop(&self, name: &str, timeout_s: u64) -> DResult<()> {
+        let opts = StopContainerOptionsBuilder::new()
+            .t(timeout_s.min(i32::MAX as u64) as i32)
+            .build();
+        match self.docker.stop_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = DockerError::from(Op::Stop, name, e);
+                if e.not_found() || e.status == Some(304) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Running containers carrying every `key=value` label.
+    pub async fn running_with_labels(&self, labels: &[String]) -> DResult<Vec<String>> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), labels.to_vec());
+        let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| DockerError::from(Op::Inspect, &labels.join(","), e))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Stops a container with its own configured stop timeout.
+    pub async fn stop_default(&self, id: &str) -> DResult<()> {
+        match self
+            .docker
+            .stop_container(id, None::<bollard::query_parameters::StopContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = DockerError::from(Op::Stop, id, e);
+                if e.not_found() || e.status == Some(304) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Copies the container's stdout/stderr to this process's stdout/stderr until it stops.
+    pub async fn forward_logs(&self, id: &str) -> DResult<()> {
+        let opts = LogsOptionsBuilder::new()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        while let Some(item) = stream.next().await {
+            match item.map_err(|e| DockerError::from(Op::Logs, id, e))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    let mut e = std::io::stderr().lock();
+                    let _ = e.write_all(&message);
+                    let _ = e.flush();
+                }
+                bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::Console { message } => {
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(&message);
+                    let _ = o.flush();
+                }
+                bollard::container::LogOutput::StdIn { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The container's exit code once it has stopped.
+    pub async fn wait_exit(&self, id: &str) -> DResult<i64> {
+        let mut stream = self.docker.wait_container(id, None::<WaitContainerOptions>);
+        match stream.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(DockerError::from(Op::Wait, id, e)),
+            None => Ok(self
+                .inspect(id)
+                .await?
+                .and_then(|o| o.exit_code)
+                .unwrap_or(0)),
+        }
+    }
+
+    /// The last `n` lines the container wrote (both streams).
+    pub async fn tail(&self, id: &str, n: usize) -> Vec<String> {
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&n.to_string())
+            .build();
+        let mut out = Vec::new();
+        let mut stream = self.docker.logs(id, Some(opts));
+        while let Some(Ok(item)) = stream.next().await {
+            let text = String::from_utf8_lossy(&item.into_bytes()).to_string();
+            out.extend(text.lines().map(str::to_string));
+        }
+        let skip = out.len().saturating_sub(n);
+        out.into_iter().skip(skip).collect()
+    }
+
+    /// Waits for container `id` to become healthy (or, without a healthcheck, to run), using the
+    /// engine's events stream: `health_status` and `die` events end the wait, not polling.
+    pub async fn wait_healthy(
+        &self,
+        id: &str,
+        has_healthcheck: bool,
+        timeout: Duration,
+    ) -> DResult<WaitOutcome> {
+        let began = Instant::now();
+        let mut filters = HashMap::new();
+        filters.insert("type", vec!["container"]);
+        filters.insert("container", vec![id]);
+        // Subscribe first, then look: nothing that happens in between is missed.
+        let since = (chrono::Utc::now() - chrono::Duration::seconds(1))
+            .timestamp()
+            .to_string();
+        let opts = EventsOptionsBuilder::new()
+            .since(&since)
+            .filters(&filters)
+            .build();
+        let mut events = self.docker.events(Some(opts));
+        let first = self.inspect(id).await?;
+        let started = first.as_ref().and_then(|o| o.started_at);
+        let after = |started: Option<chrono::DateTime<chrono::Utc>>| match started {
+            Some(s) => (chrono::Utc::now() - s).to_std().unwrap_or_default(),
+            None => began.elapsed(),
+        };
+        match &first {
+            None => {
+                return Ok(WaitOutcome::Died {
+                    exit_code: None,
+                    last_lines: vec![format!("container {id} no longer exists")],
+                })
+            }
+            Some(o) if !o.running => {
+                return Ok(WaitOutcome::Died {
+                    exit_code: o.exit_code,
+                    last_lines: self.tail(id, 20).await,
+                })
+            }
+            Some(o) if !has_healthcheck => {
+                let _ = o;
+                return Ok(WaitOutcome::Running);
+            }
+            Some(o) if o.health.as_deref() == Some("healthy") => {
+                return Ok(WaitOutcome::Healthy {
+                    after: after(started),
+                })
+            }
+            _ => {}
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, events.next()).await;
+            match next {
+                Err(_) => {
+                    let o = self.inspect(id).await?.unwrap_or_default();
+                    return Ok(WaitOutcome::TimedOut {
+                        health: o.health,
+                        last_output: o.last_health_output,
+                    });
+                }
+                Ok(None) => {
+                    // The stream ended (engine restart?): resubscribe from now.
+                    let since = chrono::Utc::now().timestamp().to_string();
+                    let opts = EventsOptionsBuilder::new()
+                        .since(&since)
+                        .filters(&filters)
+                        .build();
+                    events = self.docker.events(Some(opts));
+                    if let Some(o) = self.inspect(id).await? {
+                        if o.health.as_deref() == Some("healthy") {
+                            return Ok(WaitOutcome::Healthy {
+                                after: after(started),
+                            });
+                        }
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    let e = DockerError::from(Op::Events, id, e);
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(Some(Ok(ev))) => match classify(&ev, id) {
+                    WaitSignal::Healthy => {
+                        return Ok(WaitOutcome::Healthy {
+                            after: after(started),
+                        })
+                    }
+                    WaitSignal::Died(code) => {
+                        return Ok(WaitOutcome::Died {
+                            exit_code: code,
+                            last_lines: self.tail(id, 20).await,
+                        })
+                    }
+                    WaitSignal::Unhealthy | WaitSignal::Ignore => {}
+                },
+            }
+        }
+    }
+}
+
+/// Pure: "host:5000/a/b:tag" → ("host:5000/a/b", "tag"); digests stay whole; default tag latest.
+pub fn split_image(image: &str) -> (String, String) {
+    if image.contains('@') {
+        return (image.to_string(), String::new());
+    }
+    let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (
+            image[..last_slash + i].to_string(),
+            image[last_slash + i + 1..].to_string(),
+        ),
+        None => (image.to_string(), "latest".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::EventActor;
+
+    fn spec() -> ContainerSpec {
+        let text = "services:\n  db:\n    image: localhost:5000/db:1\n    ports: ['15432:5432', '127.0.0.1:15433:5433/udp']\n    volumes: [data:/data, ./conf:/conf:ro]\nvolumes: { data: {} }\n";
+        let c = crate::compose::parse(text, std::path::Path::new("/ws/compose.yaml"), &|_| None)
+            .unwrap();
+        crate::container::spec(crate::container::SpecInput {
+            workspace_root: std::path::Path::new("/ws"),
+            workspace_name: "ws",
+            profile: "development",
+            compose: &c,
+            service: &c.services[0],
+            env_file_vars: vec![],
+            health_timeout_seconds: None,
+        })
+    }
+
+    #[test]
+    fn image_references_split_like_the_engine() {
+        assert_eq!(split_image("postgres:16"), ("postgres".into(), "16".into()));
+        assert_eq!(
+            split_image("postgres"),
+            ("postgres".into(), "latest".into())
+        );
+        assert_eq!(
+            split_image("localhost:5000/a/b:2"),
+            ("localhost:5000/a/b".into(), "2".into())
+        );
+        assert_eq!(
+            split_image("localhost:5000/a/b"),
+            ("localhost:5000/a/b".into(), "latest".into())
+        );
+        assert_eq!(split_image("x@sha256:ab").1, "");
+    }
+
+    #[test]
+    fn existing_containers_are_adopted_recreated_or_refused() {
+        let s = spec();
+        assert_eq!(decide_existing(&s, None), Existing::Absent);
+        let mut o = Observed {
+            id: "c1".into(),
+            running: true,
+            workspace: Some("/ws".into()),
+            hash: Some(s.config_hash()),
+            ..Default::default()
+        };
+        assert_eq!(decide_existing(&s, Some(&o)), Existing::Adopt);
+        o.running = false;
+        assert_eq!(decide_existing(&s, Some(&o)), Existing::Recreate);
+        o.running = true;
+        o.hash = Some("other".into());
+        assert_eq!(decide_existing(&s, Some(&o)), Existing::Recreate);
+        o.workspace = Some("/elsewhere".into());
+        assert_eq!(
+            decide_existing(&s, Some(&o)),
+            Existing::Foreign(Some("/elsewhere".into()))
+        );
+        o.workspace = None;
+        assert_eq!(decide_existing(&s, Some(&o)), Existing::Foreign(None));
+    }
+
+    #[test]
+    fn create_body_maps_ports_mounts_network_and_carries_anonymous_volumes() {
+        let s = spec();
+        let b = create_body(
+            &s,
+            &[
+                ("a".repeat(64), "/var/lib/x".into()),
+                ("b".repeat(64), "/data".into()),
+            ],
+        );
+        let hc = b.host_config.unwrap();
+        let pb = hc.port_bindings.unwrap();
+        assert_eq!(
+            pb["5432/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("15432")
+        );
+        assert_eq!(
+            pb["5433/udp"].as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(hc.binds.unwrap(), vec!["/ws/conf:/conf:ro"]);
+        let mounts = hc.mounts.unwrap();
+        assert_eq!(
+            mounts.len(),
+            2,
+            "the /data anonymous volume is covered by the named one"
+        );
+        assert_eq!(mounts[0].source.as_deref(), Some("ws_data"));
+        assert_eq!(mounts[1].target.as_deref(), Some("/var/lib/x"));
+        assert_eq!(hc.network_mode.as_deref(), Some("ws_default"));
+        assert_eq!(b.labels.unwrap()[LABEL_HASH], s.config_hash());
+        let ep = b.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(ep["ws_default"].aliases, Some(vec!["db".to_string()]));
+    }
+
+    fn event(id: &str, action: &str, exit: Option<&str>) -> EventMessage {
+        let mut attrs = HashMap::new();
+        if let Some(c) = exit {
+            attrs.insert("exitCode".to_string(), c.to_string());
+        }
+        EventMessage {
+            action: Some(action.into()),
+            actor: Some(EventActor {
+                id: Some(id.into()),
+                attributes: Some(attrs),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn events_are_classified_for_the_awaited_container_only() {
+        assert_eq!(
+            classify(&event("c1", "health_status: healthy", None), "c1"),
+            WaitSignal::Healthy
+        );
+        assert_eq!(
+            classify(&event("c1", "health_status: unhealthy", None), "c1"),
+            WaitSignal::Unhealthy
+        );
+        assert_eq!(
+            classify(&event("c1", "die", Some("137")), "c1"),
+            WaitSignal::Died(Some(137))
+        );
+        assert_eq!(
+            classify(&event("c2", "die", Some("1")), "c1"),
+            WaitSignal::Ignore
+        );
+        assert_eq!(
+            classify(&event("c1", "start", None), "c1"),
+            WaitSignal::Ignore
+        );
+    }
+
+    #[test]
+    fn transient_errors_are_transport_or_try_later() {
+        let e = |status, message: &str| DockerError {
+            op: Op::Pull,
+            target: "x".into(),
+            status,
+            message: message.into(),
+        };
+        assert!(e(None, "connection reset by peer").is_transient());
+        assert!(e(Some(503), "busy").is_transient());
+        assert!(!e(Some(404), "manifest unknown").is_transient());
+        assert!(!e(Some(500), "port is already allocated").is_transient());
+        assert!(!e(None, "No such file or directory (os error 2)").is_transient());
+        assert_eq!(parse_api("1.41"), Some((1, 41)));
+        assert!(parse_api("1.40").unwrap() < MIN_API);
+        assert_eq!(
+            progress_line(
+                Some("abc"),
+                Some("Downloading"),
+                Some(1_500_000),
+                Some(3_000_000)
+            ),
+            Some("abc: Downloading 1.5/3.0 MB".into())
+        );
+    }
+}
