@@ -17,6 +17,8 @@ process.env.PM2_HOME = PM2_HOME;
 process.env.NX_DAEMON = 'false';
 process.env.NO_COLOR = '1';
 process.env.PM2_SILENT = 'true';
+// No registry here: the example's postgres comes from scripts/build-images.sh.
+process.env.POSTGRES_IMAGE ??= 'orchestrator-local/postgres:15';
 
 // Children must not inherit the test runner's IPC marker, or an app's own `node --test` would
 // report to us instead of printing.
@@ -113,9 +115,11 @@ function copyTree(from, to, skip) {
  * A copy of the example workspace in RUN_DIR with its node_modules linked (not copied) and the
  * app ports moved (5173 → admin, 3000 → server) so it can run beside the example.
  */
-function tempWorkspace(name, { adminPort = 15173, serverPort = 13000, linkModules = true } = {}) {
+function tempWorkspace(name, { adminPort = 15173, serverPort = 13000, pgPort = 15432, linkModules = true } = {}) {
   const dir = path.join(RUN_DIR, name);
   copyTree(EXAMPLE, dir, ['node_modules', '.nx', 'logs', '.orchestrator']);
+  // Its own package name: its own compose project, container names and volumes.
+  edit(path.join(dir, 'package.json'), (t) => t.replace(/"name": "[^"]*"/, `"name": "orch-test-${path.basename(RUN_DIR)}-${name}"`));
   if (linkModules) fs.symlinkSync(path.join(EXAMPLE, 'node_modules'), path.join(dir, 'node_modules'));
   for (const app of ['admin', 'server']) {
     const modules = path.join(EXAMPLE, 'apps', app, 'node_modules');
@@ -124,9 +128,45 @@ function tempWorkspace(name, { adminPort = 15173, serverPort = 13000, linkModule
   const files = ['ecosystem.config.js', 'nx.json', ...['development', 'staging', 'production'].map((p) => `config/env/${p}.env`)];
   for (const f of files) {
     const p = path.join(dir, f);
-    fs.writeFileSync(p, fs.readFileSync(p, 'utf8').replaceAll('5173', String(adminPort)).replaceAll('3000', String(serverPort)));
+    fs.writeFileSync(
+      p,
+      fs.readFileSync(p, 'utf8').replaceAll('5173', String(adminPort)).replaceAll('3000', String(serverPort)).replaceAll('5432', String(pgPort)),
+    );
   }
   return dir;
+}
+
+/** `docker …`; resolves { code, stdout, stderr, out }. */
+function docker(args) {
+  return result(spawnSync('docker', args, { encoding: 'utf8' }));
+}
+
+/** Removes exactly what a workspace left in the engine: its containers (by our workspace
+ * label), then its compose project's volumes and network. */
+function removeContainers(root) {
+  const ids = docker(['ps', '-aq', '--filter', `label=dev.orchestrator.workspace=${root}`]).stdout.split(/\s+/).filter(Boolean);
+  if (ids.length) docker(['rm', '-f', '-v', ...ids]);
+  const nets = docker(['network', 'ls', '-q', '--filter', `label=dev.orchestrator.workspace=${root}`]).stdout.split(/\s+/).filter(Boolean);
+  if (nets.length) docker(['network', 'rm', ...nets]);
+  let project;
+  try {
+    project = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).name.replace(/[/@]/g, '-').replace(/^-+|-+$/g, '').toLowerCase();
+  } catch (_) {
+    return;
+  }
+  const vols = docker(['volume', 'ls', '-q', '--filter', `name=^${project}_`]).stdout.split(/\s+/).filter(Boolean);
+  if (vols.length) docker(['volume', 'rm', ...vols]);
+}
+
+/** Every workspace of this run (the example and the temporary copies). */
+function removeAllContainers() {
+  removeContainers(EXAMPLE);
+  for (const e of fs.existsSync(RUN_DIR) ? fs.readdirSync(RUN_DIR) : []) removeContainers(path.join(RUN_DIR, e));
+}
+
+function ourContainers() {
+  const roots = [EXAMPLE, ...(fs.existsSync(RUN_DIR) ? fs.readdirSync(RUN_DIR).map((e) => path.join(RUN_DIR, e)) : [])];
+  return roots.flatMap((r) => docker(['ps', '-aq', '--filter', `label=dev.orchestrator.workspace=${r}`]).stdout.split(/\s+/).filter(Boolean));
 }
 
 function edit(file, fn) {
@@ -157,4 +197,4 @@ function alive(pid) {
   }
 }
 
-module.exports = { childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };
+module.exports = { docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };

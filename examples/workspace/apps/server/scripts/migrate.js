@@ -6,12 +6,34 @@ const fs = require('fs');
 const path = require('path');
 const { Client } = require('pg');
 
+// The profile's database may not exist yet: one Postgres serves every profile (app_development,
+// app_staging, …) but initialises only the database it was first started with.
+async function connect(url) {
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  try {
+    await client.connect();
+    return client;
+  } catch (e) {
+    if (e.code !== '3D000') throw e;
+    const name = new URL(url).pathname.slice(1);
+    const admin = new URL(url);
+    admin.pathname = '/postgres';
+    const c = new Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5000 });
+    await c.connect();
+    await c.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+    await c.end();
+    console.log(`migrate: created database ${name}`);
+    const again = new Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+    await again.connect();
+    return again;
+  }
+}
+
 async function main() {
   if (!process.env.DATABASE_URL) throw new Error('DATABASE_URL is not set');
   const dir = path.join(__dirname, '..', 'migrations');
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
-  const client = new Client({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 5000 });
-  await client.connect();
+  const client = await connect(process.env.DATABASE_URL);
   try {
     await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
     // One migrator at a time, whoever else runs setup.
