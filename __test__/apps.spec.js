@@ -11,6 +11,7 @@ const byName = (procs, name) => procs.filter((p) => p.name === name);
 
 test.after(async () => {
   await h.killPm2();
+  h.removeAllContainers();
 });
 
 test('1. admin:start --profile development installs, starts under PM2 with our metadata', async () => {
@@ -113,9 +114,10 @@ test('3. admin:test / server:test run with the profile env; setup is idempotent'
   assert.strictEqual(st.code, 0, st.out);
   assert.match(st.out, /# pass 3/);
   for (const app of ['admin', 'server']) {
-    const first = await h.nx([`${app}:setup`]);
+    // server:setup starts postgres first (Nx graph); it runs under staging since test 2.
+    const first = await h.nx([`${app}:setup`, '--profile', 'staging']);
     assert.strictEqual(first.code, 0, first.out);
-    const second = await h.nx([`${app}:setup`]);
+    const second = await h.nx([`${app}:setup`, '--profile', 'staging']);
     assert.strictEqual(second.code, 0, second.out);
     assert.match(second.out, /set up \(up-to-date\)/, `${app}: second setup installs nothing`);
   }
@@ -134,23 +136,32 @@ test('4. admin:stop, workspace:stop, workspace:start, start-all, stop-all', asyn
   r = await h.nx(['workspace:start']);
   assert.strictEqual(r.code, 0, r.out);
   let procs = await h.list();
-  for (const name of ['admin', 'server']) {
+  for (const name of ['postgres', 'admin', 'server']) {
     assert.ok(byName(procs, name).every((p) => p.status === 'online' && p.env.ORCHESTRATOR_PROFILE === 'development'), name);
   }
+  assert.ok(r.out.indexOf('✔ postgres') < r.out.indexOf('✔ server'), 'dependencies start first');
 
   r = await h.nx(['workspace:stop-all']);
   assert.strictEqual(r.code, 0, r.out);
   for (const p of await h.list()) assert.strictEqual(p.status, 'stopped', p.name);
+  assert.ok(r.out.indexOf('✔ server') < r.out.indexOf('✔ postgres'), 'dependencies stop last');
 
-  r = await h.nx(['workspace:start-all', '--configuration=staging']);
+  // start-all includes every dependency; Zitadel's image cannot be obtained here, so this part
+  // runs in a copy of the example without it. PM2 names are global: clear the table first.
+  await h.call('delete', 'all');
+  const ws = h.withoutZitadel(h.tempWorkspace('start-all', { adminPort: 15175, serverPort: 13002, pgPort: 15434 }));
+  r = await h.nx(['workspace:start-all', '--configuration=staging'], ws);
   assert.strictEqual(r.code, 0, r.out);
   procs = await h.list();
-  assert.strictEqual(procs.filter((p) => p.status === 'online').length, 3, 'admin + 2 server workers');
+  assert.strictEqual(procs.filter((p) => p.status === 'online').length, 4, 'postgres + admin + 2 server workers');
   for (const p of procs) assert.strictEqual(p.env.ORCHESTRATOR_PROFILE, 'staging', `--configuration=staging reached ${p.name}`);
 
-  r = await h.nx(['workspace:stop-all']);
+  r = await h.nx(['workspace:stop-all'], ws);
   assert.strictEqual(r.code, 0, r.out);
   assert.match(r.out, /admin\s+stopped — profile staging/);
+  assert.match(r.out, /postgres\s+stopped — profile staging/);
+  await h.call('delete', 'all');
+  h.removeContainers(ws);
 });
 
 test('5. no --profile means development', async () => {

@@ -14,6 +14,7 @@ const started = [];
 test.after(async () => {
   for (const child of started) if (h.alive(child.pid)) child.kill('SIGKILL');
   await h.killPm2();
+  h.removeAllContainers();
 });
 
 /** Nx prints our message; the failing command's code name and number are in it. */
@@ -70,7 +71,10 @@ test('a project with the target that is not a service → EXIT_SERVICE_UNKNOWN',
 test('required variables missing → EXIT_ENV_MISSING, names and file, never values', async () => {
   const ws = h.tempWorkspace('env-missing');
   const envFile = path.join(ws, 'config', 'env', 'staging.env');
-  fs.writeFileSync(envFile, 'APP_ENV=staging\nSECRET_TOKEN=do-not-print-me-7f3a\n');
+  fs.writeFileSync(envFile, 'APP_ENV=staging\nSECRET_TOKEN=do-not-print-me-7f3a\nPOSTGRES_USER=app\nPOSTGRES_PASSWORD=app\nPOSTGRES_DB=app_staging\nPOSTGRES_PORT=15432\nZITADEL_MASTERKEY=x\nZITADEL_DB_PASSWORD=x\n');
+  // Nx runs server's declared dependency (postgres:start) before server's own guards: start it
+  // first, so the snapshot shows what the guard itself changed.
+  assert.strictEqual((await h.nx(['postgres:start', '--profile', 'staging'], ws)).code, 0);
   h.edit(path.join(ws, 'nx.json'), (t) => {
     const nxJson = JSON.parse(t);
     nxJson.pluginsConfig['@workspace/orchestrator'].services.server.requiredEnv = ['DATABASE_URL', 'SECRET_TOKEN', 'SESSION_KEY'];
@@ -86,6 +90,20 @@ test('required variables missing → EXIT_ENV_MISSING, names and file, never val
   // setup checks the same, with the same code.
   const s = await h.nx(['server:setup', '--profile', 'staging'], ws);
   assertFails(s, 'EXIT_ENV_MISSING', 12);
+  // PM2 names are global: leave no postgres of this workspace for the next tests.
+  assert.strictEqual(h.cli(['stop', 'postgres'], ws).code, 0);
+  await h.call('delete', 'postgres');
+  h.removeContainers(ws);
+});
+
+test('a compose variable required with ${VAR:?msg} and missing → EXIT_ENV_MISSING naming it', async () => {
+  const ws = h.tempWorkspace('compose-var-missing');
+  h.edit(path.join(ws, 'config', 'env', 'development.env'), (t) => t.replace(/^POSTGRES_PASSWORD=.*\n/m, ''));
+  const before = await h.snapshot();
+  const r = h.cli(['start', 'postgres'], ws);
+  assert.strictEqual(r.code, 12, r.out);
+  assert.match(r.stderr, /services\.postgres\.environment\.POSTGRES_PASSWORD needs POSTGRES_PASSWORD, which is not set: set POSTGRES_PASSWORD in config\/env\/<profile>\.env/);
+  assert.deepStrictEqual(await h.snapshot(), before);
 });
 
 test('a declared port already bound → EXIT_PORT_IN_USE naming pid and command line', async () => {
@@ -99,6 +117,8 @@ test('a declared port already bound → EXIT_PORT_IN_USE naming pid and command 
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  // server's declared dependency runs first under Nx; start it before taking the snapshot.
+  assert.strictEqual((await h.nx(['postgres:start'])).code, 0);
   const before = await h.snapshot();
   const r = await h.nx(['server:start']);
   assertFails(r, 'EXIT_PORT_IN_USE', 14);

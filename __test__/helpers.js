@@ -136,6 +136,19 @@ function tempWorkspace(name, { adminPort = 15173, serverPort = 13000, pgPort = 1
   return dir;
 }
 
+/** Zitadel's image cannot be obtained on machines without a registry: drop it from a temporary
+ * workspace (compose service, its nx.json settings and its project). */
+function withoutZitadel(ws, replacement = '\nvolumes:') {
+  edit(path.join(ws, 'docker-compose.yml'), (t) => t.replace(/\n  zitadel:[\s\S]*?\nvolumes:/, replacement));
+  edit(path.join(ws, 'nx.json'), (t) => {
+    const nx = JSON.parse(t);
+    delete nx.pluginsConfig['@workspace/orchestrator'].services.zitadel;
+    return JSON.stringify(nx, null, 2);
+  });
+  fs.rmSync(path.join(ws, 'deps', 'zitadel'), { recursive: true, force: true });
+  return ws;
+}
+
 /** `docker …`; resolves { code, stdout, stderr, out }. */
 function docker(args) {
   return result(spawnSync('docker', args, { encoding: 'utf8' }));
@@ -197,4 +210,4 @@ function alive(pid) {
   }
 }
 
-module.exports = { docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };
+module.exports = { withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };

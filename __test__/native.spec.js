@@ -51,7 +51,9 @@ test('selectServices: default set, all, explicit, unknown', () => {
   const ecosystemFile = path.join(root, 'ecosystem.config.js');
   const ecosystem = JSON.parse(JSON.stringify(require(ecosystemFile)));
   const sel = (services, all) => native.selectServices({ workspaceRoot: root, services, all, ecosystem, ecosystemFile, command: 't' }).map((s) => `${s.name}:${s.kind}`);
-  assert.deepStrictEqual(sel([], false), ['admin:app', 'server:app']);
+  // Order of nx.json defaultServices; docker-compose.yml services are dependencies.
+  assert.deepStrictEqual(sel([], false), ['postgres:dependency', 'admin:app', 'server:app']);
+  assert.deepStrictEqual(sel([], true), ['admin:app', 'server:app', 'postgres:dependency', 'zitadel:dependency']);
   assert.deepStrictEqual(sel(['server'], false), ['server:app']);
   assert.throws(() => sel(['ghost'], false), (e) => normalize(e).code === 'EXIT_SERVICE_UNKNOWN');
 });

@@ -12,10 +12,9 @@ const h = require('./helpers');
 const ws = h.tempWorkspace('pg', { adminPort: 15174, serverPort: 13001, pgPort: 15433 });
 // Zitadel's image cannot be obtained here: in its place a service that depends on postgres
 // (service_healthy) and reaches it by service name (pg_isready from the same image).
-h.edit(path.join(ws, 'docker-compose.yml'), (t) =>
-  t.replace(
-    /\n  zitadel:[\s\S]*?\nvolumes:/,
-    `
+h.withoutZitadel(
+  ws,
+  `
   probe:
     image: \${POSTGRES_IMAGE:-postgres:16}
     command: ["sh", "-c", "until pg_isready -q -h postgres -p 5432; do sleep 0.2; done; echo reached-postgres-by-name; trap 'exit 0' TERM; while true; do sleep 1; done"]
@@ -25,14 +24,7 @@ h.edit(path.join(ws, 'docker-compose.yml'), (t) =>
     stop_grace_period: 2s
 
 volumes:`,
-  ),
 );
-h.edit(path.join(ws, 'nx.json'), (t) => {
-  const nx = JSON.parse(t);
-  delete nx.pluginsConfig['@workspace/orchestrator'].services.zitadel;
-  return JSON.stringify(nx, null, 2);
-});
-fs.rmSync(path.join(ws, 'deps', 'zitadel'), { recursive: true });
 
 const containerOf = (service) =>
   h.docker(['ps', '-q', '--no-trunc', '--filter', `label=dev.orchestrator.workspace=${ws}`, '--filter', `label=dev.orchestrator.service=${service}`]).stdout.trim();

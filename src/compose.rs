@@ -241,7 +241,7 @@ fn interpolate_tree(
 ) -> Result<()> {
     match v {
         Value::String(s) => {
-            *s = interpolate(s, lookup).map_err(|m| ctx.err(path, m))?;
+            *s = interpolate(s, lookup).map_err(|m| required_var(s, &m, path, ctx))?;
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -257,6 +257,24 @@ fn interpolate_tree(
         _ => {}
     }
     Ok(())
+}
+
+/// `${VAR:?message}` failing is a missing variable (EXIT_ENV_MISSING), not a broken file.
+fn required_var(text: &str, message: &str, path: &str, ctx: &Ctx) -> Error {
+    if let Some((var, msg)) = message.split_once(": ") {
+        let is_name = !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if is_name
+            && (text.contains(&format!("${{{var}:?")) || text.contains(&format!("${{{var}?")))
+        {
+            return Error::ComposeVarMissing {
+                file: ctx.file.to_path_buf(),
+                key: path.to_string(),
+                var: var.to_string(),
+                message: msg.to_string(),
+            };
+        }
+    }
+    ctx.err(path, message)
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -967,7 +985,7 @@ volumes:
             "{m}"
         );
         assert!(
-            m.contains("POSTGRES_PASSWORD: set it in config/env/<profile>.env"),
+            m.contains("needs POSTGRES_PASSWORD, which is not set: set it in config/env/<profile>.env"),
             "{m}"
         );
     }
@@ -1080,5 +1098,30 @@ volumes:
         );
         assert_eq!(p("53:53/udp").protocol, "udp");
         assert_eq!(p("[::1]:80:8080").host_ip.as_deref(), Some("::1"));
+    }
+
+    #[test]
+    fn required_variables_are_env_missing_not_usage() {
+        let text = "services:\n  db:\n    image: x\n    environment:\n      PW: ${PW:?set PW in config/env/<profile>.env}\n";
+        let err = parse(text, Path::new("/ws/compose.yaml"), &|_| None).unwrap_err();
+        let a = err.actionable("t");
+        assert_eq!((a.code.as_str(), a.exit_code), ("EXIT_ENV_MISSING", 12));
+        assert!(
+            a.message.contains("services.db.environment.PW needs PW"),
+            "{}",
+            a.message
+        );
+        assert!(
+            a.message.contains("set PW in config/env/<profile>.env"),
+            "{}",
+            a.message
+        );
+        let bad = parse(
+            "services:\n  db:\n    image: ${}\n",
+            Path::new("/ws/compose.yaml"),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert_eq!(bad.exit_code(), crate::exit::ExitCode::Usage);
     }
 }

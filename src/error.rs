@@ -83,6 +83,12 @@ pub enum Error {
         last_stderr: Vec<String>,
         log_file: PathBuf,
     },
+    ComposeVarMissing {
+        file: PathBuf,
+        key: String,
+        var: String,
+        message: String,
+    },
     EngineUnreachable {
         host: String,
         cause: String,
@@ -144,6 +150,7 @@ impl Error {
             Error::CommandFailed { .. } => ExitCode::Failure,
             Error::StartFailed { .. } => ExitCode::Failure,
             Error::EngineUnreachable { .. } => ExitCode::Prerequisite,
+            Error::ComposeVarMissing { .. } => ExitCode::EnvMissing,
             Error::ImageUnavailable { .. } => ExitCode::ImageUnavailable,
             Error::ContainerFailed { .. } | Error::ContainerExited { .. } => {
                 ExitCode::ContainerFailed
@@ -231,6 +238,10 @@ impl Error {
             Error::EngineUnreachable { host, cause } => {
                 format!("no Docker engine answers at {host}: {cause}")
             }
+            Error::ComposeVarMissing { file, key, var, message } => format!(
+                "{}: {key} needs {var}, which is not set: {message}",
+                file.display()
+            ),
             Error::ImageUnavailable { service, image, cause } => format!(
                 "image {image} for {service} is not present locally and could not be pulled: {cause}"
             ),
@@ -346,6 +357,9 @@ impl Error {
             Error::StartFailed { service, log_file, .. } => vec![
                 format!("Read {}", log_file.display()),
                 format!("Run `npx pm2 logs {service}` to follow its output"),
+            ],
+            Error::ComposeVarMissing { var, .. } => vec![
+                format!("Set {var} in config/env/<profile>.env (or export it in the shell)"),
             ],
             Error::EngineUnreachable { host, .. } => vec![
                 "Start the Docker engine: `sudo systemctl start docker` (or run `dockerd` as root)".into(),
