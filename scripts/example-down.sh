@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Stops every service of the example workspace.
+# Stops every service of the example workspace (apps first, then its docker dependencies).
 set -euo pipefail
-cd "$(dirname "$0")/../examples/workspace"
-NX_DAEMON=false npx nx run workspace:stop-all
+here="$(cd "$(dirname "$0")" && pwd)"
+export NX_DAEMON=false
+cd "$here/../examples/workspace"
+npx nx run workspace:stop-all

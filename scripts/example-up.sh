@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The main job: bring the example workspace up (every service, development profile unless
-# PROFILE is set) and show what runs.
+# The main job: bring the example workspace up (its default services, postgres first, under the
+# development profile unless PROFILE is set) and show what runs. Without a registry the example's
+# postgres comes from the local build (scripts/postgres-image.sh decides).
 set -euo pipefail
-cd "$(dirname "$0")/../examples/workspace"
-export NX_DAEMON=false
-npx nx run workspace:start-all --profile "${PROFILE:-development}"
+here="$(cd "$(dirname "$0")" && pwd)"
+bash "$here/docker-engine.sh" >/dev/null
+POSTGRES_IMAGE="$(bash "$here/postgres-image.sh")"
+export POSTGRES_IMAGE NX_DAEMON=false
+cd "$here/../examples/workspace"
+# server:setup starts postgres first (Nx graph) and applies the server's migrations (once).
+npx nx run server:setup --profile "${PROFILE:-development}"
+npx nx run workspace:start --profile "${PROFILE:-development}"
 # The consolidated `workspace:status` arrives with its own issue; until then, PM2's view.
 npx pm2 ls

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Set-up after `npm ci`: build the native addon (release) and install the example workspace.
+# Set-up after `npm ci`: build the native addon (release), install the example workspace, and
+# make sure a Docker engine answers and a Postgres image is at hand for the example's
+# dependencies (the official one, or a local build when no registry answers).
 # Idempotent: rerun it after pulling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +21,9 @@ npx napi build --platform --release
 
 echo "setup: installing the example workspace (examples/workspace)"
 (cd examples/workspace && npm ci --no-audit --no-fund)
+
+echo "setup: Docker engine and the example's Postgres image"
+bash scripts/docker-engine.sh
+echo "setup: Postgres image for the example: $(bash scripts/postgres-image.sh)"
 
 echo "setup: done. Main job: npm run example:up   Tests: npm test"

@@ -985,7 +985,9 @@ volumes:
             "{m}"
         );
         assert!(
-            m.contains("needs POSTGRES_PASSWORD, which is not set: set it in config/env/<profile>.env"),
+            m.contains(
+                "needs POSTGRES_PASSWORD, which is not set: set it in config/env/<profile>.env"
+            ),
             "{m}"
         );
     }
