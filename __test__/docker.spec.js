@@ -46,6 +46,16 @@ fs.writeFileSync(
     command: ["sleep", "600"]
     ports: ["127.0.0.1:${HELD_PORT}:8080"]
     stop_grace_period: 1s
+  clash:
+    image: orchestrator-local/busybox:1
+    command: ["sleep", "600"]
+    ports: ["127.0.0.1:18082:8080"]
+    stop_grace_period: 1s
+  named:
+    image: orchestrator-local/busybox:1
+    container_name: orch-test-named-${process.pid}
+    command: ["sleep", "600"]
+    stop_grace_period: 1s
   pulled:
     image: ${REGISTRY}/orch-test/busybox:\${PULL_TAG:-none}
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
@@ -197,6 +207,28 @@ test('a published port held by a host process → the holder is named, nothing s
     assert.strictEqual(containerOf('held'), '');
   } finally {
     server.close();
+  }
+});
+
+test('engine refusals → EXIT_CONTAINER_FAILED with the engine status and message', async () => {
+  // A port published by a container that is not ours (the engine's proxy holds it).
+  const other = h.docker(['run', '-d', '--label', `dev.orchestrator.test-owner=${ws}`, '-p', '127.0.0.1:18082:80', 'orchestrator-local/busybox:1', 'sleep', '600']).stdout.trim();
+  // A container name taken by a container the orchestrator did not create.
+  const squatter = h.docker(['create', '--name', `orch-test-named-${process.pid}`, 'orchestrator-local/busybox:1', 'true']).stdout.trim();
+  try {
+    let r = h.cli(['start', 'clash', '--json'], ws);
+    assert.strictEqual(r.code, 18, r.out);
+    let err = JSON.parse(r.stdout).error;
+    assert.strictEqual(err.code, 'EXIT_CONTAINER_FAILED');
+    assert.match(err.message, /the Docker engine refused to start .*: engine status 500: .*port is already allocated/);
+    assert.strictEqual(await entry('clash'), undefined);
+    r = h.cli(['start', 'named', '--json'], ws);
+    assert.strictEqual(r.code, 18, r.out);
+    err = JSON.parse(r.stdout).error;
+    assert.match(err.message, /engine status 409: the container name "orch-test-named-\d+" is already in use by a container the orchestrator did not create/);
+    assert.ok(err.remediation.some((x) => x.includes(`docker rm -f orch-test-named-${process.pid}`)));
+  } finally {
+    h.docker(['rm', '-f', other, squatter]);
   }
 });
 

@@ -441,6 +441,8 @@ pub fn runner_app(
         "env": env,
         "kill_timeout": (container.stop_timeout_seconds + 5) * 1000,
         "autorestart": true,
+        // EXIT_IMAGE_UNAVAILABLE is not retried: PM2 does not restart a runner that exits with it.
+        "stop_exit_codes": [crate::exit::ExitCode::ImageUnavailable.number()],
         "out_file": logs.join("out.log").display().to_string(),
         "error_file": logs.join("error.log").display().to_string(),
         "merge_logs": true,
