@@ -592,4 +592,59 @@ mod tests {
         assert!(app.get("env_staging").is_none());
         assert_eq!(declared_ports(admin, &env), vec![5173]);
     }
+
+    #[test]
+    fn runner_app_carries_the_spec_and_waits_out_the_stop_timeout() {
+        let text = "services:\n  db:\n    image: pg:1\n    stop_grace_period: 20s\n";
+        let compose =
+            crate::compose::parse(text, Path::new("/ws/compose.yaml"), &|_| None).unwrap();
+        let c = build(
+            Path::new("/ws"),
+            "example",
+            Path::new("/ws/ecosystem.config.js"),
+            &eco(),
+            PluginConfig::default(),
+            Some((PathBuf::from("/ws/compose.yaml"), text.to_string())),
+        )
+        .unwrap();
+        assert_eq!(c.names(), vec!["admin", "server", "db"]);
+        let db = c.get("db").unwrap();
+        assert_eq!(db.kind, Kind::Dependency);
+        let spec = crate::container::spec(crate::container::SpecInput {
+            workspace_root: Path::new("/ws"),
+            workspace_name: "example",
+            profile: "staging",
+            compose: &compose,
+            service: &compose.services[0],
+            env_file_vars: vec![],
+            health_timeout_seconds: None,
+        });
+        let app = runner_app(&c, db, "staging", &spec, Path::new("/pkg/lib/runner.js"));
+        assert_eq!(app["script"], "/pkg/lib/runner.js");
+        assert_eq!(app["exec_mode"], "fork");
+        assert_eq!(app["kill_timeout"], 25000);
+        assert_eq!(app["stop_exit_codes"], serde_json::json!([16]));
+        assert_eq!(app["env"][META_KIND], "dependency");
+        assert_eq!(app["env"][META_PROFILE], "staging");
+        let back: crate::container::ContainerSpec =
+            serde_json::from_str(app["env"][META_CONTAINER].as_str().unwrap()).unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(app["out_file"], "/ws/apps/logs/db/out.log");
+        // A compose service may not reuse an app's name.
+        let clash = "services:\n  admin:\n    image: x\n";
+        let err = build(
+            Path::new("/ws"),
+            "example",
+            Path::new("/ws/ecosystem.config.js"),
+            &eco(),
+            PluginConfig::default(),
+            Some((PathBuf::from("/ws/compose.yaml"), clash.to_string())),
+        )
+        .unwrap_err();
+        assert!(
+            err.message().contains("services.admin"),
+            "{}",
+            err.message()
+        );
+    }
 }
