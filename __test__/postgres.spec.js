@@ -48,6 +48,15 @@ test('postgres:start → healthy via pg_isready, PM2 runs the runner, summary na
   assert.strictEqual(pg.status, 'online');
 });
 
+test('the Nx project graph carries the server → postgres edge (declared once, in project.json)', () => {
+  const file = path.join(h.RUN_DIR, 'graph.json');
+  const r = require('child_process').spawnSync(path.join(h.EXAMPLE, 'node_modules', '.bin', 'nx'), ['graph', `--file=${file}`], { cwd: ws, env: h.childEnv(), encoding: 'utf8' });
+  assert.strictEqual(r.status, 0, r.stderr);
+  const deps = JSON.parse(fs.readFileSync(file, 'utf8')).graph.dependencies;
+  assert.ok(deps.server.some((d) => d.target === 'postgres'), JSON.stringify(deps.server));
+  assert.ok(!deps.admin.some((d) => d.target === 'postgres'));
+});
+
 test('server:setup applies the migrations once; the second run changes nothing', async () => {
   const first = await h.nx(['server:setup', '--profile', 'development'], ws);
   assert.strictEqual(first.code, 0, first.out);
