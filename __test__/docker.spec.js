@@ -277,12 +277,4 @@ test('pull path: an image only in a local registry is pulled with progress', asy
   t.diagnostic(r.stderr.split('\n').slice(0, 6).join(' | '));
 });
 
-test('tests leave no container of ours and no daemon behind', async () => {
-  await h.list();
-  const pid = Number(fs.readFileSync(path.join(h.PM2_HOME, 'pm2.pid'), 'utf8'));
-  await h.killPm2();
-  for (let i = 0; i < 50 && h.alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.ok(!h.alive(pid), `PM2 daemon ${pid} is gone`);
-  h.removeContainers(ws);
-  assert.strictEqual(h.docker(['ps', '-aq', '--filter', `label=dev.orchestrator.workspace=${ws}`]).stdout.trim(), '');
-});
+test('tests leave no container of ours and no daemon behind', () => h.assertNothingLeft(ws));

@@ -171,6 +171,18 @@ function removeContainers(root) {
   if (vols.length) docker(['volume', 'rm', ...vols]);
 }
 
+/** Kills this run's daemon and removes a workspace's containers, proving both are gone. */
+async function assertNothingLeft(ws) {
+  const assert = require('node:assert');
+  await list();
+  const pid = Number(fs.readFileSync(path.join(PM2_HOME, 'pm2.pid'), 'utf8'));
+  await killPm2();
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!alive(pid), `PM2 daemon ${pid} is gone`);
+  removeContainers(ws);
+  assert.strictEqual(docker(['ps', '-aq', '--filter', `label=dev.orchestrator.workspace=${ws}`]).stdout.trim(), '');
+}
+
 /** Every workspace of this run (the example and the temporary copies). */
 function removeAllContainers() {
   removeContainers(EXAMPLE);
@@ -210,4 +222,4 @@ function alive(pid) {
   }
 }
 
-module.exports = { withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };
+module.exports = { assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };

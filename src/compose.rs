@@ -567,13 +567,8 @@ fn depends_on(v: &Value, path: &str, ctx: &Ctx) -> Result<Vec<(String, Condition
     }
 }
 
-/// The service names of a compose file, without interpolating anything (compose does not
-/// interpolate keys either): enough to list the catalog before a profile is chosen.
-pub fn service_names(text: &str, file: &Path) -> Result<Vec<String>> {
-    let ctx = Ctx {
-        file,
-        dir: file.parent().unwrap_or(Path::new(".")),
-    };
+/// The YAML document, a mapping with only supported top-level keys; parse errors name the line.
+fn load_top(text: &str, ctx: &Ctx) -> Result<Value> {
     let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let key = e
             .location()
@@ -584,7 +579,21 @@ pub fn service_names(text: &str, file: &Path) -> Result<Vec<String>> {
     let Value::Mapping(top) = &doc else {
         return Err(ctx.err("(file)", "must be a mapping with `services`"));
     };
-    check_keys(top, TOP_LEVEL_KEYS, "", &ctx)?;
+    check_keys(top, TOP_LEVEL_KEYS, "", ctx)?;
+    Ok(doc)
+}
+
+/// The service names of a compose file, without interpolating anything (compose does not
+/// interpolate keys either): enough to list the catalog before a profile is chosen.
+pub fn service_names(text: &str, file: &Path) -> Result<Vec<String>> {
+    let ctx = Ctx {
+        file,
+        dir: file.parent().unwrap_or(Path::new(".")),
+    };
+    let doc = load_top(text, &ctx)?;
+    let Value::Mapping(top) = &doc else {
+        unreachable!("load_top checked it")
+    };
     match top.get(Value::String("services".into())) {
         Some(Value::Mapping(m)) => m
             .keys()
@@ -613,17 +622,7 @@ pub fn parse(
 ) -> Result<ComposeFile> {
     let dir = file.parent().unwrap_or(Path::new("."));
     let ctx = Ctx { file, dir };
-    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let key = e
-            .location()
-            .map(|l| format!("line {} column {}", l.line(), l.column()))
-            .unwrap_or_else(|| "(file)".into());
-        ctx.err(key, format!("YAML does not parse: {e}"))
-    })?;
-    let Value::Mapping(top) = &doc else {
-        return Err(ctx.err("(file)", "must be a mapping with `services`"));
-    };
-    check_keys(top, TOP_LEVEL_KEYS, "", &ctx)?;
+    let mut doc = load_top(text, &ctx)?;
     interpolate_tree(&mut doc, "", &ctx, lookup)?;
     let Value::Mapping(top) = doc else {
         unreachable!("checked above")

@@ -220,7 +220,9 @@ pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
     );
     let engine = connect().await?;
     if STOP_REQUESTED.load(Ordering::SeqCst) {
-        let _ = engine.stop(&running.id, spec.stop_timeout_seconds).await;
+        let _ = engine
+            .stop(&running.id, Some(spec.stop_timeout_seconds))
+            .await;
         return Ok(None);
     }
     let logs = {
@@ -245,7 +247,7 @@ pub async fn stop(spec: &ContainerSpec) -> Result<()> {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
     let engine = connect().await?;
     engine
-        .stop(&spec.name, spec.stop_timeout_seconds)
+        .stop(&spec.name, Some(spec.stop_timeout_seconds))
         .await
         .map_err(|e| docker_err(&spec.service, e))
 }
@@ -264,7 +266,7 @@ pub async fn stop_labelled(workspace: &str, service: &str) -> Result<Vec<String>
         .map_err(|e| docker_err(service, e))?;
     for id in &ids {
         engine
-            .stop_default(id)
+            .stop(id, None)
             .await
             .map_err(|e| docker_err(service, e))?;
     }

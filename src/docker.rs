@@ -582,13 +582,15 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Stops a container gracefully (its stop signal, then SIGKILL after `timeout_s`).
-    /// Absent or already stopped is fine.
-    pub async fn stop(&self, name: &str, timeout_s: u64) -> DResult<()> {
-        let opts = StopContainerOptionsBuilder::new()
-            .t(timeout_s.min(i32::MAX as u64) as i32)
-            .build();
-        match self.docker.stop_container(name, Some(opts)).await {
+    /// Stops a container gracefully (its stop signal, then SIGKILL after `timeout_s`, or after
+    /// the container's own stop timeout with `None`). Absent or already stopped is fine.
+    pub async fn stop(&self, name: &str, timeout_s: Option<u64>) -> DResult<()> {
+        let opts = timeout_s.map(|t| {
+            StopContainerOptionsBuilder::new()
+                .t(t.min(i32::MAX as u64) as i32)
+                .build()
+        });
+        match self.docker.stop_container(name, opts).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 let e = DockerError::from(Op::Stop, name, e);
@@ -614,25 +616,6 @@ impl Engine {
             .await
             .map_err(|e| DockerError::from(Op::Inspect, &labels.join(","), e))?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
-    }
-
-    /// Stops a container with its own configured stop timeout.
-    pub async fn stop_default(&self, id: &str) -> DResult<()> {
-        match self
-            .docker
-            .stop_container(id, None::<bollard::query_parameters::StopContainerOptions>)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = DockerError::from(Op::Stop, id, e);
-                if e.not_found() || e.status == Some(304) {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-        }
     }
 
     /// Copies the container's stdout/stderr to this process's stdout/stderr until it stops.

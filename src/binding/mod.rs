@@ -289,8 +289,8 @@ pub async fn wait_ready(targets: Vec<ReadySpec>, command: String) -> Result<Vec<
     Ok(out)
 }
 
-fn parse_spec(spec: serde_json::Value, command: &str) -> Result<crate::container::ContainerSpec> {
-    serde_json::from_value(spec).map_err(|e| {
+fn parse_spec(spec: &str, command: &str) -> Result<crate::container::ContainerSpec> {
+    serde_json::from_str(spec).map_err(|e| {
         js_error(
             CoreError::Usage {
                 message: format!("not a container spec: {e}"),
@@ -322,10 +322,7 @@ pub struct ContainerReport {
 /// `EXIT_IMAGE_UNAVAILABLE` / `EXIT_CONTAINER_FAILED` / `EXIT_PREREQUISITE`.
 #[napi]
 pub async fn ensure_container(spec: String, command: String) -> Result<ContainerReport> {
-    let spec = parse_spec(
-        serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
-        &command,
-    )?;
+    let spec = parse_spec(&spec, &command)?;
     let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
     let r = crate::deps::ensure_container(&spec, &mut progress)
         .await
@@ -346,11 +343,7 @@ pub async fn ensure_container(spec: String, command: String) -> Result<Container
 /// process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
 #[napi]
 pub async fn run_container(spec: String) -> Result<Option<i64>> {
-    let command = "container runner".to_string();
-    let spec = parse_spec(
-        serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
-        &command,
-    )?;
+    let spec = parse_spec(&spec, "container runner")?;
     crate::deps::run(&spec)
         .await
         .map_err(|e| js_error(e, &format!("runner of {}", spec.service)))
@@ -359,14 +352,11 @@ pub async fn run_container(spec: String) -> Result<Option<i64>> {
 /// The runner's SIGINT/SIGTERM: stops the container gracefully with its stop timeout.
 #[napi]
 pub async fn stop_container(spec: String) -> Result<()> {
-    let command = "container runner".to_string();
-    let spec = parse_spec(
-        serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
-        &command,
-    )?;
+    let command = "container runner";
+    let spec = parse_spec(&spec, command)?;
     crate::deps::stop(&spec)
         .await
-        .map_err(|e| js_error(e, &command))
+        .map_err(|e| js_error(e, command))
 }
 
 /// Stops every running container of a workspace's dependency (by label), e.g. one left behind
