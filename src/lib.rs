@@ -14,10 +14,12 @@ pub mod install;
 pub mod lock;
 pub mod ops;
 pub mod plan;
+pub mod policy;
 pub mod pm2;
 pub mod ports;
 pub mod prereq;
 pub mod ready;
 pub mod state;
+pub mod supervise;
 
 pub mod binding;

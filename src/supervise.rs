@@ -1,0 +1,797 @@
+//! What the agent remembers per service and how each fact moves it: a plain state machine over
+//! data, with `now` as an argument. The agent (lib/agent.js + `agent.rs`) feeds it PM2's exits
+//! and its own timer, persists it atomically after every transition (`state.rs`), and writes
+//! the events it returns to `apps/logs/<service>/events.jsonl`.
+//!
+//! Exactly-once restarts across an agent killed at any point: a due restart first moves to
+//! `Restarting` (persisted), then PM2 is asked; whoever finds `Restarting` later (the same agent,
+//! or its successor after `kill -9`) looks at PM2: a process started since then means the restart
+//! happened, otherwise it is issued again. Exits are deduplicated per PM2 instance and start time.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::policy::{self, Cause, Decision, Exit, GiveUp, History, RestartPolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    #[default]
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Phase {
+    /// Running as far as we know. `stableAt`: after a restart of ours, when it counts as recovered.
+    #[serde(rename_all = "camelCase")]
+    Running {
+        stable_at: Option<DateTime<Utc>>,
+    },
+    /// Exited; restart `pmIds` at `dueAt`.
+    #[serde(rename_all = "camelCase")]
+    Backoff {
+        due_at: DateTime<Utc>,
+        delay_ms: u64,
+        attempt: u32,
+        pm_ids: Vec<String>,
+    },
+    /// The restart was decided at `since`; PM2 is (or was) being asked.
+    #[serde(rename_all = "camelCase")]
+    Restarting {
+        since: DateTime<Utc>,
+        attempt: u32,
+        pm_ids: Vec<String>,
+    },
+    /// Given up: no restart until an explicit start/restart.
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        code: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    Stopped,
+}
+
+/// The last failure, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastFailure {
+    pub service: String,
+    /// `failed` | `degraded` | `exited`
+    pub state: String,
+    /// The exit-code name, e.g. `EXIT_IMAGE_UNAVAILABLE`.
+    pub code: String,
+    pub reason: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// Whether retrying without a change can help.
+    pub retryable: bool,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub signal: Option<String>,
+}
+
+/// The facts of one process exit, as PM2 reports them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExitReport {
+    /// PM2's instance id.
+    pub pm_id: String,
+    /// PM2's `pm_uptime` of the process that exited (its start), in ms since the epoch.
+    pub started_ms: Option<i64>,
+    /// PM2's status when it told us: `stopping` means stop/restart/delete was asked for.
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub signal: Option<String>,
+    /// Set by the edge when the exit shows a cause restarting cannot fix.
+    pub non_retryable: Option<(String, String)>,
+    /// The last lines of the service's stderr.
+    pub stderr: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub service: String,
+    /// `app` | `dependency`
+    pub kind: String,
+    pub profile: String,
+    pub desired: Desired,
+    pub phase: Phase,
+    pub policy: RestartPolicy,
+    pub history: History,
+    /// Restarts we performed since the last explicit start.
+    pub total_restarts: u32,
+    /// Per PM2 instance, the start time (ms) of the last process whose exit we handled.
+    #[serde(default)]
+    pub handled: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub last_exit: Option<Value>,
+    #[serde(default)]
+    pub last_failure: Option<LastFailure>,
+    /// Declared ports, checked after an exit (fork-mode apps): held by another process = non-retryable.
+    #[serde(default)]
+    pub check_ports: Vec<u16>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One event line: `time`, `event`, `service`, `profile`, then the details.
+pub fn event(name: &str, rec: &Record, now: DateTime<Utc>, details: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("time".into(), Value::String(ts(now)));
+    m.insert("event".into(), Value::String(name.into()));
+    m.insert("service".into(), Value::String(rec.service.clone()));
+    m.insert("profile".into(), Value::String(rec.profile.clone()));
+    if let Value::Object(d) = details {
+        m.extend(d);
+    }
+    Value::Object(m)
+}
+
+/// What a transition produced: events to append, and the threshold event for the alert command.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub events: Vec<Value>,
+    pub alert: Option<Value>,
+}
+
+/// How a service is launched by an explicit command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Launch {
+    pub service: String,
+    pub kind: String,
+    pub profile: String,
+    pub policy: RestartPolicy,
+    #[serde(default)]
+    pub check_ports: Vec<u16>,
+}
+
+impl Record {
+    pub fn new(service: &str, now: DateTime<Utc>) -> Record {
+        Record {
+            service: service.into(),
+            kind: "app".into(),
+            profile: String::new(),
+            desired: Desired::Stopped,
+            phase: Phase::Stopped,
+            policy: RestartPolicy::default(),
+            history: History::default(),
+            total_restarts: 0,
+            handled: BTreeMap::new(),
+            last_exit: None,
+            last_failure: None,
+            check_ports: Vec::new(),
+            updated_at: now,
+        }
+    }
+
+    /// An explicit start/restart: desired running, the failed mark and the history cleared,
+    /// the policy of this launch's profile adopted.
+    pub fn launched(&mut self, l: &Launch, now: DateTime<Utc>) {
+        self.kind = l.kind.clone();
+        self.profile = l.profile.clone();
+        self.policy = l.policy.clone();
+        self.check_ports = l.check_ports.clone();
+        self.desired = Desired::Running;
+        self.phase = Phase::Running { stable_at: None };
+        self.history = History::default();
+        self.total_restarts = 0;
+        if self
+            .last_failure
+            .as_ref()
+            .is_some_and(|f| f.state == "failed")
+        {
+            self.last_failure = None;
+        }
+        self.updated_at = now;
+    }
+
+    /// An explicit stop: never a crash; a pending restart is cancelled.
+    pub fn stopped(&mut self, now: DateTime<Utc>) -> Outcome {
+        let mut out = Outcome::default();
+        if let Phase::Backoff { due_at, .. } = &self.phase {
+            out.events.push(event(
+                "restart_cancelled",
+                self,
+                now,
+                json!({"reason": "stop requested", "dueAt": ts(*due_at)}),
+            ));
+        }
+        self.desired = Desired::Stopped;
+        if !matches!(self.phase, Phase::Failed { .. }) {
+            self.phase = Phase::Stopped;
+        }
+        self.updated_at = now;
+        out
+    }
+
+    /// A failure found outside the agent (image unavailable at start, health timeout, env
+    /// missing, port held): `failed` ones stop the policy, `degraded` ones are only recorded.
+    pub fn record_failure(&mut self, f: LastFailure, now: DateTime<Utc>) -> Outcome {
+        let mut out = Outcome::default();
+        if f.state == "failed" && !matches!(self.phase, Phase::Failed { .. }) {
+            self.phase = Phase::Failed {
+                code: f.code.clone(),
+                reason: f.reason.clone(),
+                at: now,
+            };
+            out.events.push(event(
+                "failed",
+                self,
+                now,
+                json!({"code": f.code, "reason": f.reason, "retryable": f.retryable}),
+            ));
+        }
+        self.last_failure = Some(f);
+        self.updated_at = now;
+        out
+    }
+
+    /// The service became ready: a `degraded` mark is cleared.
+    pub fn ready(&mut self, now: DateTime<Utc>) {
+        if self
+            .last_failure
+            .as_ref()
+            .is_some_and(|f| f.state == "degraded")
+        {
+            self.last_failure = None;
+        }
+        self.updated_at = now;
+    }
+
+    /// A process of this service exited.
+    pub fn on_exit(&mut self, x: &ExitReport, now: DateTime<Utc>) -> Outcome {
+        let mut out = Outcome::default();
+        if let Some(started) = x.started_ms {
+            if self.handled.get(&x.pm_id) == Some(&started) {
+                return out; // this exit was already answered (bus and reconcile both saw it)
+            }
+            self.handled.insert(x.pm_id.clone(), started);
+        }
+        self.updated_at = now;
+        let started_at = x
+            .started_ms
+            .and_then(DateTime::<Utc>::from_timestamp_millis);
+        let requested = x.status == "stopping" || self.desired == Desired::Stopped;
+        let mut details = json!({
+            "pmId": x.pm_id,
+            "exitCode": x.exit_code,
+            "signal": x.signal,
+            "uptimeSeconds": started_at.map(|s| ((now - s).num_milliseconds().max(0) as f64) / 1000.0),
+        });
+        if requested {
+            details["requested"] = json!(true);
+            out.events.push(event("exited", self, now, details));
+            return out;
+        }
+        self.last_exit = Some(details.clone());
+        out.events.push(event("exited", self, now, details));
+        match &mut self.phase {
+            Phase::Failed { .. } => return out,
+            Phase::Backoff { pm_ids, .. } | Phase::Restarting { pm_ids, .. } => {
+                // Another instance of a service already waiting for its restart: restart it too.
+                if !pm_ids.contains(&x.pm_id) {
+                    pm_ids.push(x.pm_id.clone());
+                }
+                return out;
+            }
+            Phase::Running { .. } | Phase::Stopped => {}
+        }
+        let cause = match &x.non_retryable {
+            Some((code, reason)) => Cause::NonRetryable {
+                code: code.clone(),
+                reason: reason.clone(),
+            },
+            None => Cause::Crash,
+        };
+        let exit = Exit {
+            at: now,
+            started_at,
+            cause,
+        };
+        match policy::decide(&self.policy, &self.history, &exit, now) {
+            Decision::Ignore => {}
+            Decision::Restart { after, attempt } => {
+                let delay_ms = after.as_millis() as u64;
+                let due_at = now + chrono::Duration::milliseconds(delay_ms as i64);
+                self.history.attempt = attempt + 1;
+                self.phase = Phase::Backoff {
+                    due_at,
+                    delay_ms,
+                    attempt: attempt + 1,
+                    pm_ids: vec![x.pm_id.clone()],
+                };
+                let recent = self.history.recent(&self.policy, now).len() + 1;
+                out.events.push(event(
+                    "restart_scheduled",
+                    self,
+                    now,
+                    json!({"delayMs": delay_ms, "dueAt": ts(due_at), "attempt": attempt + 1,
+                           "restartInWindow": recent, "maxRestarts": self.policy.max_restarts,
+                           "windowSeconds": self.policy.window_seconds}),
+                ));
+            }
+            Decision::GiveUp(GiveUp::ThresholdExceeded { restarts }) => {
+                let reason = format!(
+                    "{} restarts within {} s (maxRestarts {}); last exit {}",
+                    restarts.len(),
+                    self.policy.window_seconds,
+                    self.policy.max_restarts,
+                    describe_exit(x.exit_code, x.signal.as_deref())
+                );
+                let threshold = event(
+                    "RESTART_THRESHOLD_EXCEEDED",
+                    self,
+                    now,
+                    json!({
+                        "restarts": restarts.iter().map(|t| ts(*t)).collect::<Vec<_>>(),
+                        "maxRestarts": self.policy.max_restarts,
+                        "windowSeconds": self.policy.window_seconds,
+                        "exitCode": x.exit_code,
+                        "signal": x.signal,
+                        "stderr": x.stderr,
+                    }),
+                );
+                out.events.push(threshold.clone());
+                if self.policy.alert_command.is_some() {
+                    out.alert = Some(threshold);
+                }
+                self.fail(
+                    "EXIT_RESTART_THRESHOLD_EXCEEDED",
+                    &reason,
+                    true,
+                    x,
+                    now,
+                    &mut out,
+                );
+            }
+            Decision::GiveUp(GiveUp::NonRetryable { code, reason }) => {
+                self.fail(&code, &reason, false, x, now, &mut out);
+            }
+        }
+        out
+    }
+
+    fn fail(
+        &mut self,
+        code: &str,
+        reason: &str,
+        retryable: bool,
+        x: &ExitReport,
+        now: DateTime<Utc>,
+        out: &mut Outcome,
+    ) {
+        self.phase = Phase::Failed {
+            code: code.into(),
+            reason: reason.into(),
+            at: now,
+        };
+        self.last_failure = Some(LastFailure {
+            service: self.service.clone(),
+            state: "failed".into(),
+            code: code.into(),
+            reason: reason.into(),
+            at: ts(now),
+            retryable,
+            exit_code: x.exit_code,
+            signal: x.signal.clone(),
+        });
+        out.events.push(event(
+            "failed",
+            self,
+            now,
+            json!({"code": code, "reason": reason, "exitCode": x.exit_code, "signal": x.signal}),
+        ));
+    }
+
+    /// The agent's timer: a due backoff becomes `Restarting`; returns the instances to restart.
+    pub fn take_due(&mut self, now: DateTime<Utc>) -> Option<Vec<String>> {
+        match &self.phase {
+            Phase::Backoff {
+                due_at,
+                attempt,
+                pm_ids,
+                ..
+            } if *due_at <= now && self.desired == Desired::Running => {
+                let ids = pm_ids.clone();
+                self.phase = Phase::Restarting {
+                    since: now,
+                    attempt: *attempt,
+                    pm_ids: ids.clone(),
+                };
+                self.updated_at = now;
+                Some(ids)
+            }
+            _ => None,
+        }
+    }
+
+    /// PM2 started the service again (`started` is when): `Restarting` → `Running`.
+    pub fn on_restarted(&mut self, started: DateTime<Utc>, now: DateTime<Utc>) -> Outcome {
+        let mut out = Outcome::default();
+        let Phase::Restarting { attempt, .. } = self.phase.clone() else {
+            return out;
+        };
+        self.history.restarts.push(started);
+        let window_start = now - self.policy.window();
+        self.history.restarts.retain(|t| *t > window_start);
+        self.total_restarts += 1;
+        self.phase = Phase::Running {
+            stable_at: Some(started + chrono::Duration::seconds(self.policy.stable_seconds as i64)),
+        };
+        self.updated_at = now;
+        out.events.push(event(
+            "restarted",
+            self,
+            now,
+            json!({"attempt": attempt, "restartsInWindow": self.history.restarts.len(),
+                   "totalRestarts": self.total_restarts}),
+        ));
+        out
+    }
+
+    /// PM2 refused the restart: counted like a crash of the new process.
+    pub fn on_restart_failed(&mut self, message: &str, now: DateTime<Utc>) -> Outcome {
+        let ids = match &self.phase {
+            Phase::Restarting { pm_ids, .. } => pm_ids.clone(),
+            _ => return Outcome::default(),
+        };
+        let mut out = self.on_restarted(now, now);
+        let x = ExitReport {
+            pm_id: ids.first().cloned().unwrap_or_default(),
+            started_ms: None,
+            status: "errored".into(),
+            stderr: vec![format!("PM2 could not restart it: {message}")],
+            ..Default::default()
+        };
+        let more = self.on_exit(&x, now);
+        out.events.extend(more.events);
+        out.alert = more.alert;
+        out
+    }
+
+    /// The service stayed up through the stable period after our restart: `recovered`.
+    pub fn check_stable(&mut self, now: DateTime<Utc>) -> Outcome {
+        let mut out = Outcome::default();
+        if let Phase::Running {
+            stable_at: Some(at),
+        } = self.phase
+        {
+            if at <= now {
+                self.phase = Phase::Running { stable_at: None };
+                self.history.attempt = 0;
+                self.updated_at = now;
+                out.events.push(event(
+                    "recovered",
+                    self,
+                    now,
+                    json!({"stableSeconds": self.policy.stable_seconds,
+                           "restartsInWindow": self.history.recent(&self.policy, now).len()}),
+                ));
+            }
+        }
+        out
+    }
+
+    /// When the agent must look at this service next.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        match &self.phase {
+            Phase::Backoff { due_at, .. } => Some(*due_at),
+            Phase::Running { stable_at } => *stable_at,
+            _ => None,
+        }
+    }
+
+    /// `status`'s words for the phase.
+    pub fn state_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Running { .. } => "running",
+            Phase::Backoff { .. } => "backoff",
+            Phase::Restarting { .. } => "restarting",
+            Phase::Failed { .. } => "failed",
+            Phase::Stopped => "stopped",
+        }
+    }
+}
+
+pub fn describe_exit(code: Option<i64>, signal: Option<&str>) -> String {
+    match (code, signal) {
+        (_, Some(s)) => format!("by signal {s}"),
+        (Some(c), None) => format!("with code {c}"),
+        (None, None) => "with no code".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn t(ms: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + chrono::Duration::milliseconds(ms)
+    }
+
+    fn policy() -> RestartPolicy {
+        RestartPolicy {
+            max_restarts: 3,
+            window_seconds: 60,
+            backoff_initial_ms: 200,
+            backoff_max_ms: 1000,
+            backoff_multiplier: 2.0,
+            stable_seconds: 2,
+            alert_command: Some("cat".into()),
+        }
+    }
+
+    fn launched(now: DateTime<Utc>) -> Record {
+        let mut r = Record::new("api", now);
+        r.launched(
+            &Launch {
+                service: "api".into(),
+                kind: "app".into(),
+                profile: "staging".into(),
+                policy: policy(),
+                check_ports: vec![],
+            },
+            now,
+        );
+        r
+    }
+
+    fn crash(started: DateTime<Utc>) -> ExitReport {
+        ExitReport {
+            pm_id: "0".into(),
+            started_ms: Some(started.timestamp_millis()),
+            status: "stopped".into(),
+            exit_code: Some(3),
+            signal: None,
+            non_retryable: None,
+            stderr: vec!["boom".into()],
+        }
+    }
+
+    fn names(o: &Outcome) -> Vec<String> {
+        o.events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Crash → backoff → due → restarted, as the agent drives it; returns the delays seen.
+    fn crash_loop(r: &mut Record, mut now: i64, crashes: usize, up_ms: i64) -> (Vec<u64>, i64) {
+        let mut delays = Vec::new();
+        let mut started = now;
+        for _ in 0..crashes {
+            now = started + up_ms;
+            r.on_exit(&crash(t(started)), t(now));
+            match r.phase.clone() {
+                Phase::Backoff {
+                    due_at, delay_ms, ..
+                } => {
+                    delays.push(delay_ms);
+                    // Not due a millisecond early.
+                    assert_eq!(r.take_due(due_at - chrono::Duration::milliseconds(1)), None);
+                    assert_eq!(r.take_due(due_at), Some(vec!["0".to_string()]));
+                    now = due_at.timestamp_millis() - t(0).timestamp_millis();
+                    started = now + 50;
+                    r.on_restarted(t(started), t(started));
+                }
+                _ => break,
+            }
+        }
+        (delays, now)
+    }
+
+    #[test]
+    fn crash_loop_backs_off_then_fails_with_the_threshold_event_and_alert() {
+        let mut r = launched(t(0));
+        let (delays, _) = crash_loop(&mut r, 0, 4, 100);
+        assert_eq!(delays, vec![200, 400, 800]);
+        assert_eq!(r.state_name(), "failed");
+        assert_eq!(r.total_restarts, 3);
+        let lf = r.last_failure.clone().unwrap();
+        assert_eq!(
+            (lf.code.as_str(), lf.exit_code, lf.retryable),
+            ("EXIT_RESTART_THRESHOLD_EXCEEDED", Some(3), true)
+        );
+        // Replaying the last crash (a fourth) would be a duplicate; a new instance start is not.
+        let mut again = r.clone();
+        let o = again.on_exit(&crash(t(99_999)), t(100_000));
+        assert_eq!(names(&o), vec!["exited"], "failed: no decision, no restart");
+        assert_eq!(again.take_due(t(10_000_000)), None);
+    }
+
+    #[test]
+    fn the_threshold_event_carries_times_exit_and_stderr() {
+        let mut r = launched(t(0));
+        r.history.restarts = vec![t(1000), t(2000), t(3000)];
+        let mut x = crash(t(3500));
+        x.exit_code = None;
+        x.signal = Some("SIGKILL".into());
+        let o = r.on_exit(&x, t(4000));
+        assert_eq!(
+            names(&o),
+            vec!["exited", "RESTART_THRESHOLD_EXCEEDED", "failed"]
+        );
+        let ev = &o.events[1];
+        assert_eq!(ev["service"], "api");
+        assert_eq!(ev["profile"], "staging");
+        assert_eq!(ev["restarts"].as_array().unwrap().len(), 3);
+        assert_eq!(ev["signal"], "SIGKILL");
+        assert_eq!(ev["stderr"], json!(["boom"]));
+        assert_eq!(ev["time"], "2026-11-26T10:00:04.000Z");
+        assert_eq!(o.alert.as_ref(), Some(ev));
+        assert!(r.last_failure.unwrap().reason.contains("by signal SIGKILL"));
+    }
+
+    #[test]
+    fn explicit_stop_is_not_a_crash_and_cancels_a_pending_restart() {
+        let mut r = launched(t(0));
+        let mut x = crash(t(0));
+        x.status = "stopping".into();
+        let o = r.on_exit(&x, t(500));
+        assert_eq!(names(&o), vec!["exited"]);
+        assert_eq!(o.events[0]["requested"], true);
+        assert_eq!(r.state_name(), "running");
+        // Crash → backoff, then stop during the backoff: nothing is due any more.
+        let mut r = launched(t(0));
+        r.on_exit(&crash(t(0)), t(100));
+        assert_eq!(r.state_name(), "backoff");
+        let o = r.stopped(t(150));
+        assert_eq!(names(&o), vec!["restart_cancelled"]);
+        assert_eq!(r.take_due(t(10_000)), None);
+        assert_eq!(r.next_wake(), None);
+        // The exit PM2 reports for the stop itself changes nothing.
+        let o = r.on_exit(&crash(t(120)), t(200));
+        assert_eq!(o.events[0]["requested"], true);
+        assert_eq!(r.state_name(), "stopped");
+    }
+
+    #[test]
+    fn duplicate_exit_reports_are_answered_once() {
+        let mut r = launched(t(0));
+        let first = r.on_exit(&crash(t(0)), t(100));
+        assert_eq!(names(&first), vec!["exited", "restart_scheduled"]);
+        let second = r.on_exit(&crash(t(0)), t(120));
+        assert!(second.events.is_empty());
+        assert_eq!(r.history.attempt, 1);
+    }
+
+    #[test]
+    fn a_killed_agent_resumes_from_the_persisted_record_without_losing_or_doubling() {
+        let mut r = launched(t(0));
+        r.on_exit(&crash(t(0)), t(100));
+        // Persisted, agent killed in the backoff; the successor reads the same JSON.
+        let mut back: Record = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.next_wake(), Some(t(300)));
+        assert_eq!(back.take_due(t(400)), Some(vec!["0".into()]));
+        // Killed again after deciding, before PM2 confirmed: still Restarting, nothing new due.
+        let mut again: Record =
+            serde_json::from_str(&serde_json::to_string(&back).unwrap()).unwrap();
+        assert_eq!(again.take_due(t(500)), None);
+        assert_eq!(again.state_name(), "restarting");
+        let o = again.on_restarted(t(450), t(600));
+        assert_eq!(names(&o), vec!["restarted"]);
+        // A second confirmation (the old agent's and the new one's) counts once.
+        assert!(again.on_restarted(t(450), t(650)).events.is_empty());
+        assert_eq!(again.history.restarts, vec![t(450)]);
+        assert_eq!(again.total_restarts, 1);
+    }
+
+    #[test]
+    fn a_stable_run_then_a_crash_starts_again_from_the_initial_backoff() {
+        let mut r = launched(t(0));
+        let (delays, now) = crash_loop(&mut r, 0, 2, 100);
+        assert_eq!(delays, vec![200, 400]);
+        // Up past the stable period (2 s): recovered, and the next crash waits 200 ms again.
+        let started = now + 50;
+        assert!(r.check_stable(t(started + 1999)).events.is_empty());
+        let o = r.check_stable(t(started + 2000));
+        assert_eq!(names(&o), vec!["recovered"]);
+        assert_eq!(r.history.attempt, 0);
+        r.on_exit(&crash(t(started)), t(started + 2500));
+        match r.phase {
+            Phase::Backoff { delay_ms, .. } => assert_eq!(delay_ms, 200),
+            ref p => panic!("{p:?}"),
+        }
+        // Even without the recovered tick (agent down), the exit's uptime resets it.
+        let mut r = launched(t(0));
+        crash_loop(&mut r, 0, 2, 100);
+        r.phase = Phase::Running { stable_at: None };
+        r.on_exit(&crash(t(10_000)), t(13_000));
+        assert!(matches!(r.phase, Phase::Backoff { delay_ms: 200, .. }));
+    }
+
+    #[test]
+    fn non_retryable_exits_fail_at_once() {
+        let mut r = launched(t(0));
+        let mut x = crash(t(0));
+        x.non_retryable = Some((
+            "EXIT_PORT_IN_USE".into(),
+            "port 3000 is held by pid 7 (nc -l 3000)".into(),
+        ));
+        let o = r.on_exit(&x, t(100));
+        assert_eq!(names(&o), vec!["exited", "failed"]);
+        assert_eq!(o.alert, None);
+        let lf = r.last_failure.clone().unwrap();
+        assert_eq!(
+            (lf.code.as_str(), lf.retryable),
+            ("EXIT_PORT_IN_USE", false)
+        );
+        assert_eq!(r.next_wake(), None);
+    }
+
+    #[test]
+    fn an_explicit_start_clears_the_failed_mark_and_the_history() {
+        let mut r = launched(t(0));
+        crash_loop(&mut r, 0, 4, 100);
+        assert_eq!(r.state_name(), "failed");
+        let mut l = Launch {
+            service: "api".into(),
+            kind: "app".into(),
+            profile: "staging".into(),
+            policy: policy(),
+            check_ports: vec![],
+        };
+        l.policy.backoff_initial_ms = 50;
+        r.launched(&l, t(100_000));
+        assert_eq!(r.state_name(), "running");
+        assert_eq!(r.history, History::default());
+        assert_eq!(r.last_failure, None);
+        let o = r.on_exit(&crash(t(100_100)), t(100_200));
+        assert_eq!(names(&o), vec!["exited", "restart_scheduled"]);
+        assert_eq!(o.events[1]["delayMs"], 50);
+    }
+
+    #[test]
+    fn failures_recorded_from_commands() {
+        let mut r = launched(t(0));
+        let f = LastFailure {
+            service: "db".into(),
+            state: "degraded".into(),
+            code: "EXIT_DEPENDENCY_DEGRADED".into(),
+            reason: "not healthy in 90 s".into(),
+            at: ts(t(0)),
+            retryable: true,
+            exit_code: None,
+            signal: None,
+        };
+        assert!(r.record_failure(f.clone(), t(0)).events.is_empty());
+        assert_eq!(r.state_name(), "running");
+        r.ready(t(1));
+        assert_eq!(r.last_failure, None);
+        let img = LastFailure {
+            state: "failed".into(),
+            code: "EXIT_IMAGE_UNAVAILABLE".into(),
+            retryable: false,
+            ..f
+        };
+        assert_eq!(names(&r.record_failure(img, t(2))), vec!["failed"]);
+        assert_eq!(r.state_name(), "failed");
+    }
+
+    #[test]
+    fn a_refused_restart_counts_as_a_crash() {
+        let mut r = launched(t(0));
+        r.on_exit(&crash(t(0)), t(100));
+        r.take_due(t(300));
+        let o = r.on_restart_failed("process name not found", t(310));
+        assert_eq!(names(&o), vec!["restarted", "exited", "restart_scheduled"]);
+        assert!(matches!(r.phase, Phase::Backoff { delay_ms: 400, .. }));
+        let _ = Duration::ZERO;
+    }
+}
