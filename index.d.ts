@@ -17,6 +17,55 @@ export declare class WorkspaceLock {
 /** Takes the workspace lock, waiting up to `timeoutMs` for another command to finish. */
 export declare function acquireLock(workspaceRoot: string, timeoutMs: number, command: string): Promise<WorkspaceLock>
 
+/** Answers an exit; the events written (one line each in events.jsonl) are returned. */
+export declare function agentExit(workspaceRoot: string, exit: AgentExit): Array<any>
+
+/** An `exit` event from PM2's bus. */
+export interface AgentExit {
+  service: string
+  pmId: string
+  /** PM2's `pm_uptime`: when the process that exited had started (ms since the epoch). */
+  startedMs?: number
+  /** PM2's status in the event: `stopping` when a stop/restart/delete was asked for. */
+  status: string
+  exitCode?: number
+  profile?: string
+  kind?: string
+  pm2Home?: string
+}
+
+export interface AgentInstance {
+  name: string
+  pmId: string
+  status: string
+  startedMs?: number
+  exitCode?: number
+}
+
+/** PM2's name for the workspace's agent. */
+export declare function agentName(workspaceRoot: string, workspaceName: string): string
+
+export interface AgentRestart {
+  service: string
+  pmIds: Array<string>
+}
+
+/** PM2 refused a restart the agent asked for: counted like a crash. */
+export declare function agentRestartFailed(workspaceRoot: string, service: string, message: string): void
+
+/** Reconciles the records with PM2's table (see `agent::tick`). */
+export declare function agentTick(workspaceRoot: string, instances: Array<AgentInstance>, confirmed: boolean): AgentTick
+
+export interface AgentTick {
+  /** Restart these instances now (`pm2 restart <pm_id>`), then tick again. */
+  restart: Array<AgentRestart>
+  /** Look again within this many ms at the latest (absent: only on the next event). */
+  wakeInMs?: number
+}
+
+/** Whether the service is still meant to run (a stop may have come while the agent restarted it). */
+export declare function agentWanted(workspaceRoot: string, service: string): boolean
+
 /**
  * Checks node and PM2 against the supported minimums; throws `EXIT_PREREQUISITE` otherwise.
  * Called before PM2 is loaded, so an old or missing PM2 is reported instead of crashing.
@@ -52,11 +101,22 @@ export interface ExitCodeInfo {
 /** The exit-code table (names and numbers are a contract). */
 export declare function exitCodes(): Array<ExitCodeInfo>
 
+/**
+ * Explicit start/restart of plan steps (their `supervision`), before PM2 launches them: the
+ * failed mark and the history are cleared, the profile's policy adopted.
+ */
+export declare function markLaunched(workspaceRoot: string, supervision: Array<string>, command: string): void
+
+/** Explicit stop, before PM2 stops the services: never a crash; a pending restart is cancelled. */
+export declare function markStopped(workspaceRoot: string, services: Array<string>): void
+
 export interface Plan {
   workspaceRoot: string
   workspaceName: string
   profile: string
   steps: Array<PlanStep>
+  /** The PM2 name of this workspace's agent. */
+  agentName: string
 }
 
 export interface PlanStep {
@@ -77,6 +137,11 @@ export interface PlanStep {
   container?: any
   /** Wait for this step to be ready before carrying out the next ones (dependencies). */
   gate: boolean
+  /**
+   * Launching steps: what the agent supervises (service, kind, profile, restart policy) as
+   * JSON, handed to `markLaunched` before PM2 launches it.
+   */
+  supervision?: string
 }
 
 /** One PM2 process-table entry, as the JS side reads it from `pm2.list()`. */
@@ -140,6 +205,11 @@ export interface ReadySpec {
   errorLog: string
   /** Filled by the caller after the launch: the pids PM2 reports for the service. */
   pids?: Array<number>
+  /**
+   * PM2's pid files of the service's instances (`pm_pid_path`), re-read while waiting so a
+   * restart by the agent is followed.
+   */
+  pidFiles?: Array<string>
   /** Dependencies: the container to wait on (from `ensureContainer`), filled by the caller. */
   containerId?: string
   hasHealthcheck?: boolean

@@ -131,7 +131,8 @@ test('4. admin:stop, workspace:stop, workspace:start, start-all, stop-all', asyn
 
   r = await h.nx(['workspace:stop']);
   assert.strictEqual(r.code, 0, r.out);
-  for (const p of await h.list()) assert.strictEqual(p.status, 'stopped', p.name);
+  for (const p of h.services(await h.list())) assert.strictEqual(p.status, 'stopped', p.name);
+  assert.strictEqual(h.agents(await h.list())[0].status, 'online', 'stop leaves the agent; stop-all stops it');
 
   r = await h.nx(['workspace:start']);
   assert.strictEqual(r.code, 0, r.out);
@@ -144,6 +145,7 @@ test('4. admin:stop, workspace:stop, workspace:start, start-all, stop-all', asyn
   r = await h.nx(['workspace:stop-all']);
   assert.strictEqual(r.code, 0, r.out);
   for (const p of await h.list()) assert.strictEqual(p.status, 'stopped', p.name);
+  assert.deepStrictEqual(h.agents(await h.list()), [], 'stop-all stops the agent');
   assert.ok(r.out.indexOf('✔ server') < r.out.indexOf('✔ postgres'), 'dependencies stop last');
 
   // start-all includes every dependency; Zitadel's image cannot be obtained here, so this part
@@ -152,7 +154,7 @@ test('4. admin:stop, workspace:stop, workspace:start, start-all, stop-all', asyn
   const ws = h.withoutZitadel(h.tempWorkspace('start-all', { adminPort: 15175, serverPort: 13002, pgPort: 15434 }));
   r = await h.nx(['workspace:start-all', '--configuration=staging'], ws);
   assert.strictEqual(r.code, 0, r.out);
-  procs = await h.list();
+  procs = h.services(await h.list());
   assert.strictEqual(procs.filter((p) => p.status === 'online').length, 4, 'postgres + admin + 2 server workers');
   for (const p of procs) assert.strictEqual(p.env.ORCHESTRATOR_PROFILE, 'staging', `--configuration=staging reached ${p.name}`);
 

@@ -72,7 +72,7 @@ h.edit(path.join(ws, 'nx.json'), (t) => {
   const nx = JSON.parse(t);
   const cfg = nx.pluginsConfig['@workspace/orchestrator'];
   cfg.defaultServices = ['web'];
-  cfg.services = { never: { healthTimeoutSeconds: 4 } };
+  cfg.services = { never: { healthTimeoutSeconds: 4 }, web: { restartPolicy: { backoffInitialMs: 300 } } };
   return JSON.stringify(nx, null, 2);
 });
 
@@ -140,7 +140,7 @@ test('restart: graceful stop, a new container, new runner pid, healthy again', a
   assert.strictEqual(inspect(after).State.Health.Status, 'healthy');
 });
 
-test('pm2 stop stops the container; docker kill makes the runner exit non-zero and PM2 restart it', async () => {
+test('pm2 stop stops the container; docker kill makes the runner exit non-zero and the agent restart it', async () => {
   await h.call('stop', 'web');
   const id = containerOf('web');
   const state = inspect(id).State;
@@ -151,11 +151,15 @@ test('pm2 stop stops the container; docker kill makes the runner exit non-zero a
   const running = containerOf('web');
   const before = await entry('web');
   h.docker(['kill', running]);
-  const after = await until('PM2 to restart the runner', async () => {
+  const after = await until('the agent to restart the runner', async () => {
     const e = await entry('web');
-    return e && e.restarts > before.restarts && e.status === 'online' ? e : null;
+    return e && e.pid && e.pid !== before.pid && e.status === 'online' ? e : null;
   });
-  assert.notStrictEqual(after.pid, before.pid);
+  assert.ok(after);
+  const events = fs.readFileSync(path.join(ws, 'apps', 'logs', 'web', 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const exited = events.filter((e) => e.event === 'exited' && !e.requested).pop();
+  assert.deepStrictEqual([exited.exitCode, exited.signal], [137, 'SIGKILL'], 'the container code, read as a signal');
+  assert.strictEqual(events.filter((e) => e.event === 'restart_scheduled').pop().delayMs, 300);
   const pm2log = fs.readFileSync(path.join(h.PM2_HOME, 'pm2.log'), 'utf8');
   assert.match(pm2log, /App \[web:\d+\] exited with code \[137\]/, 'PM2 saw the runner exit with the container code');
   assert.match(fs.readFileSync(path.join(ws, 'apps', 'logs', 'web', 'error.log'), 'utf8'), /container exited with code 137/);
@@ -177,7 +181,7 @@ test('missing image → EXIT_IMAGE_UNAVAILABLE with the engine cause, recorded f
   assert.strictEqual(await entry('ghost'), undefined, 'no PM2 process to crash-loop');
   assert.strictEqual(containerOf('ghost'), '');
   const st = JSON.parse(fs.readFileSync(path.join(ws, '.orchestrator', 'state', 'ghost.json'), 'utf8'));
-  assert.deepStrictEqual([st.state, st.code, st.retryable], ['failed', 'EXIT_IMAGE_UNAVAILABLE', false]);
+  assert.deepStrictEqual([st.phase.state, st.lastFailure.code, st.lastFailure.retryable], ['failed', 'EXIT_IMAGE_UNAVAILABLE', false]);
 });
 
 test('health not reached in time → degraded, EXIT_DEPENDENCY_DEGRADED with the last health output', async () => {
@@ -188,7 +192,7 @@ test('health not reached in time → degraded, EXIT_DEPENDENCY_DEGRADED with the
   assert.match(r.out, /last health-check output: still-not-ready/);
   assert.match(r.out, /healthTimeoutSeconds/);
   const st = JSON.parse(fs.readFileSync(path.join(ws, '.orchestrator', 'state', 'never.json'), 'utf8'));
-  assert.deepStrictEqual([st.state, st.code], ['degraded', 'EXIT_DEPENDENCY_DEGRADED']);
+  assert.deepStrictEqual([st.lastFailure.state, st.lastFailure.code], ['degraded', 'EXIT_DEPENDENCY_DEGRADED']);
   assert.strictEqual(h.cli(['stop', 'never'], ws).code, 0);
 });
 

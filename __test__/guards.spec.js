@@ -87,6 +87,10 @@ test('required variables missing → EXIT_ENV_MISSING, names and file, never val
   assert.ok(r.out.includes(`Set DATABASE_URL, SESSION_KEY in ${envFile}`), r.out);
   assert.ok(!r.out.includes('do-not-print-me'), 'values of present variables are never printed');
   assert.deepStrictEqual(await h.snapshot(), before);
+  // A cause no restart can fix: the service is marked failed with it (for status), at once.
+  const rec = JSON.parse(fs.readFileSync(path.join(ws, '.orchestrator', 'state', 'server.json'), 'utf8'));
+  assert.deepStrictEqual([rec.phase.state, rec.lastFailure.code, rec.lastFailure.retryable], ['failed', 'EXIT_ENV_MISSING', false]);
+  assert.ok(!JSON.stringify(rec).includes('do-not-print-me'), 'the record holds names, never values');
   // setup checks the same, with the same code.
   const s = await h.nx(['server:setup', '--profile', 'staging'], ws);
   assertFails(s, 'EXIT_ENV_MISSING', 12);
@@ -125,6 +129,8 @@ test('a declared port already bound → EXIT_PORT_IN_USE naming pid and command 
   assert.match(r.out, new RegExp(`port 3000 is held by pid ${holder.pid} \\(${process.execPath.replace(/[/.]/g, '\\$&')} -e`));
   assert.match(r.out, new RegExp(`Stop pid ${holder.pid}`));
   assert.deepStrictEqual(await h.snapshot(), before);
+  const rec = JSON.parse(fs.readFileSync(path.join(h.EXAMPLE, '.orchestrator', 'state', 'server.json'), 'utf8'));
+  assert.deepStrictEqual([rec.phase.state, rec.lastFailure.code], ['failed', 'EXIT_PORT_IN_USE']);
   holder.kill('SIGKILL');
 });
 

@@ -80,6 +80,12 @@ async function list() {
   }));
 }
 
+const isAgent = (p) => p.name.startsWith('orchestrator-agent-');
+/** PM2 entries of services (the workspace agents left out). */
+const services = (procs) => procs.filter((p) => !isAgent(p));
+/** The workspace agents' PM2 entries. */
+const agents = (procs) => procs.filter(isAgent);
+
 /** A comparable picture of PM2's table, to prove a guard changed nothing. */
 async function snapshot() {
   return (await list()).map((p) => `${p.name}#${p.pmId}:${p.pid}:${p.status}:${p.restarts}`).sort();
@@ -222,4 +228,4 @@ function alive(pid) {
   }
 }
 
-module.exports = { assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };
+module.exports = { services, agents, assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };

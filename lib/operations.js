@@ -56,6 +56,37 @@ async function prepare(kind, ctx, opts, pm2, located) {
   });
 }
 
+/** The workspace's agent (lib/agent.js) under PM2: started when it is not online. It owns the
+ * restart policy of every service we launch (their PM2 autorestart is off). */
+async function ensureAgent(pm2, plan) {
+  const list = await pm2.list();
+  const entry = list.find((p) => p.name === plan.agentName);
+  if (entry && entry.status === 'online') return;
+  if (entry) await pm2.deleteName(plan.agentName);
+  const dir = path.join(plan.workspaceRoot, '.orchestrator', 'agent');
+  await pm2.startApp({
+    name: plan.agentName,
+    script: path.join(__dirname, 'agent.js'),
+    interpreter: 'node',
+    exec_mode: 'fork',
+    instances: 1,
+    cwd: plan.workspaceRoot,
+    namespace: plan.workspaceName,
+    autorestart: true,
+    kill_timeout: 3000,
+    out_file: path.join(dir, 'out.log'),
+    error_file: path.join(dir, 'error.log'),
+    merge_logs: true,
+    env: { ORCHESTRATOR_WORKSPACE: plan.workspaceRoot, ORCHESTRATOR_KIND: 'agent', PM2_HOME: require('./pm2').home() },
+  });
+}
+
+async function stopAgent(pm2, plan) {
+  if (!pm2) return;
+  const list = await pm2.list();
+  if (list.some((p) => p.name === plan.agentName)) await pm2.deleteName(plan.agentName);
+}
+
 const isActionable = (e) => typeof e?.message === 'string' && e.message.startsWith('{"error"');
 
 function summarize(plan, list, ready, containers = {}) {
@@ -97,9 +128,17 @@ async function launch(kind, opts) {
       const containers = {};
       const ready = [];
       const pending = [];
+      await ensureAgent(pm2, plan);
+      // Explicit start/restart: the failed mark and the history are cleared before PM2 acts.
+      native.markLaunched(
+        plan.workspaceRoot,
+        plan.steps.filter((s) => s.supervision).map((s) => s.supervision),
+        ctx.command,
+      );
       const readyTarget = (step, list) => ({
         ...step.ready,
         pids: list.filter((p) => p.name === step.service && p.pid).map((p) => p.pid),
+        pidFiles: list.filter((p) => p.name === step.service && p.pidFile).map((p) => p.pidFile),
         ...(containers[step.service] ? { containerId: containers[step.service].id, hasHealthcheck: containers[step.service].hasHealthcheck } : {}),
       });
       for (const step of plan.steps) {
@@ -155,6 +194,9 @@ async function stop(opts = {}) {
       ctx,
       async (pm2, located) => {
         const plan = await prepare('prepareStop', ctx, opts, pm2, located);
+        // An explicit stop is never a crash: the agent is told before PM2 acts, and a pending
+        // restart is cancelled.
+        native.markStopped(plan.workspaceRoot, plan.steps.map((s) => s.service));
         for (const step of plan.steps) {
           if (pm2) await pm2.apply(step);
           // The runner stops its container on SIGINT; this also stops one a killed runner left.
@@ -167,6 +209,7 @@ async function stop(opts = {}) {
             }
           }
         }
+        if (opts.all) await stopAgent(pm2, plan);
         return summarize(plan, pm2 ? await pm2.list() : [], []);
       },
       { onlyIfRunning: true },

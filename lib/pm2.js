@@ -68,8 +68,36 @@ class Pm2 {
         workspace: meta('ORCHESTRATOR_WORKSPACE'),
         profile: meta('ORCHESTRATOR_PROFILE'),
         kind: meta('ORCHESTRATOR_KIND'),
+        // For the agent and the readiness wait: when this process started, how the last one
+        // ended, and the pid file PM2 keeps while it runs.
+        startedMs: typeof e.pm_uptime === 'number' ? e.pm_uptime : undefined,
+        exitCode: typeof e.exit_code === 'number' ? e.exit_code : undefined,
+        pidFile: e.pm_pid_path,
       };
     });
+  }
+
+  /** PM2's event bus (`process:event` packets). */
+  async bus() {
+    return call(this.api.launchBus.bind(this.api));
+  }
+
+  /** Restarts one instance by PM2 id (the agent's restarts). */
+  async restartId(pmId) {
+    return call(this.api.restart.bind(this.api), String(pmId));
+  }
+
+  async stopId(pmId) {
+    return call(this.api.stop.bind(this.api), String(pmId));
+  }
+
+  /** Starts an app definition (the agent itself). */
+  async startApp(app) {
+    return call(this.api.start.bind(this.api), app);
+  }
+
+  async deleteName(name) {
+    return call(this.api.delete.bind(this.api), name);
   }
 
   /** Carries out one plan step. `beforeLaunch` (dependencies: make the container run) is
@@ -110,4 +138,4 @@ class Pm2 {
   }
 }
 
-module.exports = { Pm2, locate, daemonRunning };
+module.exports = { Pm2, locate, daemonRunning, home };

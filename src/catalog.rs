@@ -406,6 +406,8 @@ pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &Resol
         Value::String(logs.join("error.log").display().to_string()),
     );
     app.insert("merge_logs".into(), Value::Bool(true));
+    // One restart policy, ours: the workspace agent restarts crashed services (policy.rs).
+    app.insert("autorestart".into(), Value::Bool(false));
     Value::Object(app)
 }
 
@@ -440,9 +442,9 @@ pub fn runner_app(
         "namespace": catalog.workspace_name,
         "env": env,
         "kill_timeout": (container.stop_timeout_seconds + 5) * 1000,
-        "autorestart": true,
-        // EXIT_IMAGE_UNAVAILABLE is not retried: PM2 does not restart a runner that exits with it.
-        "stop_exit_codes": [crate::exit::ExitCode::ImageUnavailable.number()],
+        // One restart policy, ours: the agent restarts a runner whose container died, and gives
+        // up at once when it exits with a cause restarting cannot fix (image unavailable…).
+        "autorestart": false,
         "out_file": logs.join("out.log").display().to_string(),
         "error_file": logs.join("error.log").display().to_string(),
         "merge_logs": true,
@@ -623,7 +625,7 @@ mod tests {
         assert_eq!(app["script"], "/pkg/lib/runner.js");
         assert_eq!(app["exec_mode"], "fork");
         assert_eq!(app["kill_timeout"], 25000);
-        assert_eq!(app["stop_exit_codes"], serde_json::json!([16]));
+        assert_eq!(app["autorestart"], false, "the agent restarts it, not PM2");
         assert_eq!(app["env"][META_KIND], "dependency");
         assert_eq!(app["env"][META_PROFILE], "staging");
         let back: crate::container::ContainerSpec =

@@ -32,7 +32,7 @@ pub struct ServiceConfig {
     pub ready_timeout_seconds: Option<u64>,
     /// Dependencies' health limit (used from the Docker issue on).
     pub health_timeout_seconds: Option<u64>,
-    /// Kept as data until the restart-policy engine lands; validated there.
+    /// Overrides of the restart policy (`policy.rs`), with optional `profiles.<name>` layers.
     pub restart_policy: Option<serde_json::Value>,
 }
 
@@ -45,6 +45,8 @@ pub struct PluginConfig {
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
     pub logs: Option<serde_json::Value>,
+    /// The workspace's restart policy over the defaults, with optional `profiles.<name>` layers.
+    pub restart_policy: Option<serde_json::Value>,
 }
 
 fn default_profiles() -> Vec<String> {
@@ -58,6 +60,7 @@ impl Default for PluginConfig {
             default_services: None,
             services: BTreeMap::new(),
             logs: None,
+            restart_policy: None,
         }
     }
 }
@@ -94,7 +97,40 @@ pub fn parse_plugin_config(nx_json_text: &str, file: &Path) -> Result<PluginConf
             });
         }
     }
+    let base = format!("pluginsConfig[\"{PLUGIN_KEY}\"]");
+    if let Some(layer) = &cfg.restart_policy {
+        crate::policy::validate_layer(layer, file, &format!("{base}.restartPolicy"))?;
+    }
+    for (name, svc) in &cfg.services {
+        if let Some(layer) = &svc.restart_policy {
+            let key = format!("{base}.services.{name}.restartPolicy");
+            crate::policy::validate_layer(layer, file, &key)?;
+        }
+        for profile in &cfg.profiles {
+            cfg.restart_policy_for(name, profile, file)?;
+        }
+    }
     Ok(cfg)
+}
+
+impl PluginConfig {
+    /// The service's restart policy under `profile`, every layer applied (`policy::resolve`).
+    pub fn restart_policy_for(
+        &self,
+        service: &str,
+        profile: &str,
+        file: &Path,
+    ) -> Result<crate::policy::RestartPolicy> {
+        crate::policy::resolve(
+            self.restart_policy.as_ref(),
+            self.services
+                .get(service)
+                .and_then(|s| s.restart_policy.as_ref()),
+            service,
+            profile,
+            file,
+        )
+    }
 }
 
 pub fn load_plugin_config(root: &Path) -> Result<PluginConfig> {
@@ -200,6 +236,33 @@ mod tests {
         let a = err.actionable("x");
         assert_eq!(a.code, "EXIT_USAGE");
         assert!(a.message.contains("/ws/nx.json: line 2"), "{}", a.message);
+    }
+
+    #[test]
+    fn restart_policies_are_validated_when_nx_json_is_read() {
+        let text = r#"{"pluginsConfig":{"@workspace/orchestrator":{
+            "restartPolicy":{"backoffInitialMs":1000},
+            "services":{"server":{"restartPolicy":{"profiles":{"production":{"backoffMaxMs":500}}}}}}}}"#;
+        let err = parse_plugin_config(text, Path::new("/ws/nx.json")).unwrap_err();
+        let m = err.message();
+        assert!(
+            m.contains("/ws/nx.json") && m.contains("services.server.restartPolicy.backoffMaxMs"),
+            "{m}"
+        );
+        assert!(m.contains("production"), "{m}");
+        let ok = cfg(r#"{"pluginsConfig":{"@workspace/orchestrator":{
+            "restartPolicy":{"maxRestarts":3},
+            "services":{"server":{"restartPolicy":{"windowSeconds":60}}}}}}"#);
+        let p = ok
+            .restart_policy_for("server", "staging", Path::new("nx.json"))
+            .unwrap();
+        assert_eq!((p.max_restarts, p.window_seconds), (3, 60));
+        assert_eq!(
+            ok.restart_policy_for("admin", "staging", Path::new("nx.json"))
+                .unwrap()
+                .window_seconds,
+            600
+        );
     }
 
     #[test]

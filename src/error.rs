@@ -120,6 +120,15 @@ pub enum Error {
         service: Option<String>,
         failure: DockerError,
     },
+    /// The agent gave up on a service a command was waiting for: the restart threshold, or a
+    /// cause restarting cannot fix (`code` names which).
+    ServiceFailed {
+        service: String,
+        code: ExitCode,
+        reason: String,
+        last_stderr: Vec<String>,
+        events_file: PathBuf,
+    },
 }
 
 /// The actionable-error object of DESIGN §3. `command` is filled in by the caller, which knows
@@ -157,6 +166,7 @@ impl Error {
             }
             Error::DependencyDegraded { .. } => ExitCode::DependencyDegraded,
             Error::Docker { .. } => ExitCode::Failure,
+            Error::ServiceFailed { code, .. } => *code,
         }
     }
 
@@ -171,7 +181,8 @@ impl Error {
             | Error::ImageUnavailable { service, .. }
             | Error::ContainerFailed { service, .. }
             | Error::ContainerExited { service, .. }
-            | Error::DependencyDegraded { service, .. } => Some(service),
+            | Error::DependencyDegraded { service, .. }
+            | Error::ServiceFailed { service, .. } => Some(service),
             Error::Docker { service, .. } => service.as_deref(),
             _ => None,
         }
@@ -237,6 +248,14 @@ impl Error {
             }
             Error::EngineUnreachable { host, cause } => {
                 format!("no Docker engine answers at {host}: {cause}")
+            }
+            Error::ServiceFailed { service, reason, last_stderr, .. } => {
+                let mut m = format!("{service} failed and will not be restarted: {reason}");
+                if !last_stderr.is_empty() {
+                    m.push_str("\nlast lines of its stderr:\n");
+                    m.push_str(&last_stderr.join("\n"));
+                }
+                m
             }
             Error::ComposeVarMissing { file, key, var, message } => format!(
                 "{}: {key} needs {var}, which is not set: {message}",
@@ -357,6 +376,11 @@ impl Error {
             Error::StartFailed { service, log_file, .. } => vec![
                 format!("Read {}", log_file.display()),
                 format!("Run `npx pm2 logs {service}` to follow its output"),
+            ],
+            Error::ServiceFailed { service, events_file, .. } => vec![
+                format!("Read why in {} (and its stderr in apps/logs/{service}/error.log)", events_file.display()),
+                format!("Fix the cause, then start it again: `nx run {service}:start` (an explicit start clears the failed mark)"),
+                "Or loosen its restartPolicy in nx.json (pluginsConfig[\"@workspace/orchestrator\"].services)".into(),
             ],
             Error::ComposeVarMissing { var, .. } => vec![
                 format!("Set {var} in config/env/<profile>.env (or export it in the shell)"),

@@ -1,6 +1,7 @@
 //! Native core of `@workspace/orchestrator`. Everything here is plain Rust with unit tests beside
 //! the code; `binding` is the only module that touches napi.
 
+pub mod agent;
 pub mod catalog;
 pub mod compose;
 pub mod config;
@@ -14,8 +15,8 @@ pub mod install;
 pub mod lock;
 pub mod ops;
 pub mod plan;
-pub mod policy;
 pub mod pm2;
+pub mod policy;
 pub mod ports;
 pub mod prereq;
 pub mod ready;

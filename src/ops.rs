@@ -17,6 +17,7 @@ use crate::install::{self, InstallOutcome};
 use crate::plan::{self, Action};
 use crate::pm2::{self, Pm2Process};
 use crate::ports::{self, PortState};
+use crate::supervise::Launch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -58,6 +59,8 @@ pub struct Step {
     pub install: Option<InstallOutcome>,
     /// The container of a launching dependency step.
     pub container: Option<ContainerSpec>,
+    /// What the agent supervises for a launching step (its restart policy under the profile).
+    pub launch: Option<Launch>,
 }
 
 #[derive(Debug, Clone)]
@@ -211,8 +214,35 @@ fn container_spec(
 
 /// Runs every guard for every selected service before anything changes, then installs what the
 /// launching services need. Guards: prerequisites, profile, service names, required env,
-/// PM2 ownership, ports, and (for dependencies) a reachable Docker engine.
+/// PM2 ownership, ports, and (for dependencies) a reachable Docker engine. A refusal that
+/// restarting cannot fix (env missing, port held) marks the service `failed` with that reason.
 pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
+    let root = req.workspace_root.clone();
+    let out = prepare_checked(verb, req).await;
+    if let Err(e) = &out {
+        record_refusal(&root, e);
+    }
+    out
+}
+
+/// Records a non-retryable refusal of a service in its supervision record (for `status`).
+pub fn record_refusal(root: &Path, e: &Error) {
+    let (service, retryable) = match e {
+        Error::EnvMissing { service, .. } | Error::PortInUse { service, .. } => (service, false),
+        _ => return,
+    };
+    let f = crate::state::failure(
+        service,
+        "failed",
+        e.exit_code().name(),
+        &e.message(),
+        retryable,
+        chrono::Utc::now(),
+    );
+    let _ = crate::state::record(root, &f);
+}
+
+async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
     let root = req.workspace_root.clone();
     crate::prereq::check_node_and_pm2(&req.node_version, req.pm2_version.as_deref(), &root)?;
     let cat = load_catalog(&root, &req.ecosystem, &req.ecosystem_file)?;
@@ -291,6 +321,7 @@ pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
             profile: profile.clone(),
             install: None,
             container: None,
+            launch: None,
         };
         match spec.kind {
             Kind::App => {
@@ -325,6 +356,23 @@ pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
                     step.container = Some(c);
                 }
             }
+        }
+        if action.launches() {
+            step.launch = Some(Launch {
+                service: spec.name.clone(),
+                kind: spec.kind.as_str().into(),
+                profile: profile.clone(),
+                policy: cat
+                    .config
+                    .restart_policy_for(&spec.name, &profile, &nx_json)?,
+                // A fork-mode app's own port held by another process after it exits is a cause
+                // restarting cannot fix (a cluster's listening socket is held by PM2 itself).
+                check_ports: if spec.kind == Kind::App && !spec.cluster {
+                    step.ports.clone()
+                } else {
+                    Vec::new()
+                },
+            });
         }
         steps.push(step);
     }

@@ -16,6 +16,11 @@ pub struct ReadyTarget {
     pub health_http: Option<String>,
     pub health_tcp: Option<String>,
     pub pids: Vec<u32>,
+    /// PM2's pid files of the service's instances: read on every look, so a restart by the agent
+    /// (a new pid) is followed. Empty: `pids` are used as given.
+    pub pid_files: Vec<PathBuf>,
+    /// The workspace root, where the agent's record of the service lives.
+    pub workspace: Option<PathBuf>,
     pub timeout: Duration,
     pub error_log: PathBuf,
 }
@@ -106,21 +111,133 @@ pub fn tail_lines(path: &std::path::Path, n: usize) -> Vec<String> {
         .collect()
 }
 
+fn read_pid(file: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// The error for a service the agent gave up on while a command waited for it.
+pub fn failed_error(t: &ReadyTarget, code: &str, reason: &str) -> Error {
+    let code = crate::exit::ExitCode::ALL
+        .into_iter()
+        .find(|c| c.name() == code)
+        .unwrap_or(crate::exit::ExitCode::Failure);
+    Error::ServiceFailed {
+        service: t.service.clone(),
+        code,
+        reason: reason.to_string(),
+        last_stderr: tail_lines(&t.error_log, 15),
+        events_file: t
+            .error_log
+            .parent()
+            .map(|d| d.join("events.jsonl"))
+            .unwrap_or_default(),
+    }
+}
+
+enum Supervision {
+    /// No record, or not meant to run: the process exiting fails the start at once.
+    None,
+    /// The agent gave up.
+    Failed(Error),
+    /// A restart is scheduled or under way.
+    Waiting(String),
+    /// Meant to run, and the agent has not answered its exit (yet).
+    Unanswered,
+}
+
+/// What the agent's record says about the service.
+fn supervision(t: &ReadyTarget, now: chrono::DateTime<chrono::Utc>) -> Supervision {
+    use crate::supervise::{Desired, Phase};
+    let Some(rec) = t
+        .workspace
+        .as_ref()
+        .and_then(|w| crate::state::read(w, &t.service))
+    else {
+        return Supervision::None;
+    };
+    if rec.desired != Desired::Running {
+        return Supervision::None;
+    }
+    match &rec.phase {
+        Phase::Failed { code, reason, .. } => Supervision::Failed(failed_error(t, code, reason)),
+        Phase::Backoff {
+            due_at, attempt, ..
+        } => Supervision::Waiting(format!(
+            "it exited {}; restart {attempt} in {:.1} s",
+            crate::supervise::describe_exit(
+                rec.last_exit.as_ref().and_then(|x| x["exitCode"].as_i64()),
+                rec.last_exit.as_ref().and_then(|x| x["signal"].as_str()),
+            ),
+            ((*due_at - now).num_milliseconds().max(0) as f64) / 1000.0
+        )),
+        Phase::Restarting { attempt, .. } => {
+            Supervision::Waiting(format!("restart {attempt} under way"))
+        }
+        Phase::Running { .. } | Phase::Stopped => Supervision::Unanswered,
+    }
+}
+
+/// How long a process may stay down with no answer from the agent before `start` gives up.
+/// The agent answers an exit within a second.
+const AGENT_ANSWER: Duration = Duration::from_secs(5);
+
+/// How long an app with no port and no health probe must stay up to count as started.
+pub const MIN_UPTIME: Duration = Duration::from_millis(1000);
+
 async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
     let started = Instant::now();
-    let mut last_problem;
+    let mut last_problem: String;
+    let mut down_since: Option<Instant> = None;
+    let mut up_since: Option<Instant> = None;
+    let exited = |t: &ReadyTarget, why: &str| Error::StartFailed {
+        service: t.service.clone(),
+        reason: why.to_string(),
+        last_stderr: tail_lines(&t.error_log, 15),
+        log_file: t.error_log.clone(),
+    };
     loop {
-        if !t.pids.is_empty() && !t.pids.iter().any(|p| pid_alive(*p)) {
-            return Err(Error::StartFailed {
-                service: t.service.clone(),
-                reason: format!(
-                    "its process{} exited during start",
-                    if t.pids.len() > 1 { "es" } else { "" }
-                ),
-                last_stderr: tail_lines(&t.error_log, 15),
-                log_file: t.error_log.clone(),
-            });
+        let pids: Vec<u32> = if t.pid_files.is_empty() {
+            t.pids.clone()
+        } else {
+            t.pid_files.iter().filter_map(|f| read_pid(f)).collect()
+        };
+        let expect_pids = !t.pids.is_empty() || !t.pid_files.is_empty();
+        let down = expect_pids && !pids.iter().any(|p| pid_alive(*p));
+        let sup = supervision(&t, chrono::Utc::now());
+        if let Supervision::Failed(e) = sup {
+            return Err(e);
         }
+        if down {
+            match sup {
+                Supervision::None | Supervision::Failed(_) => {
+                    return Err(exited(&t, "its process exited during start"))
+                }
+                Supervision::Waiting(p) => {
+                    down_since = None;
+                    last_problem = p;
+                }
+                Supervision::Unanswered => {
+                    if down_since.get_or_insert_with(Instant::now).elapsed() > AGENT_ANSWER {
+                        return Err(exited(
+                            &t,
+                            "its process exited during start and no restart was scheduled (is the workspace's orchestrator-agent online in `pm2 ls`?)",
+                        ));
+                    }
+                    last_problem = "its process is not running".into();
+                }
+            }
+            if started.elapsed() >= t.timeout {
+                return Err(exited(
+                    &t,
+                    &format!("not ready within {} s: {last_problem}", t.timeout.as_secs()),
+                ));
+            }
+            up_since = None;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        down_since = None;
+        let up = *up_since.get_or_insert_with(Instant::now);
         let mut problem = None;
         let listeners = crate::ports::read_listeners();
         if let Some(p) = t
@@ -145,6 +262,12 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
                     problem = Some(format!("connect {addr}: {e}"));
                 }
             }
+        }
+        // Without a port or a probe, ready means it stayed up for MIN_UPTIME (PM2's min_uptime):
+        // an app that crashes at once does not pass.
+        let unprobed = t.ports.is_empty() && t.health_http.is_none() && t.health_tcp.is_none();
+        if problem.is_none() && unprobed && expect_pids && up.elapsed() < MIN_UPTIME {
+            problem = Some(format!("up for less than {} ms", MIN_UPTIME.as_millis()));
         }
         match problem {
             None => {
@@ -237,6 +360,8 @@ mod tests {
             health_http: None,
             health_tcp: Some(format!("127.0.0.1:{port}")),
             pids: vec![std::process::id()],
+            pid_files: vec![],
+            workspace: None,
             timeout: Duration::from_secs(5),
             error_log: PathBuf::from("/nonexistent"),
         };

@@ -1,40 +1,43 @@
-//! The last failure recorded per service under `.orchestrator/state/<service>.json`: what a
-//! non-retryable cause (image unavailable) or a health timeout left behind, for `status` to show.
-//! Written atomically (temp file + rename); cleared when the service becomes ready again.
+//! The supervision record of each service under `.orchestrator/state/<service>.json` (desired
+//! state, phase, policy, history, last failure) and its events in
+//! `apps/logs/<service>/events.jsonl`. The agent and the commands both change records, always as
+//! read-modify-write under one OS file lock (`.orchestrator/state/.lock`, released by the kernel
+//! if the holder dies), and every write is atomic (temp file + rename): a killed writer leaves the
+//! old record or the new one, never half of one.
 
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LastFailure {
-    pub service: String,
-    /// `failed` | `degraded`
-    pub state: String,
-    /// The exit-code name, e.g. `EXIT_IMAGE_UNAVAILABLE`.
-    pub code: String,
-    pub reason: String,
-    /// RFC 3339 UTC.
-    pub at: String,
-    /// Whether retrying without a change can help (false for image unavailable).
-    pub retryable: bool,
+pub use crate::supervise::LastFailure;
+use crate::supervise::{Outcome, Record};
+
+pub fn state_dir(root: &Path) -> PathBuf {
+    root.join(".orchestrator").join("state")
 }
 
 pub fn state_file(root: &Path, service: &str) -> PathBuf {
-    root.join(".orchestrator")
-        .join("state")
-        .join(format!("{service}.json"))
+    state_dir(root).join(format!("{service}.json"))
 }
 
-/// Pure: the record for a failure at `now`.
+pub fn events_file(root: &Path, service: &str) -> PathBuf {
+    root.join("apps")
+        .join("logs")
+        .join(service)
+        .join("events.jsonl")
+}
+
+/// Pure: the record of a failure at `now`.
 pub fn failure(
     service: &str,
     state: &str,
     code: &str,
     reason: &str,
     retryable: bool,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
 ) -> LastFailure {
     LastFailure {
         service: service.into(),
@@ -43,26 +46,107 @@ pub fn failure(
         reason: reason.into(),
         at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         retryable,
+        exit_code: None,
+        signal: None,
     }
 }
 
-pub fn record(root: &Path, f: &LastFailure) -> std::io::Result<()> {
-    let path = state_file(root, &f.service);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("json.{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(f).unwrap_or_default())?;
-    std::fs::rename(&tmp, &path)
-}
-
-pub fn read(root: &Path, service: &str) -> Option<LastFailure> {
+pub fn read(root: &Path, service: &str) -> Option<Record> {
     let text = std::fs::read_to_string(state_file(root, service)).ok()?;
     serde_json::from_str(&text).ok()
 }
 
+/// Every record of the workspace.
+pub fn all(root: &Path) -> Vec<Record> {
+    let Ok(dir) = std::fs::read_dir(state_dir(root)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Record> = dir
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let service = name.strip_suffix(".json")?;
+            read(root, service)
+        })
+        .collect();
+    out.sort_by(|a, b| a.service.cmp(&b.service));
+    out
+}
+
+fn write(root: &Path, rec: &Record) -> std::io::Result<()> {
+    let path = state_file(root, &rec.service);
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(rec).unwrap_or_default())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)
+}
+
+/// Runs `f` on the service's record (a fresh one when there is none) under the state lock,
+/// writes the result atomically, then appends the events it produced.
+pub fn update<T>(
+    root: &Path,
+    service: &str,
+    now: DateTime<Utc>,
+    f: impl FnOnce(&mut Record) -> (T, Outcome),
+) -> std::io::Result<(T, Outcome)> {
+    std::fs::create_dir_all(state_dir(root))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state_dir(root).join(".lock"))?;
+    lock.lock()?;
+    let mut rec = read(root, service).unwrap_or_else(|| Record::new(service, now));
+    let before = rec.clone();
+    let (value, outcome) = f(&mut rec);
+    if rec != before {
+        write(root, &rec)?;
+    }
+    drop(lock);
+    append_events(root, service, &outcome.events)?;
+    Ok((value, outcome))
+}
+
+/// Appends events, one JSON object a line, in one write (O_APPEND: lines never interleave).
+pub fn append_events(root: &Path, service: &str, events: &[Value]) -> std::io::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let path = events_file(root, service);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&e.to_string());
+        text.push('\n');
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
+/// Records a failure found by a command (image unavailable, health timeout, env missing…).
+pub fn record(root: &Path, f: &LastFailure) -> std::io::Result<()> {
+    let now = Utc::now();
+    update(root, &f.service, now, |r| {
+        ((), r.record_failure(f.clone(), now))
+    })
+    .map(|_| ())
+}
+
+/// The service became ready: a degraded mark is cleared.
 pub fn clear(root: &Path, service: &str) {
-    let _ = std::fs::remove_file(state_file(root, service));
+    let now = Utc::now();
+    let _ = update(root, service, now, |r| {
+        r.ready(now);
+        ((), Outcome::default())
+    });
 }
 
 #[cfg(test)]
@@ -70,7 +154,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_replace_atomically_and_clear() {
+    fn records_update_atomically_and_events_append() {
         let dir = std::env::temp_dir().join(format!("orch-state-{}", std::process::id()));
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T10:00:00.5Z")
             .unwrap()
@@ -85,7 +169,15 @@ mod tests {
         );
         assert_eq!(f.at, "2026-11-26T10:00:00.500Z");
         record(&dir, &f).unwrap();
-        assert_eq!(read(&dir, "db"), Some(f.clone()));
+        let r = read(&dir, "db").unwrap();
+        assert_eq!(r.last_failure, Some(f.clone()));
+        assert_eq!(r.state_name(), "failed");
+        let lines = std::fs::read_to_string(events_file(&dir, "db")).unwrap();
+        let ev: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            (ev["event"].as_str(), ev["code"].as_str()),
+            (Some("failed"), Some("EXIT_IMAGE_UNAVAILABLE"))
+        );
         let g = failure(
             "db",
             "degraded",
@@ -95,9 +187,20 @@ mod tests {
             now,
         );
         record(&dir, &g).unwrap();
-        assert_eq!(read(&dir, "db").unwrap().state, "degraded");
+        assert_eq!(
+            read(&dir, "db").unwrap().last_failure.unwrap().state,
+            "degraded"
+        );
         clear(&dir, "db");
-        assert_eq!(read(&dir, "db"), None);
+        assert_eq!(read(&dir, "db").unwrap().last_failure, None);
+        assert_eq!(all(&dir).len(), 1);
+        // No temp file is left beside the record.
+        let leftovers: Vec<_> = std::fs::read_dir(state_dir(&dir))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

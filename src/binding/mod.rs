@@ -13,6 +13,8 @@ use crate::exit::ExitCode;
 use crate::ops;
 use crate::pm2::Pm2Process;
 
+pub mod agent;
+
 /// napi's async functions only carry `Status` codes, so the actionable error travels as the JSON
 /// message (`{"error":{code,exitCode,…}}`); `lib/errors.js` turns it into an `OrchestratorError`
 /// whose `code` is the exit-code name, in one place.
@@ -102,6 +104,9 @@ pub struct ReadySpec {
     pub error_log: String,
     /// Filled by the caller after the launch: the pids PM2 reports for the service.
     pub pids: Option<Vec<u32>>,
+    /// PM2's pid files of the service's instances (`pm_pid_path`), re-read while waiting so a
+    /// restart by the agent is followed.
+    pub pid_files: Option<Vec<String>>,
     /// Dependencies: the container to wait on (from `ensureContainer`), filled by the caller.
     pub container_id: Option<String>,
     pub has_healthcheck: Option<bool>,
@@ -127,6 +132,9 @@ pub struct PlanStep {
     pub container: Option<serde_json::Value>,
     /// Wait for this step to be ready before carrying out the next ones (dependencies).
     pub gate: bool,
+    /// Launching steps: what the agent supervises (service, kind, profile, restart policy) as
+    /// JSON, handed to `markLaunched` before PM2 launches it.
+    pub supervision: Option<String>,
 }
 
 #[napi(object)]
@@ -135,6 +143,8 @@ pub struct Plan {
     pub workspace_name: String,
     pub profile: String,
     pub steps: Vec<PlanStep>,
+    /// The PM2 name of this workspace's agent.
+    pub agent_name: String,
 }
 
 fn to_request(r: PrepareRequest) -> ops::Request {
@@ -157,6 +167,7 @@ fn to_plan(p: ops::Plan) -> Plan {
     let workspace_root = p.workspace_root.display().to_string();
     Plan {
         workspace_root: workspace_root.clone(),
+        agent_name: crate::agent::agent_name(&p.workspace_root, &p.workspace_name),
         workspace_name: p.workspace_name,
         profile: p.profile,
         steps: p
@@ -177,6 +188,7 @@ fn to_plan(p: ops::Plan) -> Plan {
                     timeout_ms: s.ready_timeout_ms.min(u32::MAX as u64) as u32,
                     error_log: s.error_log.display().to_string(),
                     pids: None,
+                    pid_files: None,
                     container_id: None,
                     has_healthcheck: None,
                     workspace: Some(workspace_root.clone()),
@@ -186,6 +198,10 @@ fn to_plan(p: ops::Plan) -> Plan {
                     .container
                     .as_ref()
                     .and_then(|c| serde_json::to_value(c).ok()),
+                supervision: s
+                    .launch
+                    .as_ref()
+                    .and_then(|l| serde_json::to_string(l).ok()),
                 service: s.service,
             })
             .collect(),
@@ -251,6 +267,13 @@ pub async fn wait_ready(targets: Vec<ReadySpec>, command: String) -> Result<Vec<
             health_http: t.health_http,
             health_tcp: t.health_tcp,
             pids: t.pids.unwrap_or_default(),
+            pid_files: t
+                .pid_files
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            workspace: t.workspace.as_ref().map(PathBuf::from),
             timeout: Duration::from_millis(t.timeout_ms as u64),
             error_log: PathBuf::from(t.error_log),
         })

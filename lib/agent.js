@@ -1,0 +1,121 @@
+'use strict';
+// The workspace agent: one PM2-supervised process per workspace (started by any start command,
+// stopped by stop-all). It owns the restart policy of every service we manage (their PM2
+// autorestart is off, so there is one policy, ours): PM2's bus reports exits, the addon decides
+// (`agentExit`/`agentTick`: pure policy, records written atomically under .orchestrator/state,
+// events to apps/logs/<service>/events.jsonl), and this file carries out the restarts through
+// PM2's API. It opens no network port: PM2's bus and RPC are unix sockets in PM2_HOME.
+
+const native = require('./native');
+const { Pm2, locate, home } = require('./pm2');
+
+const root = process.env.ORCHESTRATOR_WORKSPACE;
+const RECONCILE_MS = 2000;
+
+function log(msg) {
+  process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
+}
+
+if (!root) {
+  process.stderr.write('[orchestrator-agent] ORCHESTRATOR_WORKSPACE is not set: the agent is started by `orchestrator start`\n');
+  process.exit(2);
+}
+
+let pm2 = null;
+let queue = Promise.resolve();
+let wakeTimer = null;
+let first = true;
+let lastDown = new Set();
+
+/** One thing at a time: exits, ticks and restarts never interleave. */
+function enqueue(fn) {
+  queue = queue.then(fn).catch((e) => process.stderr.write(`${new Date().toISOString()} ${e && e.stack ? e.stack : e}\n`));
+  return queue;
+}
+
+const ours = (p) => p.workspace === root && p.kind !== 'agent';
+
+function logEvents(events) {
+  for (const e of events) log(`${e.service}: ${e.event}${e.delayMs !== undefined ? ` in ${e.delayMs} ms` : ''}${e.code ? ` (${e.code})` : ''}`);
+}
+
+function onExit(p) {
+  if (p.ORCHESTRATOR_WORKSPACE !== root || p.ORCHESTRATOR_KIND === 'agent') return undefined;
+  if (String(p.pm_id).startsWith('_old_')) return undefined; // a worker replaced by a reload
+  const events = native.agentExit(root, {
+    service: p.name,
+    pmId: String(p.pm_id),
+    startedMs: typeof p.pm_uptime === 'number' ? p.pm_uptime : undefined,
+    status: String(p.status || ''),
+    exitCode: typeof p.exit_code === 'number' ? p.exit_code : undefined,
+    profile: p.ORCHESTRATOR_PROFILE,
+    kind: p.ORCHESTRATOR_KIND,
+    pm2Home: home(),
+  });
+  logEvents(events);
+  return tick();
+}
+
+async function tick(again = false) {
+  const list = (await pm2.list()).filter(ours);
+  const instances = list.map((p) => ({
+    name: p.name,
+    pmId: String(p.pmId),
+    status: p.status,
+    startedMs: p.startedMs,
+    exitCode: p.exitCode,
+  }));
+  // An exit seen in PM2's table but not (yet) on the bus is answered only once it has been seen
+  // on two looks (the bus is normally faster), or right after the agent (re)started: then
+  // exits that happened while it was down are answered.
+  const down = new Set(instances.filter((i) => i.status === 'stopped' || i.status === 'errored').map((i) => `${i.pmId}@${i.startedMs}`));
+  const confirmed = first || [...down].every((k) => lastDown.has(k));
+  lastDown = down;
+  first = false;
+  const t = native.agentTick(root, instances, confirmed);
+  for (const r of t.restart) {
+    for (const id of r.pmIds) {
+      try {
+        log(`${r.service}: restarting (pm2 id ${id})`);
+        await pm2.restartId(id);
+        // A stop that came while PM2 restarted it wins: the stop command marks the record
+        // before it asks PM2, so either its stop follows ours or we see the mark here.
+        if (!native.agentWanted(root, r.service)) {
+          log(`${r.service}: stopped meanwhile, stopping it again`);
+          await pm2.stopId(id);
+        }
+      } catch (e) {
+        log(`${r.service}: PM2 could not restart it: ${e.message}`);
+        native.agentRestartFailed(root, r.service, e.message);
+      }
+    }
+  }
+  if (t.restart.length && !again) return tick(true); // confirm the restarts, write `restarted`
+  if (wakeTimer) clearTimeout(wakeTimer);
+  wakeTimer = t.wakeInMs !== undefined && t.wakeInMs !== null && t.wakeInMs < RECONCILE_MS ? setTimeout(() => enqueue(tick), t.wakeInMs) : null;
+  return undefined;
+}
+
+async function main() {
+  pm2 = await Pm2.connect(locate(root));
+  const bus = await pm2.bus();
+  bus.on('process:event', (pkt) => {
+    if (pkt && pkt.event === 'exit' && pkt.process) enqueue(() => onExit(pkt.process));
+  });
+  log(`agent for ${root} online (pid ${process.pid})`);
+  await enqueue(tick);
+  setInterval(() => enqueue(tick), RECONCILE_MS);
+}
+
+function shutdown(signal) {
+  log(`${signal}: agent stopping`);
+  // Records are written after every decision; a pending restart resumes with the next agent.
+  process.exit(0);
+}
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+main().catch((e) => {
+  process.stderr.write(`[orchestrator-agent] ${e && e.stack ? e.stack : e}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,174 @@
+//! The agent's exports: `lib/agent.js` hands over what PM2 reports and carries out the restarts
+//! these return; the commands mark explicit starts and stops. Every decision is `crate::agent`'s.
+
+use std::path::Path;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::js_error;
+use crate::error::Error as CoreError;
+use crate::supervise::Launch;
+
+fn io_error(e: std::io::Error, what: &str, root: &str) -> Error {
+    js_error(
+        CoreError::ReadFile {
+            path: crate::state::state_dir(Path::new(root)),
+            source: std::io::Error::new(e.kind(), format!("{what}: {e}")),
+        },
+        "orchestrator agent",
+    )
+}
+
+/// PM2's name for the workspace's agent.
+#[napi]
+pub fn agent_name(workspace_root: String, workspace_name: String) -> String {
+    crate::agent::agent_name(Path::new(&workspace_root), &workspace_name)
+}
+
+/// Explicit start/restart of plan steps (their `supervision`), before PM2 launches them: the
+/// failed mark and the history are cleared, the profile's policy adopted.
+#[napi]
+pub fn mark_launched(
+    workspace_root: String,
+    supervision: Vec<String>,
+    command: String,
+) -> Result<()> {
+    let mut launches = Vec::new();
+    for s in supervision {
+        let l: Launch = serde_json::from_str(&s).map_err(|e| {
+            js_error(
+                CoreError::Usage {
+                    message: format!("not a plan step's supervision: {e}"),
+                    remediation: "Pass `step.supervision` from prepareStart/prepareRestart".into(),
+                },
+                &command,
+            )
+        })?;
+        launches.push(l);
+    }
+    crate::agent::launched(Path::new(&workspace_root), &launches, chrono::Utc::now())
+        .map_err(|e| io_error(e, "recording the launch", &workspace_root))
+}
+
+/// Explicit stop, before PM2 stops the services: never a crash; a pending restart is cancelled.
+#[napi]
+pub fn mark_stopped(workspace_root: String, services: Vec<String>) -> Result<()> {
+    crate::agent::stopped(Path::new(&workspace_root), &services, chrono::Utc::now())
+        .map_err(|e| io_error(e, "recording the stop", &workspace_root))
+}
+
+/// An `exit` event from PM2's bus.
+#[napi(object)]
+pub struct AgentExit {
+    pub service: String,
+    pub pm_id: String,
+    /// PM2's `pm_uptime`: when the process that exited had started (ms since the epoch).
+    pub started_ms: Option<f64>,
+    /// PM2's status in the event: `stopping` when a stop/restart/delete was asked for.
+    pub status: String,
+    pub exit_code: Option<f64>,
+    pub profile: Option<String>,
+    pub kind: Option<String>,
+    pub pm2_home: Option<String>,
+}
+
+/// Answers an exit; the events written (one line each in events.jsonl) are returned.
+#[napi]
+pub fn agent_exit(workspace_root: String, exit: AgentExit) -> Result<Vec<serde_json::Value>> {
+    let e = crate::agent::ExitEvent {
+        service: exit.service,
+        pm_id: exit.pm_id,
+        started_ms: exit.started_ms.map(|v| v as i64),
+        status: exit.status,
+        exit_code: exit.exit_code.map(|v| v as i64),
+        profile: exit.profile,
+        kind: exit.kind,
+        pm2_home: exit.pm2_home,
+    };
+    crate::agent::on_exit(Path::new(&workspace_root), &e, chrono::Utc::now())
+        .map(|o| o.events)
+        .map_err(|err| io_error(err, "answering an exit", &workspace_root))
+}
+
+#[napi(object)]
+pub struct AgentInstance {
+    pub name: String,
+    pub pm_id: String,
+    pub status: String,
+    pub started_ms: Option<f64>,
+    pub exit_code: Option<f64>,
+}
+
+#[napi(object)]
+pub struct AgentRestart {
+    pub service: String,
+    pub pm_ids: Vec<String>,
+}
+
+#[napi(object)]
+pub struct AgentTick {
+    /// Restart these instances now (`pm2 restart <pm_id>`), then tick again.
+    pub restart: Vec<AgentRestart>,
+    /// Look again within this many ms at the latest (absent: only on the next event).
+    pub wake_in_ms: Option<u32>,
+}
+
+/// Reconciles the records with PM2's table (see `agent::tick`).
+#[napi]
+pub fn agent_tick(
+    workspace_root: String,
+    instances: Vec<AgentInstance>,
+    confirmed: bool,
+) -> Result<AgentTick> {
+    let list: Vec<crate::agent::Instance> = instances
+        .into_iter()
+        .map(|i| crate::agent::Instance {
+            name: i.name,
+            pm_id: i.pm_id,
+            status: i.status,
+            started_ms: i.started_ms.map(|v| v as i64),
+            exit_code: i.exit_code.map(|v| v as i64),
+        })
+        .collect();
+    let t = crate::agent::tick(
+        Path::new(&workspace_root),
+        &list,
+        confirmed,
+        chrono::Utc::now(),
+    )
+    .map_err(|e| io_error(e, "reconciling with PM2", &workspace_root))?;
+    Ok(AgentTick {
+        restart: t
+            .restart
+            .into_iter()
+            .map(|(service, pm_ids)| AgentRestart { service, pm_ids })
+            .collect(),
+        wake_in_ms: t
+            .wake_in
+            .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+    })
+}
+
+/// PM2 refused a restart the agent asked for: counted like a crash.
+#[napi]
+pub fn agent_restart_failed(
+    workspace_root: String,
+    service: String,
+    message: String,
+) -> Result<()> {
+    crate::agent::restart_failed(
+        Path::new(&workspace_root),
+        &service,
+        &message,
+        chrono::Utc::now(),
+    )
+    .map_err(|e| io_error(e, "recording a refused restart", &workspace_root))
+}
+
+/// Whether the service is still meant to run (a stop may have come while the agent restarted it).
+#[napi]
+pub fn agent_wanted(workspace_root: String, service: String) -> bool {
+    crate::state::read(Path::new(&workspace_root), &service)
+        .is_some_and(|r| r.desired == crate::supervise::Desired::Running)
+}
