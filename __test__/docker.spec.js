@@ -81,15 +81,7 @@ const containerOf = (service) =>
 const inspect = (id) => JSON.parse(h.docker(['inspect', id]).stdout)[0];
 const entry = async (name) => (await h.list()).find((p) => p.name === name);
 
-async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = h.until;
 
 test.after(async () => {
   await h.killPm2();

@@ -200,6 +200,19 @@ function ourContainers() {
   return roots.flatMap((r) => docker(['ps', '-aq', '--filter', `label=dev.orchestrator.workspace=${r}`]).stdout.split(/\s+/).filter(Boolean));
 }
 
+/** Polls `fn` every 100 ms until it returns something truthy; fails after `ms` saying what it
+ * waited for (and `detail()`, when given). */
+async function until(what, fn, ms = 20000, detail = () => '') {
+  const assert = require('node:assert');
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what} ${detail()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function edit(file, fn) {
   fs.writeFileSync(file, fn(fs.readFileSync(file, 'utf8')));
 }
@@ -228,4 +241,4 @@ function alive(pid) {
   }
 }
 
-module.exports = { services, agents, assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };
+module.exports = { until, services, agents, assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };

@@ -114,15 +114,8 @@ const entry = async (name) => (await h.list()).find((p) => p.name === name);
 const runs = (service) => Number(fs.readFileSync(path.join(ws, 'apps', service, 'count'), 'utf8'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what, fn, ms = 30000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(events(what.split(' ')[0]).slice(-4))}`);
-    await sleep(100);
-  }
-}
+/** Waits for `fn`; on timeout the failure shows the service's last events. */
+const until = (what, fn, ms = 30000) => h.until(what, fn, ms, () => JSON.stringify(events(what.split(' ')[0]).slice(-4)));
 
 /** Each `restarted` paired with the `restart_scheduled` before it: [delayMs, ms it really took]. */
 function spacing(service) {
