@@ -33,6 +33,7 @@ const APPS = {
   stopper: { RUNS: '2000' },
   steady: { RUNS: '1600,300,3000' },
   squatter: { PORT: '18093' },
+  workers: { RUNS: '600000' },
 };
 for (const name of Object.keys(APPS)) {
   fs.mkdirSync(path.join(ws, 'apps', name), { recursive: true });
@@ -57,7 +58,14 @@ setTimeout(() => server.close(() => {
 fs.writeFileSync(
   path.join(ws, 'ecosystem.config.js'),
   `module.exports = { apps: ${JSON.stringify(
-    Object.entries(APPS).map(([name, env]) => ({ name, cwd: `apps/${name}`, script: 'main.js', exec_mode: 'fork', autorestart: true, env })),
+    Object.entries(APPS).map(([name, env]) => ({
+      name,
+      cwd: `apps/${name}`,
+      script: 'main.js',
+      autorestart: true,
+      env,
+      ...(name === 'workers' ? { exec_mode: 'cluster', instances: 2 } : { exec_mode: 'fork' }),
+    })),
   )} };\n`,
 );
 fs.writeFileSync(
@@ -92,6 +100,7 @@ fs.writeFileSync(
             stopper: { restartPolicy: slow },
             steady: { restartPolicy: { ...short, maxRestarts: 10, stableSeconds: 2 } },
             squatter: { ports: [18093], restartPolicy: short },
+            workers: { restartPolicy: short },
             flaky: { restartPolicy: short },
             sickly: { healthTimeoutSeconds: 60, restartPolicy: short },
           },
@@ -268,6 +277,26 @@ test('a stable run resets the backoff: 200, 400, recovered, then 200 again', asy
   const exits = named('steady', 'exited');
   assert.ok(exits[2].uptimeSeconds >= 2, `the stable run lasted ${exits[2].uptimeSeconds} s`);
   assert.strictEqual(h.cli(['stop', 'steady'], ws).code, 0);
+});
+
+test('a cluster worker killed with SIGKILL: that instance alone is restarted, the signal recorded', async () => {
+  const r = h.cli(['start', 'workers'], ws);
+  assert.strictEqual(r.code, 0, r.out);
+  const before = (await h.list()).filter((p) => p.name === 'workers');
+  assert.strictEqual(before.length, 2);
+  process.kill(before[0].pid, 'SIGKILL');
+  const restarted = await until('workers restarted', () => named('workers', 'restarted')[0]);
+  const [exited] = named('workers', 'exited');
+  assert.strictEqual(exited.signal, 'SIGKILL');
+  assert.strictEqual(exited.pmId, String(before[0].pmId));
+  assert.ok(restarted);
+  const after = await until('workers both online', async () => {
+    const l = (await h.list()).filter((p) => p.name === 'workers');
+    return l.every((p) => p.status === 'online') && l.length === 2 ? l : null;
+  });
+  assert.notStrictEqual(after.find((p) => p.pmId === before[0].pmId).pid, before[0].pid);
+  assert.strictEqual(after.find((p) => p.pmId === before[1].pmId).pid, before[1].pid, 'the other worker was left alone');
+  assert.strictEqual(h.cli(['stop', 'workers'], ws).code, 0);
 });
 
 test('a port held by another process after an exit: failed at once naming the holder, no restart', async () => {

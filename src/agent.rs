@@ -58,8 +58,9 @@ pub fn signal_from_pm2_log(text: &str, name: &str, pm_id: &str) -> Option<String
     let rest = &line[line.find(&prefix)? + prefix.len()..];
     let (code, rest) = rest.split_once(']')?;
     let sig = rest.split_once("via signal [")?.1.split_once(']')?.0;
-    // PM2 prints SIGINT when there was no signal; a code means a normal exit.
-    (code == "null" && !sig.is_empty()).then(|| sig.to_string())
+    // PM2 prints SIGINT when there was no signal: SIGINT counts only without an exit code.
+    // (Cluster workers report code 0 with the real signal: `[0] via signal [SIGKILL]`.)
+    (!sig.is_empty() && (code == "null" || sig != "SIGINT")).then(|| sig.to_string())
 }
 
 /// Pure: the signal a container's exit code reports (`128 + n`, Docker's convention).
@@ -88,6 +89,13 @@ pub fn runner_cause(code: Option<i64>) -> Option<&'static str> {
     }
 }
 
+/// PM2_HOME as PM2 resolves it.
+fn pm2_home() -> Option<String> {
+    std::env::var("PM2_HOME")
+        .ok()
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.pm2")))
+}
+
 fn tail_pm2_log(home: &str) -> String {
     crate::ready::tail_lines(&Path::new(home).join("pm2.log"), 200).join("\n")
 }
@@ -109,12 +117,12 @@ fn port_taken(ports: &[u16]) -> Option<String> {
 fn report(rec: &Record, root: &Path, e: &ExitEvent) -> ExitReport {
     let dependency = rec.kind == "dependency" || e.kind.as_deref() == Some("dependency");
     let signal = match e.exit_code {
-        None => e
-            .pm2_home
-            .as_deref()
-            .and_then(|h| signal_from_pm2_log(&tail_pm2_log(h), &e.service, &e.pm_id)),
         Some(c) if dependency => container_signal(c),
-        Some(_) => None,
+        _ => e
+            .pm2_home
+            .clone()
+            .or_else(pm2_home)
+            .and_then(|h| signal_from_pm2_log(&tail_pm2_log(&h), &e.service, &e.pm_id)),
     };
     let stderr = crate::ready::tail_lines(
         &root
@@ -389,6 +397,16 @@ mod tests {
                    2026-11-26T10:00:02: PM2 log: App [web:1] exited with code [0] via signal [SIGINT]";
         assert_eq!(signal_from_pm2_log(log, "api", "0"), Some("SIGKILL".into()));
         assert_eq!(signal_from_pm2_log(log, "web", "1"), None);
+        let cluster = "PM2 log: App [server:3] exited with code [0] via signal [SIGKILL]";
+        assert_eq!(
+            signal_from_pm2_log(cluster, "server", "3"),
+            Some("SIGKILL".into())
+        );
+        let ctrl_c = "PM2 log: App [server:3] exited with code [null] via signal [SIGINT]";
+        assert_eq!(
+            signal_from_pm2_log(ctrl_c, "server", "3"),
+            Some("SIGINT".into())
+        );
         assert_eq!(signal_from_pm2_log(log, "db", "2"), None);
         assert_eq!(container_signal(137), Some("SIGKILL".into()));
         assert_eq!(container_signal(143), Some("SIGTERM".into()));
