@@ -186,6 +186,7 @@ impl Record {
         self.phase = Phase::Running { stable_at: None };
         self.history = History::default();
         self.total_restarts = 0;
+        self.last_exit = None;
         if self
             .last_failure
             .as_ref()
