@@ -101,6 +101,16 @@ export interface ExitCodeInfo {
 /** The exit-code table (names and numbers are a contract). */
 export declare function exitCodes(): Array<ExitCodeInfo>
 
+export interface LastFailureView {
+  /** RFC 3339 UTC. */
+  at: string
+  /** The exit-code name of the cause, e.g. `EXIT_IMAGE_UNAVAILABLE`. */
+  code: string
+  reason: string
+  exitCode: number | null
+  signal: string | null
+}
+
 /**
  * Explicit start/restart of plan steps (their `supervision`), before PM2 launches them: the
  * failed mark and the history are cleared, the profile's policy adopted.
@@ -252,6 +262,28 @@ export interface ServiceRequest {
   command: string
 }
 
+export interface ServiceStatus {
+  name: string
+  /** `app` | `dependency` */
+  kind: string
+  /** `online` | `starting` | `backoff` | `stopped` | `degraded` | `failed` | `unknown` */
+  state: string
+  /** `healthy` | `unhealthy` | `starting` | `none` */
+  health: string
+  pid: number | null
+  pids: Array<number>
+  containerId: string | null
+  uptimeSeconds: number | null
+  uptime: string | null
+  restarts: number
+  recentRestarts: number
+  windowSeconds: number
+  lastFailure: LastFailureView | null
+  ports: Array<number>
+  profile: string | null
+  detail: string | null
+}
+
 export interface SetupReport {
   service: string
   profile: string
@@ -262,6 +294,50 @@ export interface SetupReport {
 
 /** Installs an app's dependencies (idempotent), checks its env, runs its `setup` script if any. */
 export declare function setupService(req: ServiceRequest): Promise<SetupReport>
+
+/**
+ * One health snapshot of every app and dependency (PM2 read over its socket, the engine, the
+ * agent's records, health probes), the table drawn from it, and `--strict`'s verdict.
+ */
+export declare function status(req: StatusRequest): Promise<StatusReport>
+
+export interface StatusReport {
+  snapshot: StatusSnapshot
+  /** The same snapshot as a table. */
+  table: string
+  /**
+   * With `strict`: the actionable `EXIT_UNHEALTHY` error (JSON) when a service is failed or
+   * degraded.
+   */
+  unhealthy: string | null
+}
+
+export interface StatusRequest {
+  workspaceRoot: string
+  profile?: string
+  service?: string
+  /** The evaluated `ecosystem.config.js` export. */
+  ecosystem: any
+  ecosystemFile: string
+  /** PM2_HOME (default: `$PM2_HOME`, else `~/.pm2`). */
+  pm2Home?: string
+  /** Fail with `EXIT_UNHEALTHY` when a service is failed or degraded. */
+  strict?: boolean
+  /** Draw the table with ANSI colours. */
+  color?: boolean
+  command: string
+}
+
+export interface StatusSnapshot {
+  workspace: string
+  profile: string
+  generatedAt: string
+  /** `online` | `not running` | `unreachable: …` */
+  pm2: string
+  /** `reachable` | `unreachable: …` | `not used` */
+  docker: string
+  services: Array<ServiceStatus>
+}
 
 /** The runner's SIGINT/SIGTERM: stops the container gracefully with its stop timeout. */
 export declare function stopContainer(spec: string): Promise<void>

@@ -853,6 +853,7 @@ module.exports.prepareStop = nativeBinding.prepareStop
 module.exports.runContainer = nativeBinding.runContainer
 module.exports.selectServices = nativeBinding.selectServices
 module.exports.setupService = nativeBinding.setupService
+module.exports.status = nativeBinding.status
 module.exports.stopContainer = nativeBinding.stopContainer
 module.exports.stopDependency = nativeBinding.stopDependency
 module.exports.testService = nativeBinding.testService

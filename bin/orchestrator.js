@@ -14,6 +14,7 @@ commands:
   restart [service…]   restart (cluster apps reload with zero downtime)
   setup [service…]     install app dependencies and prepare their env (idempotent)
   test [service…]      run app tests with the profile's env loaded
+  status [service]     one health snapshot of every app and dependency
   exit-codes           print the exit-code table
 
 options:
@@ -21,10 +22,12 @@ options:
   --all                every service instead of the default set
   --deps               every docker dependency (docker-compose.yml services)
   --cwd <dir>          a directory inside the workspace (default: .)
-  --json               print the result or the error as JSON
+  --json               print the result or the error as JSON (status: --format=json too)
+  --service <name>     status: one service
+  --strict             status: exit EXIT_UNHEALTHY (20) when a service is failed or degraded
   -h, --help           this text`;
 
-const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test'];
+const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test', 'status'];
 
 function usageError(message, json) {
   const { make } = require('../lib/errors');
@@ -40,7 +43,7 @@ function usageError(message, json) {
 
 async function main() {
   const argv = process.argv.slice(2);
-  const json = argv.includes('--json');
+  const json = argv.includes('--json') || argv.includes('--format=json');
   let parsed;
   try {
     parsed = parseArgs({
@@ -53,6 +56,9 @@ async function main() {
         deps: { type: 'boolean' },
         cwd: { type: 'string' },
         json: { type: 'boolean' },
+        format: { type: 'string' },
+        service: { type: 'string' },
+        strict: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -73,10 +79,18 @@ async function main() {
   if (!COMMANDS.includes(cmd)) return usageError(`unknown command "${cmd}"`, json);
   if (values.profile !== undefined && values.profile.trim() === '') return usageError('--profile needs a value', json);
 
-  const operations = require('../lib/operations');
-  const report = require('../lib/report');
+  if (cmd !== 'status' && (values.format !== undefined || values.service !== undefined || values.strict)) {
+    return usageError('--format, --service and --strict belong to `status`', json);
+  }
+  if (values.format !== undefined && !['json', 'table'].includes(values.format)) {
+    return usageError(`--format must be json or table, not "${values.format}"`, json);
+  }
   const { normalize } = require('../lib/errors');
   const command = ['orchestrator', ...argv].join(' ');
+  if (cmd === 'status') return status(values, services, command, json);
+
+  const operations = require('../lib/operations');
+  const report = require('../lib/report');
   try {
     const res = await operations[cmd]({
       cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(),
@@ -93,6 +107,33 @@ async function main() {
     const err = normalize(e, { command });
     report.error(err, values.json);
     process.exit(err.exitCode);
+  }
+}
+
+/** `status` stays off the operations module (and so off PM2's client): one addon call. */
+async function status(values, positionals, command, json) {
+  const { report, print } = require('../lib/status');
+  const { normalize } = require('../lib/errors');
+  if (positionals.length > 1) return usageError('status takes at most one service', json);
+  try {
+    const r = await report({
+      cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(),
+      profile: values.profile,
+      service: values.service ?? positionals[0],
+      strict: values.strict,
+      json,
+      command,
+    });
+    const unhealthy = print(r, json);
+    if (unhealthy) {
+      process.stderr.write(require('../lib/errors').format(unhealthy) + '\n');
+      return process.exit(unhealthy.exitCode);
+    }
+    return process.exit(0);
+  } catch (e) {
+    const err = normalize(e, { command });
+    require('../lib/report').error(err, json);
+    return process.exit(err.exitCode);
   }
 }
 

@@ -39,6 +39,20 @@ export declare function stop(opts?: CommandOptions): Promise<CommandResult>;
 export declare function setup(opts?: CommandOptions): Promise<{ workspace: string; services: native.SetupReport[] }>;
 export declare function test(opts?: CommandOptions): Promise<{ workspace: string; services: { service: string; profile: string; passed: boolean }[] }>;
 
+export interface StatusOptions {
+  cwd?: string;
+  /** Profile whose declared ports are shown for services that are not running. */
+  profile?: string;
+  /** Only this service (unknown: EXIT_SERVICE_UNKNOWN). */
+  service?: string;
+  /** Throw EXIT_UNHEALTHY when a service is failed or degraded. */
+  strict?: boolean;
+  command?: string;
+}
+
+/** One health snapshot of every app and dependency: the object `status --json` prints. */
+export declare function status(opts?: StatusOptions): Promise<native.StatusSnapshot>;
+
 /** Thrown by every operation: the actionable-error contract. */
 export declare class OrchestratorError extends Error {
   /** Exit-code name, e.g. `EXIT_PORT_IN_USE`. */

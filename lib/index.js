@@ -9,6 +9,7 @@ module.exports = {
   // (createNodesV2) arrives with the verify/inferred-targets issue.
   name: '@workspace/orchestrator',
   ...operations,
+  status: require('./status').status,
   OrchestratorError,
   exitCodes: EXIT,
   native,

@@ -63,4 +63,27 @@ async function runExecutor(verb, options, context) {
   }
 }
 
-module.exports = { runExecutor };
+/** `status`: the snapshot as a table (or JSON); `strict` fails the task with EXIT_UNHEALTHY. */
+async function runStatus(options, context) {
+  const snapshot = require('./status');
+  const profile = options.profile || context.configurationName || droppedConfiguration(context) || undefined;
+  const service = options.service || (isRootProject(context) ? undefined : context.projectName);
+  const json = Boolean(options.json) || options.format === 'json';
+  let command = commandLine(context, options, profile);
+  if (json) command += options.service ? ' --json' : ' -- --json';
+  try {
+    const r = await snapshot.report({ cwd: context.root, profile, service, strict: options.strict, json, command });
+    const unhealthy = snapshot.print(r, json);
+    if (unhealthy) {
+      report.error(unhealthy, false);
+      return { success: false };
+    }
+    return { success: true };
+  } catch (e) {
+    const err = normalize(e, { command });
+    report.error(err, json);
+    return { success: false };
+  }
+}
+
+module.exports = { runExecutor, runStatus };

@@ -11,5 +11,5 @@ cd "$here/../examples/workspace"
 # server:setup starts postgres first (Nx graph) and applies the server's migrations (once).
 npx nx run server:setup --profile "${PROFILE:-development}"
 npx nx run workspace:start --profile "${PROFILE:-development}"
-# The consolidated `workspace:status` arrives with its own issue; until then, PM2's view.
-npx pm2 ls
+# One health snapshot of every app and dependency (a table; `-- --json` for scripts).
+npx nx run workspace:status --profile "${PROFILE:-development}"

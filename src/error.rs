@@ -120,6 +120,11 @@ pub enum Error {
         service: Option<String>,
         failure: DockerError,
     },
+    /// `status --strict` found services failed or degraded: (name, state, why).
+    Unhealthy {
+        services: Vec<(String, String, String)>,
+        profile: String,
+    },
     /// The agent gave up on a service a command was waiting for: the restart threshold, or a
     /// cause restarting cannot fix (`code` names which).
     ServiceFailed {
@@ -167,6 +172,7 @@ impl Error {
             Error::DependencyDegraded { .. } => ExitCode::DependencyDegraded,
             Error::Docker { .. } => ExitCode::Failure,
             Error::ServiceFailed { code, .. } => *code,
+            Error::Unhealthy { .. } => ExitCode::Unhealthy,
         }
     }
 
@@ -248,6 +254,19 @@ impl Error {
             }
             Error::EngineUnreachable { host, cause } => {
                 format!("no Docker engine answers at {host}: {cause}")
+            }
+            Error::Unhealthy { services, .. } => {
+                let list: Vec<String> = services
+                    .iter()
+                    .map(|(n, st, why)| {
+                        if why.is_empty() {
+                            format!("{n} {st}")
+                        } else {
+                            format!("{n} {st} ({why})")
+                        }
+                    })
+                    .collect();
+                format!("not healthy: {}", list.join("; "))
             }
             Error::ServiceFailed { service, reason, last_stderr, .. } => {
                 let mut m = format!("{service} failed and will not be restarted: {reason}");
@@ -377,6 +396,16 @@ impl Error {
                 format!("Read {}", log_file.display()),
                 format!("Run `npx pm2 logs {service}` to follow its output"),
             ],
+            Error::Unhealthy { services, profile } => {
+                let mut r: Vec<String> = services
+                    .iter()
+                    .map(|(n, _, _)| format!("Read why {n} is unwell: apps/logs/{n}/events.jsonl and apps/logs/{n}/error.log"))
+                    .collect();
+                r.push(format!(
+                    "Start what failed again once fixed: `nx run workspace:start --profile {profile}` (an explicit start clears a failed mark)"
+                ));
+                r
+            }
             Error::ServiceFailed { service, events_file, .. } => vec![
                 format!("Read why in {} (and its stderr in apps/logs/{service}/error.log)", events_file.display()),
                 format!("Fix the cause, then start it again: `nx run {service}:start` (an explicit start clears the failed mark)"),

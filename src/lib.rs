@@ -13,14 +13,17 @@ pub mod error;
 pub mod exit;
 pub mod install;
 pub mod lock;
+pub mod observe;
 pub mod ops;
 pub mod plan;
 pub mod pm2;
+pub mod pm2rpc;
 pub mod policy;
 pub mod ports;
 pub mod prereq;
 pub mod ready;
 pub mod state;
+pub mod status;
 pub mod supervise;
 
 pub mod binding;

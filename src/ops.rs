@@ -140,7 +140,7 @@ fn check_required(
 
 /// The selection in launch order: dependencies first (compose `depends_on` order, with what
 /// they depend on when starting), then apps; `stop` runs it backwards.
-fn ordered<'a>(
+pub(crate) fn ordered<'a>(
     cat: &'a Catalog,
     selected: Vec<&'a ServiceSpec>,
     compose: Option<&ComposeFile>,
@@ -172,7 +172,7 @@ fn ordered<'a>(
 
 /// A dependency's container for a profile: the compose service interpolated with the profile's
 /// env, its `env_file`s read, our labels attached.
-fn container_spec(
+pub(crate) fn container_spec(
     cat: &Catalog,
     spec: &ServiceSpec,
     profile: &str,

@@ -83,6 +83,29 @@ async fn http_status(url: &str) -> std::result::Result<u16, String> {
         .map_err(|_| "timed out".to_string())?
 }
 
+/// One look at an app's health probe (for `status`): HTTP 2xx, or a TCP connect, within 1 s.
+pub async fn probe(http: Option<&str>, tcp: Option<&str>) -> crate::status::Probe {
+    use crate::status::Probe;
+    if let Some(url) = http {
+        return match http_status(url).await {
+            Ok(code) if (200..300).contains(&code) => Probe::Ok,
+            Ok(code) => Probe::Failed(format!("GET {url} answered {code}")),
+            Err(e) => Probe::Failed(format!("GET {url}: {e}")),
+        };
+    }
+    if let Some(addr) = tcp {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr))
+                .await;
+        return match attempt {
+            Ok(Ok(_)) => Probe::Ok,
+            Ok(Err(e)) => Probe::Failed(format!("connect {addr}: {e}")),
+            Err(_) => Probe::Failed(format!("connect {addr}: timed out")),
+        };
+    }
+    Probe::NotConfigured
+}
+
 fn pid_alive(pid: u32) -> bool {
     match procfs::process::Process::new(pid as i32).and_then(|p| p.stat()) {
         Ok(stat) => stat.state != 'Z' && stat.state != 'X',

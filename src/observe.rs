@@ -1,0 +1,268 @@
+//! `status`'s edges: look at PM2 (its RPC socket, no client), the Docker engine (one list, one
+//! inspect per container), the agent's records and the app health probes — all at once — and
+//! hand the observations to the pure `status::compute_status`. Nothing is cached: every call
+//! sees the system as it is.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::catalog::{self, Catalog, Kind, ServiceSpec};
+use crate::compose::ComposeFile;
+use crate::config;
+use crate::envfile;
+use crate::error::{Error, Result};
+use crate::ops::{self, Verb};
+use crate::pm2rpc;
+use crate::state;
+use crate::status::{self, ContainerObs, Engine, Pm2Obs, Probe, ServiceObs, Snapshot};
+
+pub struct StatusRequest {
+    pub workspace_root: PathBuf,
+    pub profile: Option<String>,
+    /// Narrow to one service (unknown → `EXIT_SERVICE_UNKNOWN`).
+    pub service: Option<String>,
+    pub ecosystem: Value,
+    pub ecosystem_file: PathBuf,
+    pub pm2_home: PathBuf,
+}
+
+/// The profile's env file and compose file, read once per profile.
+struct Profiles<'a> {
+    cat: &'a Catalog,
+    vars: BTreeMap<String, Vec<(String, String)>>,
+    composes: BTreeMap<String, Option<ComposeFile>>,
+}
+
+impl<'a> Profiles<'a> {
+    fn load(&mut self, profile: &str) -> Result<()> {
+        if !self.vars.contains_key(profile) {
+            let vars = envfile::read_env_file(&self.cat.env_file(profile))?;
+            // A compose file the profile cannot interpolate still lets status show the rest.
+            let compose = self.cat.compose_for(&vars).ok().flatten();
+            self.composes.insert(profile.to_string(), compose);
+            self.vars.insert(profile.to_string(), vars);
+        }
+        Ok(())
+    }
+
+    /// The host ports a service declares under a profile (names only ever; no values shown).
+    fn ports(&mut self, spec: &ServiceSpec, profile: &str) -> Vec<u16> {
+        if self.load(profile).is_err() {
+            return Vec::new();
+        }
+        match spec.kind {
+            Kind::App => {
+                let env = catalog::resolve_env(
+                    spec,
+                    profile,
+                    self.vars[profile].clone(),
+                    &self.cat.env_file(profile),
+                );
+                catalog::declared_ports(spec, &env)
+            }
+            Kind::Dependency => match &self.composes[profile] {
+                Some(c) => ops::container_spec(self.cat, spec, profile, c)
+                    .map(|c| c.host_ports())
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            },
+        }
+    }
+}
+
+fn pm2_obs(p: &pm2rpc::Proc) -> Pm2Obs {
+    Pm2Obs {
+        pm_id: p.pm_id,
+        pid: p.pid,
+        status: p.status.clone(),
+        started_ms: p.started_ms,
+        profile: p.profile.clone(),
+        exit_code: p.exit_code,
+    }
+}
+
+fn container_obs(o: &crate::docker::Observed) -> ContainerObs {
+    ContainerObs {
+        id: o.id.clone(),
+        running: o.running,
+        status: o.status.clone(),
+        health: o.health.clone().filter(|h| h != "none" && !h.is_empty()),
+        health_output: o.last_health_output.clone(),
+        exit_code: o.exit_code,
+        oom_killed: o.oom_killed,
+        started_at: o.started_at,
+        finished_at: o.finished_at,
+    }
+}
+
+/// The workspace's containers, by our label (one list, one inspect each, concurrently).
+async fn observe_docker(wanted: bool, ws: &str) -> (Engine, Vec<crate::docker::Observed>) {
+    if !wanted {
+        return (Engine::NotNeeded, Vec::new());
+    }
+    // Polled often: no version negotiation on a local socket (a remote one negotiates).
+    let engine = match crate::docker::Engine::connect_pinned() {
+        Ok(e) => Ok(e),
+        Err(_) => crate::deps::connect().await,
+    };
+    match engine {
+        Ok(engine) => {
+            let labels = [format!("{}={ws}", crate::container::LABEL_WORKSPACE)];
+            match engine.observe_labelled(&labels).await {
+                Ok(seen) => (Engine::Reachable, seen),
+                Err(e) => (Engine::Unreachable(e.to_string()), Vec::new()),
+            }
+        }
+        Err(e) => (Engine::Unreachable(e.message()), Vec::new()),
+    }
+}
+
+pub async fn status(req: StatusRequest) -> Result<Snapshot> {
+    let root = req.workspace_root.clone();
+    let ws = root.display().to_string();
+    // Ask PM2 and the engine first: they answer while the catalog is read.
+    let pm2_task = tokio::spawn({
+        let home = req.pm2_home.clone();
+        async move { pm2rpc::list(&home).await }
+    });
+    let wants_docker = catalog::COMPOSE_FILES
+        .iter()
+        .any(|f| root.join(f).is_file());
+    let docker_task = tokio::spawn({
+        let ws = ws.clone();
+        async move { observe_docker(wants_docker, &ws).await }
+    });
+
+    let cat = ops::load_catalog(&root, &req.ecosystem, &req.ecosystem_file)?;
+    let nx_json = config::nx_json_path(&root);
+    let profile = config::resolve_profile(req.profile.as_deref(), &cat.config, &nx_json)?;
+    if let Some(s) = &req.service {
+        catalog::validate_name(s, "service")?;
+        cat.get(s)?;
+    }
+    let mut profiles = Profiles {
+        cat: &cat,
+        vars: BTreeMap::new(),
+        composes: BTreeMap::new(),
+    };
+    profiles.load(&profile)?;
+    let all: Vec<&ServiceSpec> = cat.services.iter().collect();
+    let order = ops::ordered(&cat, all, profiles.composes[&profile].as_ref(), Verb::Start)
+        .unwrap_or_else(|_| cat.services.iter().collect());
+    let specs: Vec<&ServiceSpec> = order
+        .into_iter()
+        .filter(|s| req.service.as_deref().is_none_or(|n| n == s.name))
+        .collect();
+
+    let joined = |e: tokio::task::JoinError| Error::Usage {
+        message: format!("status task failed: {e}"),
+        remediation: "Report this as a bug".into(),
+    };
+    let pm2 = pm2_task.await.map_err(joined)?;
+    let (engine, containers) = docker_task.await.map_err(joined)?;
+    let (pm2_word, procs) = match pm2 {
+        Ok(Some(p)) => ("online".to_string(), p),
+        Ok(None) => ("not running".to_string(), Vec::new()),
+        Err(m) => (format!("unreachable: {m}"), Vec::new()),
+    };
+    let records: BTreeMap<String, crate::supervise::Record> = state::all(&root)
+        .into_iter()
+        .map(|r| (r.service.clone(), r))
+        .collect();
+
+    let mut obs = Vec::new();
+    let mut probes = Vec::new();
+    for spec in &specs {
+        let mine: Vec<&pm2rpc::Proc> = procs
+            .iter()
+            .filter(|p| p.name == spec.name && p.workspace.as_deref() == Some(ws.as_str()))
+            .collect();
+        let record = records.get(&spec.name).cloned();
+        let row_profile = mine
+            .iter()
+            .find_map(|p| p.profile.clone())
+            .or_else(|| record.as_ref().map(|r| r.profile.clone()))
+            .filter(|p| cat.config.profiles.contains(p))
+            .unwrap_or_else(|| profile.clone());
+        let ports = profiles.ports(spec, &row_profile);
+        let container = (spec.kind == Kind::Dependency)
+            .then(|| {
+                let mut theirs: Vec<&crate::docker::Observed> = containers
+                    .iter()
+                    .filter(|c| c.service.as_deref() == Some(spec.name.as_str()))
+                    .collect();
+                theirs.sort_by_key(|c| (c.running, c.started_at));
+                theirs.last().map(|c| container_obs(c))
+            })
+            .flatten();
+        let live = mine.iter().any(|p| p.status == "online");
+        let health = spec.config.health.clone().unwrap_or_default();
+        let probe_wanted = spec.kind == Kind::App && live;
+        probes.push(async move {
+            if !probe_wanted {
+                return Probe::Skipped;
+            }
+            crate::ready::probe(health.http.as_deref(), health.tcp.as_deref()).await
+        });
+        obs.push(ServiceObs {
+            name: spec.name.clone(),
+            kind: spec.kind.as_str().into(),
+            ports,
+            pm2: mine.iter().map(|p| pm2_obs(p)).collect(),
+            container,
+            engine: if spec.kind == Kind::Dependency {
+                engine.clone()
+            } else {
+                Engine::NotNeeded
+            },
+            record,
+            probe: Probe::Skipped,
+        });
+    }
+    let results = futures_util::future::join_all(probes).await;
+    for (o, p) in obs.iter_mut().zip(results) {
+        o.probe = match p {
+            Probe::Skipped if o.kind == "app" => Probe::Skipped,
+            other => other,
+        };
+    }
+    let now = chrono::Utc::now();
+    Ok(Snapshot {
+        workspace: ws,
+        profile,
+        generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        pm2: pm2_word,
+        docker: match &engine {
+            Engine::NotNeeded => "not used".into(),
+            Engine::Reachable => "reachable".into(),
+            Engine::Unreachable(m) => format!("unreachable: {m}"),
+        },
+        services: status::compute_status(&obs, now),
+    })
+}
+
+/// `--strict`: the failed and degraded services as an error (`EXIT_UNHEALTHY`).
+pub fn strict(s: &Snapshot) -> Result<()> {
+    let bad = status::unhealthy(s);
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Unhealthy {
+        services: bad
+            .iter()
+            .map(|r| {
+                let why = r
+                    .last_failure
+                    .as_ref()
+                    .filter(|_| r.state == "failed")
+                    .map(|f| f.reason.lines().next().unwrap_or_default().to_string())
+                    .or_else(|| r.detail.clone())
+                    .unwrap_or_default();
+                (r.name.clone(), r.state.clone(), why)
+            })
+            .collect(),
+        profile: s.profile.clone(),
+    })
+}

@@ -1,0 +1,312 @@
+//! PM2's process table read straight from its daemon, without loading the `pm2` client (which
+//! costs ~0.1 s to load and pings a monitoring socket on every use): one request on
+//! `$PM2_HOME/rpc.sock`, the unix socket PM2's own client talks to.
+//!
+//! The wire format is PM2's: axon req/rep sockets carrying `amp` frames. A frame is one meta
+//! byte (`version << 4 | argc`) then, per argument, a 32-bit big-endian length and the bytes;
+//! an argument is `s:<string>`, `j:<json>` or a raw blob. A request is
+//! `[j:{"type":"call","method":…,"args":[…]}, s:<id>]`; the reply is `[j:{"args":[…]}, s:<id>]`
+//! (or `{"error":…}`), which is pm2-axon-rpc's protocol.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const VERSION: u8 = 1;
+
+/// Pure: one amp frame of `args`.
+pub fn encode(args: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + args.iter().map(|a| 4 + a.len()).sum::<usize>());
+    out.push((VERSION << 4) | (args.len() as u8 & 0x0f));
+    for a in args {
+        out.extend_from_slice(&(a.len() as u32).to_be_bytes());
+        out.extend_from_slice(a);
+    }
+    out
+}
+
+/// Pure: the first complete frame in `buf`, and how many bytes it took; `None` if incomplete.
+pub fn decode(buf: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+    let meta = *buf.first()?;
+    let argc = (meta & 0x0f) as usize;
+    let mut off = 1;
+    let mut args = Vec::with_capacity(argc);
+    for _ in 0..argc {
+        let len = u32::from_be_bytes(buf.get(off..off + 4)?.try_into().ok()?) as usize;
+        off += 4;
+        args.push(buf.get(off..off + len)?.to_vec());
+        off += len;
+    }
+    Some((args, off))
+}
+
+/// Pure: an amp argument as JSON (`j:`), a string (`s:`), or nothing.
+pub fn unpack(arg: &[u8]) -> Option<Value> {
+    match arg.get(..2)? {
+        b"j:" => serde_json::from_slice(&arg[2..]).ok(),
+        b"s:" => Some(Value::String(
+            String::from_utf8_lossy(&arg[2..]).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
+pub fn rpc_socket(pm2_home: &Path) -> PathBuf {
+    pm2_home.join("rpc.sock")
+}
+
+/// PM2_HOME as PM2 resolves it.
+pub fn default_home() -> PathBuf {
+    match std::env::var_os("PM2_HOME") {
+        Some(h) => PathBuf::from(h),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pm2"),
+    }
+}
+
+#[derive(Debug)]
+pub enum RpcError {
+    /// No daemon: no socket, or nobody listening on it.
+    NotRunning,
+    Failed(String),
+}
+
+/// Calls one method of PM2's daemon with positional `args` (PM2 appends its callback to them)
+/// and returns the reply's first argument as it came (`j:` stripped): the caller parses it into
+/// what it needs, without building a JSON tree of everything PM2 sends.
+pub async fn call(
+    pm2_home: &Path,
+    method: &str,
+    args: Vec<Value>,
+    timeout: Duration,
+) -> Result<Vec<u8>, RpcError> {
+    let path = rpc_socket(pm2_home);
+    let attempt = async {
+        let mut sock = match tokio::net::UnixStream::connect(&path).await {
+            Ok(s) => s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(RpcError::NotRunning)
+            }
+            Err(e) => return Err(RpcError::Failed(format!("{}: {e}", path.display()))),
+        };
+        let id = format!("orchestrator-{}:0", std::process::id());
+        let body = json!({"type": "call", "method": method, "args": args});
+        let frame = encode(&[
+            format!("j:{body}").into_bytes(),
+            format!("s:{id}").into_bytes(),
+        ]);
+        sock.write_all(&frame)
+            .await
+            .map_err(|e| RpcError::Failed(e.to_string()))?;
+        let mut buf = Vec::with_capacity(256 * 1024);
+        loop {
+            if let Some((mut parts, _)) = decode(&buf) {
+                let first = if parts.is_empty() {
+                    Vec::new()
+                } else {
+                    parts.swap_remove(0)
+                };
+                return match first.get(..2) {
+                    Some(b"j:") => Ok(first[2..].to_vec()),
+                    _ => Err(RpcError::Failed(format!("unexpected reply to {method}"))),
+                };
+            }
+            let n = sock
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| RpcError::Failed(e.to_string()))?;
+            if n == 0 {
+                return Err(RpcError::Failed(
+                    "PM2 closed the connection before answering".into(),
+                ));
+            }
+        }
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RpcError::Failed(format!(
+                "PM2 did not answer {method} in time"
+            )))
+        })
+}
+
+/// Only the fields status reads; serde skips the rest of PM2's (large) entries.
+#[derive(Debug, Deserialize)]
+struct RawProc {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    pm_id: Option<u64>,
+    #[serde(default)]
+    pid: Option<u64>,
+    #[serde(default)]
+    pm2_env: RawEnv,
+    #[serde(default)]
+    monit: Option<RawMonit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawEnv {
+    status: Option<String>,
+    pm_uptime: Option<i64>,
+    restart_time: Option<u64>,
+    exit_code: Option<i64>,
+    #[serde(rename = "ORCHESTRATOR_WORKSPACE")]
+    workspace: Option<String>,
+    #[serde(rename = "ORCHESTRATOR_PROFILE")]
+    profile: Option<String>,
+    #[serde(rename = "ORCHESTRATOR_KIND")]
+    kind: Option<String>,
+    /// The app's env as PM2 keeps it too (only our three names are read).
+    #[serde(default)]
+    env: Option<RawMeta>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawMeta {
+    #[serde(rename = "ORCHESTRATOR_WORKSPACE")]
+    workspace: Option<String>,
+    #[serde(rename = "ORCHESTRATOR_PROFILE")]
+    profile: Option<String>,
+    #[serde(rename = "ORCHESTRATOR_KIND")]
+    kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawMonit {
+    memory: Option<u64>,
+    cpu: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Reply {
+    #[serde(default)]
+    args: Option<(Option<Vec<RawProc>>,)>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// One PM2 process-table entry, the fields status needs (environment values are dropped).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Proc {
+    pub name: String,
+    pub pm_id: u32,
+    pub pid: Option<u32>,
+    pub status: String,
+    pub started_ms: Option<i64>,
+    pub restart_time: u32,
+    pub exit_code: Option<i64>,
+    pub workspace: Option<String>,
+    pub profile: Option<String>,
+    pub kind: Option<String>,
+    pub memory: Option<u64>,
+    pub cpu: Option<f64>,
+}
+
+/// Pure: PM2's `getMonitorData` reply (the JSON after `j:`) → `Proc`s. Our metadata is read
+/// from the top level of `pm2_env`, where PM2 copies an app's env; env values are never kept.
+pub fn procs(reply: &[u8]) -> Result<Vec<Proc>, String> {
+    let r: Reply = serde_json::from_slice(reply).map_err(|e| format!("unreadable reply: {e}"))?;
+    if let Some(e) = r.error {
+        return Err(format!("PM2 answered: {e}"));
+    }
+    let list = r.args.and_then(|(l,)| l).unwrap_or_default();
+    Ok(list
+        .into_iter()
+        .map(|mut p| {
+            let meta = p.pm2_env.env.take().unwrap_or_default();
+            p.pm2_env.workspace = meta.workspace.or(p.pm2_env.workspace);
+            p.pm2_env.profile = meta.profile.or(p.pm2_env.profile);
+            p.pm2_env.kind = meta.kind.or(p.pm2_env.kind);
+            p
+        })
+        .map(|p| Proc {
+            name: p.name,
+            pm_id: p.pm_id.unwrap_or_default() as u32,
+            pid: p.pid.filter(|p| *p > 0).map(|p| p as u32),
+            status: p.pm2_env.status.unwrap_or_else(|| "unknown".into()),
+            started_ms: p.pm2_env.pm_uptime,
+            restart_time: p.pm2_env.restart_time.unwrap_or_default() as u32,
+            exit_code: p.pm2_env.exit_code,
+            workspace: p.pm2_env.workspace,
+            profile: p.pm2_env.profile,
+            kind: p.pm2_env.kind,
+            memory: p.monit.as_ref().and_then(|m| m.memory),
+            cpu: p.monit.as_ref().and_then(|m| m.cpu),
+        })
+        .collect())
+}
+
+/// PM2's process table, or `None` when no daemon runs for this PM2_HOME.
+pub async fn list(pm2_home: &Path) -> Result<Option<Vec<Proc>>, String> {
+    match call(
+        pm2_home,
+        "getMonitorData",
+        vec![json!({})],
+        Duration::from_secs(5),
+    )
+    .await
+    {
+        Ok(reply) => procs(&reply).map(Some),
+        Err(RpcError::NotRunning) => Ok(None),
+        Err(RpcError::Failed(m)) => Err(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_wait_for_all_bytes() {
+        let f = encode(&[b"j:{\"a\":1}".to_vec(), b"s:id:0".to_vec()]);
+        assert_eq!(f[0], 0x12);
+        assert_eq!(&f[1..5], &[0, 0, 0, 9]);
+        for cut in 0..f.len() {
+            assert_eq!(decode(&f[..cut]), None, "incomplete at {cut}");
+        }
+        let (args, used) = decode(&f).unwrap();
+        assert_eq!(used, f.len());
+        assert_eq!(unpack(&args[0]), Some(json!({"a": 1})));
+        assert_eq!(unpack(&args[1]), Some(json!("id:0")));
+        assert_eq!(unpack(b"raw"), None);
+    }
+
+    #[test]
+    fn reads_entries_and_our_metadata_from_pm2_env() {
+        let l = vec![
+            json!({
+                "name": "server", "pm_id": 3, "pid": 4242,
+                "monit": {"memory": 1000, "cpu": 1.5},
+                "pm2_env": {"status": "online", "pm_uptime": 1_800_000_000_000i64, "restart_time": 2,
+                            "ORCHESTRATOR_WORKSPACE": "/ws", "env": {"ORCHESTRATOR_PROFILE": "staging", "SECRET": "x"}}
+            }),
+            json!({"name": "old", "pm_id": 4, "pid": 0, "pm2_env": {"status": "stopped", "exit_code": 3}}),
+        ];
+        let reply = json!({ "args": [l] }).to_string();
+        let p = procs(reply.as_bytes()).unwrap();
+        assert!(procs(br#"{"error": "method missing"}"#)
+            .unwrap_err()
+            .contains("method missing"));
+        assert_eq!(p[0].pid, Some(4242));
+        assert_eq!(p[0].workspace.as_deref(), Some("/ws"));
+        assert_eq!(p[0].profile.as_deref(), Some("staging"));
+        assert_eq!(p[0].restart_time, 2);
+        assert_eq!(p[1].pid, None);
+        assert_eq!(p[1].exit_code, Some(3));
+    }
+
+    #[tokio::test]
+    async fn no_socket_means_no_daemon() {
+        let r = list(Path::new("/nonexistent/pm2-home")).await;
+        assert!(matches!(r, Ok(None)));
+    }
+}
