@@ -176,6 +176,20 @@ test('the programmatic API returns the same object', async () => {
   await assert.rejects(status({ cwd: ws, strict: true }), (e) => e.code === 'EXIT_UNHEALTHY' && e.exitCode === 20);
 });
 
+test('PM2 daemon killed: status says so plainly, and start brings everything back', async () => {
+  await h.killPm2();
+  const { snap, row } = snapshot();
+  assert.strictEqual(snap.pm2, 'not running');
+  for (const name of ['postgres', 'admin']) {
+    assert.strictEqual(row(name).state, 'stopped', name);
+    assert.match(row(name).detail, /PM2's daemon is not running/);
+  }
+  assert.strictEqual(row('server').detail, null, 'a service nobody started raises no alarm');
+  const r = h.cli(['start', 'postgres', 'admin'], ws);
+  assert.strictEqual(r.code, 0, r.out);
+  assert.deepStrictEqual(['postgres', 'admin'].map((n) => snapshot().row(n).state), ['online', 'online']);
+});
+
 test('stop-all; nothing left behind', async () => {
   assert.strictEqual(h.cli(['stop', '--all'], ws).code, 0);
   const { snap } = snapshot();

@@ -655,20 +655,10 @@ impl Engine {
 
     /// Every container (running or not) carrying every `key=value` label, inspected.
     pub async fn observe_labelled(&self, labels: &[String]) -> DResult<Vec<Observed>> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), labels.to_vec());
-        let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| DockerError::from(Op::Inspect, &labels.join(","), e))?;
-        let inspections = list
+        let inspections = self
+            .labelled(labels, true)
+            .await?
             .into_iter()
-            .filter_map(|c| c.id)
             .map(|id| async move { self.inspect(&id).await });
         let seen = futures_util::future::try_join_all(inspections).await?;
         Ok(seen.into_iter().flatten().collect())
@@ -676,9 +666,15 @@ impl Engine {
 
     /// Running containers carrying every `key=value` label.
     pub async fn running_with_labels(&self, labels: &[String]) -> DResult<Vec<String>> {
+        self.labelled(labels, false).await
+    }
+
+    /// Ids of the containers carrying every `key=value` label (`all`: stopped ones too).
+    async fn labelled(&self, labels: &[String], all: bool) -> DResult<Vec<String>> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), labels.to_vec());
         let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+            .all(all)
             .filters(&filters)
             .build();
         let list = self

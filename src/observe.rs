@@ -162,6 +162,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
     };
     let pm2 = pm2_task.await.map_err(joined)?;
     let (engine, containers) = docker_task.await.map_err(joined)?;
+    let pm2_daemon = matches!(pm2, Ok(Some(_)));
     let (pm2_word, procs) = match pm2 {
         Ok(Some(p)) => ("online".to_string(), p),
         Ok(None) => ("not running".to_string(), Vec::new()),
@@ -211,6 +212,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
             kind: spec.kind.as_str().into(),
             ports,
             pm2: mine.iter().map(|p| pm2_obs(p)).collect(),
+            pm2_daemon,
             container,
             engine: if spec.kind == Kind::Dependency {
                 engine.clone()

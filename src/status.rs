@@ -57,6 +57,8 @@ pub struct ServiceObs {
     pub kind: String,
     pub ports: Vec<u16>,
     pub pm2: Vec<Pm2Obs>,
+    /// Whether PM2's daemon answered at all.
+    pub pm2_daemon: bool,
     pub container: Option<ContainerObs>,
     pub engine: Engine,
     pub record: Option<Record>,
@@ -150,6 +152,17 @@ pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
     let container_health = |c: &ContainerObs| c.health.clone().unwrap_or_else(|| "none".into());
 
     let state = match rec.map(|r| &r.phase) {
+        Some(phase) if !o.pm2_daemon && wanted => {
+            if matches!(phase, Phase::Failed { .. }) {
+                "failed"
+            } else {
+                detail = Some(
+                    "meant to run, but PM2's daemon is not running (killed?): `nx run workspace:start` brings it back"
+                        .into(),
+                );
+                "stopped"
+            }
+        }
         Some(Phase::Failed { .. }) if wanted || !any_live => {
             if let Some(c) = &o.container {
                 health = container_health(c);
@@ -507,6 +520,7 @@ mod tests {
             kind: "app".into(),
             ports: vec![3000],
             pm2: pm,
+            pm2_daemon: true,
             container: None,
             engine: Engine::NotNeeded,
             record,
@@ -636,6 +650,26 @@ mod tests {
             (f.code.as_str(), f.signal.as_deref()),
             ("EXIT_RESTART_THRESHOLD_EXCEEDED", Some("SIGKILL"))
         );
+    }
+
+    #[test]
+    fn a_dead_pm2_daemon_is_said_plainly() {
+        let mut r = rec("app");
+        r.phase = Phase::Backoff {
+            due_at: now(),
+            delay_ms: 1,
+            attempt: 1,
+            pm_ids: vec![],
+        };
+        let mut o = app(vec![], Some(r), Probe::Skipped);
+        o.pm2_daemon = false;
+        let s = compute_service(&o, now());
+        assert_eq!(s.state, "stopped");
+        assert!(s.detail.unwrap().contains("PM2's daemon is not running"));
+        // Never started, daemon down: plain stopped, no alarm.
+        let mut o = app(vec![], None, Probe::Skipped);
+        o.pm2_daemon = false;
+        assert_eq!(compute_service(&o, now()).detail, None);
     }
 
     #[test]
