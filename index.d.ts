@@ -111,6 +111,39 @@ export interface LastFailureView {
   signal: string | null
 }
 
+export interface LogEntry {
+  /** RFC 3339 UTC with milliseconds. */
+  time: string
+  service: string
+  /** `out` | `err` */
+  stream: string
+  /** `trace` | `debug` | `info` | `warn` | `error` | `fatal` */
+  severity: string
+  line: string
+}
+
+/** The entries of the window, merged in time order across streams and services. */
+export declare function logs(req: LogsRequest): Array<LogEntry>
+
+export interface LogsRequest {
+  workspaceRoot: string
+  /** Services to read; empty: every service. */
+  services?: Array<string>
+  ecosystem: any
+  ecosystemFile: string
+  /** `30m`, `48h`, `7d`, or an RFC 3339 instant. */
+  since?: string
+  until?: string
+  tail?: number
+  /** `out` | `err` | `all` */
+  stream?: string
+  /** A regular expression the line must match. */
+  grep?: string
+  /** Minimum severity: trace, debug, info, warn, error, fatal. */
+  level?: string
+  command: string
+}
+
 /**
  * Explicit start/restart of plan steps (their `supervision`), before PM2 launches them: the
  * failed mark and the history are cleared, the profile's policy adopted.
@@ -196,6 +229,9 @@ export declare function prepareStart(req: PrepareRequest): Promise<Plan>
 
 /** Plan for `stop`: only this workspace's entries are touched. */
 export declare function prepareStop(req: PrepareRequest): Promise<Plan>
+
+/** Prints the window to stdout (text, or one JSON object a line) and returns how many entries. */
+export declare function printLogs(req: LogsRequest, json: boolean): number
 
 export interface ReadyReport {
   service: string

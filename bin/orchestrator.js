@@ -15,6 +15,8 @@ commands:
   setup [service…]     install app dependencies and prepare their env (idempotent)
   test [service…]      run app tests with the profile's env loaded
   status [service]     one health snapshot of every app and dependency
+  logs [service…]      log lines of services in time order (--since, --until, --tail, --stream,
+                       --grep, --level, --json)
   exit-codes           print the exit-code table
 
 options:
@@ -25,9 +27,14 @@ options:
   --json               print the result or the error as JSON (status: --format=json too)
   --service <name>     status: one service
   --strict             status: exit EXIT_UNHEALTHY (20) when a service is failed or degraded
+  --since, --until     logs: 30m, 48h, 7d or an RFC 3339 instant
+  --tail <n>           logs: the last n lines
+  --stream <s>         logs: out, err or all (default)
+  --grep <regex>       logs: only lines matching
+  --level <severity>   logs: at least trace|debug|info|warn|error|fatal
   -h, --help           this text`;
 
-const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test', 'status'];
+const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test', 'status', 'logs'];
 
 function usageError(message, json) {
   const { make } = require('../lib/errors');
@@ -59,6 +66,12 @@ async function main() {
         format: { type: 'string' },
         service: { type: 'string' },
         strict: { type: 'boolean' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        tail: { type: 'string' },
+        stream: { type: 'string' },
+        grep: { type: 'string' },
+        level: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -79,15 +92,38 @@ async function main() {
   if (!COMMANDS.includes(cmd)) return usageError(`unknown command "${cmd}"`, json);
   if (values.profile !== undefined && values.profile.trim() === '') return usageError('--profile needs a value', json);
 
-  if (cmd !== 'status' && (values.format !== undefined || values.service !== undefined || values.strict)) {
-    return usageError('--format, --service and --strict belong to `status`', json);
+  if (!['status', 'logs'].includes(cmd) && (values.format !== undefined || values.service !== undefined || values.strict)) {
+    return usageError('--format, --service and --strict belong to `status` (and --service to `logs`)', json);
   }
+  const logFlags = ['since', 'until', 'tail', 'stream', 'grep', 'level'].filter((f) => values[f] !== undefined);
+  if (cmd !== 'logs' && logFlags.length) return usageError(`--${logFlags[0]} belongs to \`logs\``, json);
   if (values.format !== undefined && !['json', 'table'].includes(values.format)) {
     return usageError(`--format must be json or table, not "${values.format}"`, json);
   }
   const { normalize } = require('../lib/errors');
   const command = ['orchestrator', ...argv].join(' ');
   if (cmd === 'status') return status(values, services, command, json);
+  if (cmd === 'logs') {
+    try {
+      require('../lib/logs').print({
+        cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(),
+        services: values.service !== undefined ? [values.service, ...services] : services,
+        since: values.since,
+        until: values.until,
+        tail: values.tail,
+        stream: values.stream,
+        grep: values.grep,
+        level: values.level,
+        json,
+        command,
+      });
+      return process.exit(0);
+    } catch (e) {
+      const err = normalize(e, { command });
+      require('../lib/report').error(err, json);
+      return process.exit(err.exitCode);
+    }
+  }
 
   const operations = require('../lib/operations');
   const report = require('../lib/report');

@@ -53,6 +53,23 @@ export interface StatusOptions {
 /** One health snapshot of every app and dependency: the object `status --json` prints. */
 export declare function status(opts?: StatusOptions): Promise<native.StatusSnapshot>;
 
+export interface LogsOptions {
+  cwd?: string;
+  service?: string;
+  services?: string[];
+  /** `30m`, `48h`, `7d`, or an RFC 3339 instant. */
+  since?: string;
+  until?: string;
+  tail?: number;
+  stream?: 'out' | 'err' | 'all';
+  grep?: string;
+  level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  command?: string;
+}
+
+/** Log entries of a window, merged in time order across streams (and services). */
+export declare function logs(opts?: LogsOptions): Promise<native.LogEntry[]>;
+
 /** Thrown by every operation: the actionable-error contract. */
 export declare class OrchestratorError extends Error {
   /** Exit-code name, e.g. `EXIT_PORT_IN_USE`. */

@@ -10,6 +10,7 @@ module.exports = {
   name: '@workspace/orchestrator',
   ...operations,
   status: require('./status').status,
+  logs: require('./logs').logs,
   OrchestratorError,
   exitCodes: EXIT,
   native,

@@ -86,4 +86,18 @@ async function runStatus(options, context) {
   }
 }
 
-module.exports = { runExecutor, runStatus };
+/** `logs`: the window printed (text or JSON lines). */
+async function runLogs(options, context) {
+  const service = options.service || (isRootProject(context) ? undefined : context.projectName);
+  const command = `nx run ${context.projectName}:${context.targetName}`;
+  try {
+    require('./logs').print({ cwd: context.root, service, since: options.since, until: options.until, tail: options.tail, stream: options.stream, grep: options.grep, level: options.level, json: options.json, command });
+    return { success: true };
+  } catch (e) {
+    const err = normalize(e, { command });
+    report.error(err, options.json);
+    return { success: false };
+  }
+}
+
+module.exports = { runExecutor, runStatus, runLogs };

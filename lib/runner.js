@@ -10,6 +10,8 @@ const native = require('./native');
 
 const spec = process.env.ORCHESTRATOR_CONTAINER;
 const service = process.env.ORCHESTRATOR_SERVICE || 'dependency';
+// Our own lines in the service's error.log start with a UTC timestamp, like the container's.
+const say = (text) => process.stderr.write(`${new Date().toISOString()} [orchestrator] ${service}: ${text}\n`);
 
 function fail(e) {
   let text = e && e.message ? e.message : String(e);
@@ -21,7 +23,7 @@ function fail(e) {
   } catch (_) {
     /* not an actionable error */
   }
-  process.stderr.write(`[orchestrator] ${service}: ${text}\n`);
+  say(text);
   process.exit(code);
 }
 
@@ -30,7 +32,7 @@ if (!spec) fail(new Error('ORCHESTRATOR_CONTAINER is not set: the runner is star
 let stopping = null;
 function stop(signal) {
   if (stopping) return;
-  process.stderr.write(`[orchestrator] ${service}: ${signal}, stopping the container\n`);
+  say(`${signal}, stopping the container`);
   stopping = native.stopContainer(spec).catch(fail);
 }
 process.on('SIGINT', () => stop('SIGINT'));
@@ -41,6 +43,6 @@ native.runContainer(spec).then(async (code) => {
     await stopping;
     process.exit(0);
   }
-  process.stderr.write(`[orchestrator] ${service}: container exited with code ${code}\n`);
+  say(`container exited with code ${code}`);
   process.exit(code === 0 ? 0 : code > 0 && code < 256 ? code : 1);
 }, fail);

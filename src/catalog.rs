@@ -408,10 +408,19 @@ pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &Resol
     app.insert("merge_logs".into(), Value::Bool(true));
     // One restart policy, ours: the workspace agent restarts crashed services (policy.rs).
     app.insert("autorestart".into(), Value::Bool(false));
+    // Every line PM2 writes starts with an RFC 3339 timestamp with milliseconds and the UTC
+    // offset (PM2 formats in its daemon's zone; the offset keeps the instant exact anywhere).
+    app.insert(
+        "log_date_format".into(),
+        Value::String(LOG_DATE_FORMAT.into()),
+    );
     Value::Object(app)
 }
 
 pub const META_CONTAINER: &str = "ORCHESTRATOR_CONTAINER";
+
+/// PM2's (dayjs) format for the timestamp it puts before every app line.
+pub const LOG_DATE_FORMAT: &str = "YYYY-MM-DDTHH:mm:ss.SSSZ";
 
 /// Pure: the PM2 app of a docker dependency — our container runner, carrying the resolved
 /// container spec. PM2 waits the container's stop timeout (plus margin) before it kills the runner.
@@ -593,6 +602,8 @@ mod tests {
         assert_eq!(app["out_file"], "/ws/apps/logs/admin/out.log");
         assert!(app.get("env_staging").is_none());
         assert_eq!(declared_ports(admin, &env), vec![5173]);
+        assert_eq!(app["log_date_format"], LOG_DATE_FORMAT);
+        assert_eq!(app["autorestart"], false);
     }
 
     #[test]

@@ -205,10 +205,17 @@ pub async fn ensure_container(
 /// The runner's life: ensure the container, copy its output to ours until it stops, and return
 /// its exit code. `None` when a stop was requested (the caller exits 0).
 pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
-    let mut progress = |line: &str| eprintln!("[orchestrator] {line}");
+    // The runner's own lines go to its stderr file, timestamped like the container's.
+    let say = |line: String| {
+        eprintln!(
+            "{}",
+            crate::logs::stamp(&format!("[orchestrator] {line}"), chrono::Utc::now())
+        )
+    };
+    let mut progress = |line: &str| say(line.to_string());
     let running = ensure_container(spec, &mut progress).await?;
-    eprintln!(
-        "[orchestrator] {} container {} ({}) {}",
+    say(format!(
+        "{} container {} ({}) {}",
         spec.service,
         &running.id[..12.min(running.id.len())],
         spec.image,
@@ -217,7 +224,7 @@ pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
         } else {
             "started"
         }
-    );
+    ));
     let engine = connect().await?;
     if STOP_REQUESTED.load(Ordering::SeqCst) {
         let _ = engine

@@ -687,23 +687,34 @@ impl Engine {
 
     /// Copies the container's stdout/stderr to this process's stdout/stderr until it stops.
     pub async fn forward_logs(&self, id: &str) -> DResult<()> {
+        // With the engine's own timestamps: every line keeps the instant the container wrote it.
         let opts = LogsOptionsBuilder::new()
             .follow(true)
             .stdout(true)
             .stderr(true)
+            .timestamps(true)
             .build();
         let mut stream = self.docker.logs(id, Some(opts));
+        let stamped = |message: &[u8]| {
+            let now = chrono::Utc::now();
+            let mut out = String::new();
+            for line in String::from_utf8_lossy(message).lines() {
+                out.push_str(&crate::logs::stamp(line, now));
+                out.push('\n');
+            }
+            out
+        };
         while let Some(item) = stream.next().await {
             match item.map_err(|e| DockerError::from(Op::Logs, id, e))? {
                 bollard::container::LogOutput::StdErr { message } => {
                     let mut e = std::io::stderr().lock();
-                    let _ = e.write_all(&message);
+                    let _ = e.write_all(stamped(&message).as_bytes());
                     let _ = e.flush();
                 }
                 bollard::container::LogOutput::StdOut { message }
                 | bollard::container::LogOutput::Console { message } => {
                     let mut o = std::io::stdout().lock();
-                    let _ = o.write_all(&message);
+                    let _ = o.write_all(stamped(&message).as_bytes());
                     let _ = o.flush();
                 }
                 bollard::container::LogOutput::StdIn { .. } => {}

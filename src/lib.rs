@@ -13,6 +13,7 @@ pub mod error;
 pub mod exit;
 pub mod install;
 pub mod lock;
+pub mod logs;
 pub mod observe;
 pub mod ops;
 pub mod plan;

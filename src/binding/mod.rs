@@ -14,6 +14,7 @@ use crate::ops;
 use crate::pm2::Pm2Process;
 
 pub mod agent;
+pub mod logs;
 pub mod status;
 
 /// napi's async functions only carry `Status` codes, so the actionable error travels as the JSON

@@ -1,0 +1,151 @@
+'use strict';
+// Issue 6 (retrieval and capture): every line in apps/logs/<service>/{out,error}.log starts
+// with a timestamp (PM2's for apps, the container's for dependencies); `logs` reads live,
+// rotated (.gz) and archived files in time order with windows, tail, stream, grep and level.
+
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const path = require('path');
+const zlib = require('zlib');
+const h = require('./helpers');
+
+const ws = path.join(h.RUN_DIR, 'logs');
+fs.mkdirSync(path.join(ws, 'config', 'env'), { recursive: true });
+fs.mkdirSync(path.join(ws, 'apps', 'chatter'), { recursive: true });
+fs.writeFileSync(path.join(ws, 'package.json'), JSON.stringify({ name: `orch-test-logs-${process.pid}`, private: true }));
+fs.writeFileSync(path.join(ws, 'config', 'env', 'development.env'), 'X=1\n');
+fs.writeFileSync(path.join(ws, 'nx.json'), JSON.stringify({ pluginsConfig: { '@workspace/orchestrator': { defaultServices: ['chatter'] } } }));
+fs.writeFileSync(path.join(ws, 'apps', 'chatter', 'package.json'), '{"name":"chatter","version":"1.0.0","private":true}');
+fs.writeFileSync(
+  path.join(ws, 'apps', 'chatter', 'main.js'),
+  `console.log('hello from chatter');
+console.log(JSON.stringify({ level: 40, msg: 'pino says careful' }));
+console.error('ERROR something broke');
+console.error(new Error('kaboom').stack);
+console.log('WARN disk at 91%');
+setInterval(() => {}, 1000);
+`,
+);
+fs.writeFileSync(path.join(ws, 'ecosystem.config.js'), "module.exports = { apps: [{ name: 'chatter', cwd: 'apps/chatter', script: 'main.js' }] };\n");
+fs.writeFileSync(
+  path.join(ws, 'docker-compose.yml'),
+  `services:
+  talker:
+    image: orchestrator-local/busybox:1
+    command: ["sh", "-c", "echo talker-out-1; echo talker-err-1 >&2; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    stop_grace_period: 1s
+`,
+);
+
+const logs = (args) => h.cli(['logs', ...args], ws);
+const json = (args) => {
+  const r = logs(['--json', ...args]);
+  assert.strictEqual(r.code, 0, r.out);
+  return r.stdout.trim() ? r.stdout.trim().split('\n').map((l) => JSON.parse(l)) : [];
+};
+const TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)[: ]/;
+
+test.after(async () => {
+  await h.killPm2();
+  h.removeContainers(ws);
+});
+
+test('capture: every line of an app and of a container starts with a timestamp', async () => {
+  assert.strictEqual(h.cli(['start', 'chatter', 'talker'], ws).code, 0);
+  const dir = (s) => path.join(ws, 'apps', 'logs', s);
+  await h.until('chatter output', () => fs.existsSync(path.join(dir('chatter'), 'out.log')) && fs.readFileSync(path.join(dir('chatter'), 'out.log'), 'utf8').includes('WARN disk'));
+  await h.until('talker output', () => fs.existsSync(path.join(dir('talker'), 'out.log')) && fs.readFileSync(path.join(dir('talker'), 'out.log'), 'utf8').includes('talker-out-1'));
+  await h.until('talker stderr', () => fs.readFileSync(path.join(dir('talker'), 'error.log'), 'utf8').includes('talker-err-1'));
+  for (const s of ['chatter', 'talker']) {
+    for (const f of ['out.log', 'error.log']) {
+      const lines = fs.readFileSync(path.join(dir(s), f), 'utf8').split('\n').filter(Boolean);
+      assert.ok(lines.length > 0, `${s}/${f}`);
+      for (const l of lines) assert.match(l, TS, `${s}/${f}: ${l}`);
+    }
+  }
+  // Multi-line output: each line of the stack trace keeps a timestamp.
+  const err = fs.readFileSync(path.join(dir('chatter'), 'error.log'), 'utf8');
+  assert.match(err, /\d{3}(Z|[+-]\d\d:\d\d): +at /, 'a stack frame line with its own timestamp');
+});
+
+test('logs --json: time order, streams tagged, severities from the line or the stream', () => {
+  const got = json(['chatter']);
+  assert.ok(got.length >= 6, JSON.stringify(got));
+  for (const e of got) {
+    assert.deepStrictEqual(Object.keys(e), ['time', 'service', 'stream', 'severity', 'line']);
+    assert.match(e.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  }
+  for (let i = 1; i < got.length; i++) assert.ok(got[i - 1].time <= got[i].time, 'in time order');
+  const by = (line) => got.find((e) => e.line.includes(line));
+  assert.deepStrictEqual([by('hello from chatter').stream, by('hello from chatter').severity], ['out', 'info']);
+  assert.strictEqual(by('pino says careful').severity, 'warn');
+  assert.deepStrictEqual([by('something broke').stream, by('something broke').severity], ['err', 'error']);
+  assert.strictEqual(by('WARN disk').severity, 'warn');
+  assert.strictEqual(by('Error: kaboom').severity, 'error', 'stderr without a token is error');
+});
+
+test('filters: --stream, --grep, --level, --tail, --since/--until; a dependency by name', () => {
+  assert.ok(json(['chatter', '--stream=err']).every((e) => e.stream === 'err'));
+  assert.deepStrictEqual(json(['chatter', '--grep=kaboom|broke']).map((e) => e.line), ['ERROR something broke', 'Error: kaboom']);
+  assert.ok(json(['chatter', '--level=warn']).every((e) => ['warn', 'error', 'fatal'].includes(e.severity)));
+  assert.strictEqual(json(['chatter', '--tail=2']).length, 2);
+  assert.ok(json(['chatter', '--since=10m']).length >= 6);
+  assert.deepStrictEqual(json(['chatter', '--until=2000-01-01T00:00:00Z']), []);
+  const talker = json(['--service=talker']);
+  assert.ok(talker.some((e) => e.line === 'talker-out-1' && e.stream === 'out'));
+  assert.ok(talker.some((e) => e.line === 'talker-err-1' && e.stream === 'err'));
+  const text = logs(['chatter', '--tail=1']);
+  assert.match(text.stdout, /^\d{4}-\d\d-\d\dT[\d:.]+Z chatter (out|err) /);
+});
+
+test('live, rotated and archived files in one window, exactly the lines inside it', () => {
+  const dir = path.join(ws, 'apps', 'logs', 'chatter');
+  fs.mkdirSync(path.join(dir, 'archive'), { recursive: true });
+  const day = (d, n) => Array.from({ length: n }, (_, i) => `${d}T${String(Math.floor(i / 60)).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}:00.000Z old line ${d} ${i}\n`).join('');
+  fs.writeFileSync(path.join(dir, 'archive', 'out-2026-10-01.log.gz'), zlib.gzipSync(day('2026-10-01', 1440)));
+  fs.writeFileSync(path.join(dir, 'out-2026-11-20.log.gz'), zlib.gzipSync(day('2026-11-20', 1440)));
+  const window = json(['chatter', '--since=2026-11-20T23:50:00Z', '--until=2026-11-20T23:59:00Z']);
+  assert.strictEqual(window.length, 10);
+  assert.strictEqual(window[0].line, 'old line 2026-11-20 1430');
+  assert.strictEqual(json(['chatter', '--since=2026-10-01T10:00:00Z', '--until=2026-10-01T10:04:30Z']).length, 5, 'from the archive');
+  // A window spanning the rotated day and today reads both, in order.
+  const span = json(['chatter', '--since=2026-11-20T23:58:00Z']);
+  assert.strictEqual(span[0].line, 'old line 2026-11-20 1438');
+  assert.ok(span.some((e) => e.line === 'hello from chatter'));
+});
+
+test('bad input: unknown service, a path, an unreadable window, a wrong stream or tail', () => {
+  const cases = [
+    [['nope'], 11, /no service named "nope"/],
+    [['--service=../etc'], 2, /not a valid service name|invalid/i],
+    [['chatter', '--since=yesterday'], 2, /--since: "yesterday" is neither a duration/],
+    [['chatter', '--stream=both'], 2, /--stream must be out, err or all/],
+    [['chatter', '--tail=-5'], 2, /--tail must be a whole number/],
+    [['chatter', '--level=loud'], 2, /not a severity/],
+    [['chatter', '--grep=('], 2, /not a valid regular expression/],
+    [['chatter', '--since=1h', '--until=2h'], 2, /is before --since/],
+  ];
+  for (const [args, code, msg] of cases) {
+    const r = logs(args);
+    assert.strictEqual(r.code, code, `${args.join(' ')}: ${r.out}`);
+    assert.match(r.stderr, msg, args.join(' '));
+    assert.strictEqual(r.stdout, '', 'nothing printed');
+  }
+});
+
+test('through Nx and the API', async () => {
+  fs.writeFileSync(path.join(ws, 'project.json'), JSON.stringify({ name: 'workspace', targets: { logs: { executor: '@workspace/orchestrator:logs' } } }));
+  fs.symlinkSync(path.join(h.EXAMPLE, 'node_modules'), path.join(ws, 'node_modules'));
+  const r = await h.nx(['workspace:logs', '--', '--service=chatter', '--tail=2', '--json'], ws);
+  assert.strictEqual(r.code, 0, r.out);
+  assert.strictEqual(r.stdout.split('\n').filter((l) => l.startsWith('{"time"')).length, 2);
+  const { logs: api } = require('..');
+  const got = await api({ cwd: ws, service: 'chatter', grep: 'kaboom' });
+  assert.deepStrictEqual(got.map((e) => [e.stream, e.severity, e.line]), [['err', 'error', 'Error: kaboom']]);
+});
+
+test('nothing left behind', async () => {
+  assert.strictEqual(h.cli(['stop', '--all'], ws).code, 0);
+  await h.assertNothingLeft(ws);
+});

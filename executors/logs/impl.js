@@ -1,0 +1,4 @@
+'use strict';
+const { runLogs } = require('../../lib/nx');
+
+module.exports = (options, context) => runLogs(options, context);

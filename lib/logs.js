@@ -1,0 +1,56 @@
+'use strict';
+// `logs`: one addon call. The command line prints straight from the addon (a large window never
+// becomes a JS array); the programmatic API gets the entries.
+
+const native = require('./native');
+const { findRoot, loadEcosystem } = require('./workspace');
+const { normalize } = require('./errors');
+
+function request(opts) {
+  const command = opts.command || 'orchestrator logs';
+  const root = findRoot(opts.cwd || process.cwd());
+  const { file, ecosystem } = loadEcosystem(root, command);
+  const services = opts.services ? [].concat(opts.services) : opts.service ? [opts.service] : [];
+  const str = (v) => (v === undefined || v === null || v === '' ? undefined : String(v));
+  let tail;
+  if (opts.tail !== undefined && opts.tail !== null && opts.tail !== '') {
+    tail = Number(opts.tail);
+    if (!Number.isInteger(tail) || tail < 0 || tail > 10_000_000) {
+      const { make } = require('./errors');
+      throw make('EXIT_USAGE', { command, message: `--tail must be a whole number of lines, not "${opts.tail}"`, remediation: ['Use --tail=100'] });
+    }
+  }
+  return {
+    workspaceRoot: root,
+    services,
+    ecosystem,
+    ecosystemFile: file,
+    since: str(opts.since),
+    until: str(opts.until),
+    tail,
+    stream: str(opts.stream),
+    grep: str(opts.grep),
+    level: str(opts.level),
+    command,
+  };
+}
+
+/** The entries of a window (`{ time, service, stream, severity, line }`), in time order. */
+async function logs(opts = {}) {
+  try {
+    return native.logs(request(opts));
+  } catch (e) {
+    throw normalize(e, { command: opts.command });
+  }
+}
+
+/** Prints the window to stdout; returns how many entries. */
+function print(opts = {}) {
+  try {
+    return native.printLogs(request(opts), Boolean(opts.json));
+  } catch (e) {
+    throw normalize(e, { command: opts.command });
+  }
+}
+
+module.exports = { logs, print };

@@ -1,0 +1,1097 @@
+//! Log retrieval (DESIGN §3 logs): every line of `apps/logs/<service>/{out,error}.log` starts
+//! with an RFC 3339 timestamp, so a time window is found by binary search on the live file
+//! (only the window is read), rotated `<stream>-<date>[.<n>].log.gz` files and `archive/` are
+//! chosen by the date in their name (files outside the window are not opened), and the two
+//! streams are merged in time order. Pure parts (timestamps, severities, `--since`, the file
+//! plan, the merge) are plain functions; reading sits in `read_*`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Out => "out",
+            Stream::Err => "err",
+        }
+    }
+    /// The file stem: `out` / `error`.
+    pub fn stem(self) -> &'static str {
+        match self {
+            Stream::Out => "out",
+            Stream::Err => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Severity {
+    pub fn parse(s: &str) -> Option<Severity> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "trace" => Severity::Trace,
+            "debug" => Severity::Debug,
+            "info" | "notice" => Severity::Info,
+            "warn" | "warning" => Severity::Warn,
+            "error" | "err" => Severity::Error,
+            "fatal" | "critical" | "crit" | "panic" => Severity::Fatal,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    #[serde(serialize_with = "ser_time")]
+    pub time: DateTime<Utc>,
+    pub service: String,
+    pub stream: Stream,
+    pub severity: Severity,
+    pub line: String,
+}
+
+fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |n, d| n * 10 + (d - b'0') as u32))
+}
+
+/// Pure: the RFC 3339 timestamp a line starts with (`2026-11-25T10:00:00.123Z`, any fraction,
+/// `Z` or `±HH:MM`), normalised to UTC, and the rest of the line after the separator (`: ` as
+/// PM2 writes it, or a space). Hand-rolled: the slicer parses every line of a window.
+pub fn parse_ts(line: &str) -> Option<(DateTime<Utc>, &str)> {
+    let b = line.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        if end == start {
+            return None;
+        }
+        let frac = &b[start..end.min(start + 9)];
+        nanos = digits(frac)? * 10u32.pow(9 - frac.len() as u32);
+        i = end;
+    }
+    let offset_s: i32 = match b.get(i)? {
+        b'Z' | b'z' => {
+            i += 1;
+            0
+        }
+        sign @ (b'+' | b'-') => {
+            if b.len() < i + 6 || b[i + 3] != b':' {
+                return None;
+            }
+            let oh = digits(&b[i + 1..i + 3])? as i32;
+            let om = digits(&b[i + 4..i + 6])? as i32;
+            i += 6;
+            let o = oh * 3600 + om * 60;
+            if *sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(y as i32, mo, d)?;
+    let naive = date.and_hms_nano_opt(h, mi, s, nanos)?;
+    let t = Utc.from_utc_datetime(&naive) - chrono::Duration::seconds(offset_s as i64);
+    let rest = &line[i..];
+    let rest = rest
+        .strip_prefix(": ")
+        .or_else(|| rest.strip_prefix(' '))
+        .or_else(|| rest.strip_prefix(':'))
+        .unwrap_or(rest);
+    Some((t, rest))
+}
+
+/// Pure: a line's severity: a JSON `level` (pino's numbers or a name, as pino/bunyan write
+/// it), or a leading `ERROR`/`WARN`/`INFO`/`DEBUG` token (also `[WARN]`, `error:`); otherwise
+/// `info` for stdout and `error` for stderr.
+pub fn severity(rest: &str, stream: Stream) -> Severity {
+    let t = rest.trim_start();
+    if t.starts_with('{') {
+        if let Some(i) = t.find("\"level\"") {
+            let v = t[i + 7..].trim_start().trim_start_matches(':').trim_start();
+            if let Some(num) = v
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .filter(|n| !n.is_empty())
+            {
+                if let Ok(n) = num.parse::<u32>() {
+                    return match n {
+                        0..=10 => Severity::Trace,
+                        11..=20 => Severity::Debug,
+                        21..=30 => Severity::Info,
+                        31..=40 => Severity::Warn,
+                        41..=50 => Severity::Error,
+                        _ => Severity::Fatal,
+                    };
+                }
+            }
+            if let Some(name) = v.strip_prefix('"').and_then(|v| v.split('"').next()) {
+                if let Some(s) = Severity::parse(name) {
+                    return s;
+                }
+            }
+        }
+    } else {
+        let word: String = t
+            .trim_start_matches('[')
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        if word.len() >= 4 && word.chars().all(|c| c.is_ascii_uppercase())
+            || word.len() >= 4 && t[word.len()..].starts_with(':')
+        {
+            if let Some(s) = Severity::parse(&word) {
+                return s;
+            }
+        }
+    }
+    match stream {
+        Stream::Out => Severity::Info,
+        Stream::Err => Severity::Error,
+    }
+}
+
+/// Pure: `--since`/`--until`: a duration back from `now` (`48h`, `30m`, `7d`, `1h30m`) or an
+/// RFC 3339 instant.
+pub fn parse_instant(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Some((t, rest)) = parse_ts(s) {
+        if rest.is_empty() {
+            return Ok(t);
+        }
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) => chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .ok_or_else(|| format!("\"{s}\" reaches too far back")),
+        Err(_) => Err(format!(
+            "\"{s}\" is neither a duration (30m, 48h, 7d) nor an RFC 3339 instant (2026-11-25T10:00:00Z)"
+        )),
+    }
+}
+
+/// One log file of a service and what its name says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    pub stream: Stream,
+    /// The UTC day a rotated file covers (`None`: the live file).
+    pub day: Option<NaiveDate>,
+    /// The `.n` of a size rotation within a day (0 for the first).
+    pub part: u32,
+    pub gz: bool,
+}
+
+/// Pure: what a file name in a service's log directory (or its `archive/`) is.
+pub fn classify(path: &Path) -> Option<LogFile> {
+    let name = path.file_name()?.to_str()?;
+    for stream in [Stream::Out, Stream::Err] {
+        if name == format!("{}.log", stream.stem()) {
+            return Some(LogFile {
+                path: path.to_path_buf(),
+                stream,
+                day: None,
+                part: 0,
+                gz: false,
+            });
+        }
+        let Some(rest) = name.strip_prefix(&format!("{}-", stream.stem())) else {
+            continue;
+        };
+        let (body, gz) = match rest.strip_suffix(".log.gz") {
+            Some(b) => (b, true),
+            None => (rest.strip_suffix(".log")?, false),
+        };
+        let (date, part) = match body.split_once('.') {
+            Some((d, n)) => (d, n.parse().ok()?),
+            None => (body, 0),
+        };
+        let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+        return Some(LogFile {
+            path: path.to_path_buf(),
+            stream,
+            day: Some(day),
+            part,
+            gz,
+        });
+    }
+    None
+}
+
+/// Pure: the files to read for a window, per stream in time order (rotated by day and part,
+/// then the live file). A rotated file whose day lies wholly outside `[since, until]` is left out.
+pub fn plan(
+    files: &[LogFile],
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Vec<LogFile> {
+    let mut keep: Vec<LogFile> = files
+        .iter()
+        .filter(|f| match f.day {
+            None => true,
+            Some(day) => {
+                let start = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default());
+                let end = start + chrono::Duration::days(1);
+                // A day's file may hold the first moments after midnight (rotation runs then).
+                let end = end + chrono::Duration::minutes(5);
+                since.is_none_or(|s| end > s) && until.is_none_or(|u| start <= u)
+            }
+        })
+        .cloned()
+        .collect();
+    keep.sort_by_key(|f| (f.stream, f.day.is_none(), f.day, f.part));
+    keep
+}
+
+/// Lists a service's log files (its directory and `archive/`).
+pub fn list_files(dir: &Path) -> Vec<LogFile> {
+    let mut out = Vec::new();
+    for d in [dir.to_path_buf(), dir.join("archive")] {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            out.extend(rd.flatten().filter_map(|e| classify(&e.path())));
+        }
+    }
+    out
+}
+
+/// The filter applied to every entry.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub level: Option<Severity>,
+    pub grep: Option<regex::Regex>,
+}
+
+impl Filter {
+    fn keeps_time(&self, t: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
+    }
+    fn keeps(&self, e: &Entry) -> bool {
+        self.keeps_time(e.time)
+            && self.level.is_none_or(|l| e.severity >= l)
+            && self.grep.as_ref().is_none_or(|r| r.is_match(&e.line))
+    }
+}
+
+/// Turns raw lines into entries; a line without a timestamp (a continuation) takes the time of
+/// the line before it.
+struct Lines<'a> {
+    service: &'a str,
+    stream: Stream,
+    last: Option<DateTime<Utc>>,
+}
+
+impl Lines<'_> {
+    fn entry(&mut self, raw: &str) -> Option<Entry> {
+        let raw = raw.trim_end_matches(['\n', '\r']);
+        let (time, rest) = match parse_ts(raw) {
+            Some((t, rest)) => {
+                self.last = Some(t);
+                (t, rest)
+            }
+            None => (self.last?, raw),
+        };
+        Some(Entry {
+            time,
+            service: self.service.to_string(),
+            stream: self.stream,
+            severity: severity(rest, self.stream),
+            line: rest.to_string(),
+        })
+    }
+}
+
+/// The first timestamp at or after byte `pos` (skipping to the next line start unless `pos`
+/// is 0), and the offset of that line.
+fn ts_at(f: &mut File, pos: u64, len: u64) -> std::io::Result<Option<(u64, DateTime<Utc>)>> {
+    f.seek(SeekFrom::Start(pos))?;
+    let mut r = BufReader::with_capacity(16 * 1024, f);
+    let mut off = pos;
+    let mut line = String::new();
+    if pos > 0 {
+        let mut skip = Vec::new();
+        off += r.read_until(b'\n', &mut skip)? as u64;
+    }
+    while off < len {
+        line.clear();
+        let n = r.read_line(&mut line)?;
+        if n == 0 {
+            break;
+        }
+        if let Some((t, _)) = parse_ts(&line) {
+            return Ok(Some((off, t)));
+        }
+        off += n as u64;
+    }
+    Ok(None)
+}
+
+/// Binary search: the offset of the first line with a timestamp at or after `since` (lines
+/// are in time order, as a log appends them). Reads O(log n) lines.
+pub fn seek_since(f: &mut File, since: DateTime<Utc>) -> std::io::Result<u64> {
+    let len = f.metadata()?.len();
+    let (mut lo, mut hi) = (0u64, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match ts_at(f, mid, len)? {
+            Some((_, t)) if t < since => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    // `lo` sits inside the line before the first one in the window (or at 0).
+    Ok(match ts_at(f, lo, len)? {
+        Some((off, _)) if lo > 0 => {
+            // The line holding `lo` itself may already be in the window.
+            let back = lo.saturating_sub(1);
+            match ts_at(f, back, len)? {
+                Some((o, t)) if t >= since => o.min(off),
+                _ => off,
+            }
+        }
+        Some((off, _)) => off,
+        None => len,
+    })
+}
+
+fn read_plain(
+    path: &Path,
+    file: &LogFile,
+    service: &str,
+    filter: &Filter,
+    out: &mut Vec<Entry>,
+) -> std::io::Result<()> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let start = match filter.since {
+        Some(s) => seek_since(&mut f, s)?,
+        None => 0,
+    };
+    f.seek(SeekFrom::Start(start))?;
+    read_lines(
+        BufReader::with_capacity(256 * 1024, f),
+        file.stream,
+        service,
+        filter,
+        out,
+    )
+}
+
+fn read_lines(
+    mut r: impl BufRead,
+    stream: Stream,
+    service: &str,
+    filter: &Filter,
+    out: &mut Vec<Entry>,
+) -> std::io::Result<()> {
+    let mut lines = Lines {
+        service,
+        stream,
+        last: None,
+    };
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let Some(e) = lines.entry(&text) else {
+            continue;
+        };
+        if filter.until.is_some_and(|u| e.time > u) {
+            break;
+        }
+        if filter.keeps(&e) {
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the entries of one stream's files in the window, in order.
+pub fn read_file(
+    file: &LogFile,
+    service: &str,
+    filter: &Filter,
+    out: &mut Vec<Entry>,
+) -> std::io::Result<()> {
+    if file.gz {
+        let f = File::open(&file.path)?;
+        let r = BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(f));
+        read_lines(r, file.stream, service, filter, out)
+    } else {
+        read_plain(&file.path, file, service, filter, out)
+    }
+}
+
+/// Pure: merges per-stream entry lists (each in time order) into one, stable: on equal times
+/// stdout comes before stderr, and a stream keeps its own order.
+pub fn merge(mut streams: Vec<Vec<Entry>>) -> Vec<Entry> {
+    streams.sort_by_key(|s| s.first().map(|e| e.stream));
+    let mut out: Vec<Entry> = Vec::with_capacity(streams.iter().map(Vec::len).sum());
+    let mut idx = vec![0usize; streams.len()];
+    loop {
+        let mut best: Option<usize> = None;
+        for (k, s) in streams.iter().enumerate() {
+            if let Some(e) = s.get(idx[k]) {
+                if best.is_none_or(|b| e.time < streams[b][idx[b]].time) {
+                    best = Some(k);
+                }
+            }
+        }
+        let Some(k) = best else { break };
+        out.push(streams[k][idx[k]].clone());
+        idx[k] += 1;
+    }
+    out
+}
+
+/// What `logs` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub streams: Vec<Stream>,
+    pub filter: Filter,
+    pub tail: Option<usize>,
+}
+
+/// Reads a service's entries for the query from its log directory: every stream's files in
+/// the window, merged in time order; `tail` keeps the last N.
+pub fn read_service(dir: &Path, service: &str, q: &Query) -> std::io::Result<Vec<Entry>> {
+    let files = plan(&list_files(dir), q.filter.since, q.filter.until);
+    let mut per_stream = Vec::new();
+    for stream in &q.streams {
+        let mut entries = Vec::new();
+        let mine: Vec<&LogFile> = files.iter().filter(|f| f.stream == *stream).collect();
+        if let (Some(n), None) = (q.tail, q.filter.since) {
+            // Newest files first, until N entries are found (older files are not opened).
+            for f in mine.iter().rev() {
+                let mut got = Vec::new();
+                read_file(f, service, &q.filter, &mut got)?;
+                got.append(&mut entries);
+                entries = got;
+                if entries.len() >= n {
+                    break;
+                }
+            }
+            let cut = entries.len().saturating_sub(n);
+            entries.drain(..cut);
+        } else {
+            for f in mine {
+                read_file(f, service, &q.filter, &mut entries)?;
+            }
+        }
+        per_stream.push(entries);
+    }
+    let mut all = merge(per_stream);
+    if let Some(n) = q.tail {
+        let cut = all.len().saturating_sub(n);
+        all.drain(..cut);
+    }
+    Ok(all)
+}
+
+/// Reads the last `n` lines of a plain file by reading backwards from its end.
+pub fn tail_raw(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut pos = len;
+    let mut buf: Vec<u8> = Vec::new();
+    while pos > 0 && memchr::memchr_iter(b'\n', &buf).count() <= n {
+        let step = pos.min(64 * 1024);
+        pos -= step;
+        f.seek(SeekFrom::Start(pos))?;
+        let mut chunk = vec![0u8; step as usize];
+        f.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    Ok(lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn timestamps_in_every_shape_we_meet() {
+        let (ts, rest) = parse_ts("2026-11-25T10:00:00.123Z: hello").unwrap();
+        assert_eq!((ts, rest), (t("2026-11-25T10:00:00.123Z"), "hello"));
+        assert_eq!(parse_ts("2026-11-25T10:00:00Z hi").unwrap().1, "hi");
+        assert_eq!(
+            parse_ts("2026-11-25T11:00:00.5+01:00: x").unwrap().0,
+            t("2026-11-25T10:00:00.5Z")
+        );
+        assert_eq!(
+            parse_ts("2026-11-25T10:00:00.123456789Z x").unwrap().0,
+            t("2026-11-25T10:00:00.123456789Z")
+        );
+        assert_eq!(
+            parse_ts("2026-11-25T04:30:00-05:30 x").unwrap().0,
+            t("2026-11-25T10:00:00Z")
+        );
+        for bad in [
+            "",
+            "hello",
+            "    at foo (bar.js:1:2)",
+            "2026-13-25T10:00:00Z x",
+            "2026-11-25T10:00:00",
+            "2026-11-25T10:00:00.Z x",
+            "2026-11-25T25:00:00Z x",
+        ] {
+            assert_eq!(parse_ts(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn stamping_keeps_a_container_instant_and_adds_one_otherwise() {
+        let now = t("2026-11-26T12:00:00.5Z");
+        assert_eq!(
+            stamp("2026-11-26T11:59:59.123456789Z ready", now),
+            "2026-11-26T11:59:59.123Z ready"
+        );
+        assert_eq!(
+            stamp("[orchestrator] pulling", now),
+            "2026-11-26T12:00:00.500Z [orchestrator] pulling"
+        );
+        let line = stamp("x", now);
+        assert_eq!(parse_ts(&line).unwrap(), (now, "x"));
+    }
+
+    #[test]
+    fn severities_from_the_line_or_the_stream() {
+        assert_eq!(
+            severity(r#"{"level":50,"msg":"x"}"#, Stream::Out),
+            Severity::Error
+        );
+        assert_eq!(severity(r#"{"level":30}"#, Stream::Err), Severity::Info);
+        assert_eq!(
+            severity(r#"{"msg":"x","level":"warn"}"#, Stream::Out),
+            Severity::Warn
+        );
+        assert_eq!(severity(r#"{"level": 60}"#, Stream::Out), Severity::Fatal);
+        assert_eq!(severity("ERROR db down", Stream::Out), Severity::Error);
+        assert_eq!(severity("[WARN] slow", Stream::Out), Severity::Warn);
+        assert_eq!(severity("debug: verbose", Stream::Err), Severity::Debug);
+        assert_eq!(severity("information follows", Stream::Out), Severity::Info);
+        assert_eq!(
+            severity("Errors are fine here", Stream::Out),
+            Severity::Info,
+            "a word, not a token"
+        );
+        assert_eq!(severity("plain", Stream::Out), Severity::Info);
+        assert_eq!(severity("plain", Stream::Err), Severity::Error);
+    }
+
+    #[test]
+    fn since_accepts_durations_and_instants_and_says_what_is_wrong() {
+        let now = t("2026-11-26T12:00:00Z");
+        assert_eq!(
+            parse_instant("48h", now).unwrap(),
+            t("2026-11-24T12:00:00Z")
+        );
+        assert_eq!(
+            parse_instant("30m", now).unwrap(),
+            t("2026-11-26T11:30:00Z")
+        );
+        assert_eq!(parse_instant("7d", now).unwrap(), t("2026-11-19T12:00:00Z"));
+        assert_eq!(
+            parse_instant("1h30m", now).unwrap(),
+            t("2026-11-26T10:30:00Z")
+        );
+        assert_eq!(
+            parse_instant("2026-11-25T10:00:00Z", now).unwrap(),
+            t("2026-11-25T10:00:00Z")
+        );
+        assert_eq!(
+            parse_instant("2026-11-25T11:00:00+01:00", now).unwrap(),
+            t("2026-11-25T10:00:00Z")
+        );
+        let e = parse_instant("yesterday", now).unwrap_err();
+        assert!(e.contains("neither a duration"), "{e}");
+        assert!(parse_instant("", now).is_err());
+    }
+
+    #[test]
+    fn file_names_say_stream_day_and_part() {
+        let c = |n: &str| classify(Path::new(n));
+        assert_eq!(
+            c("/l/out.log").map(|f| (f.stream, f.day, f.gz)),
+            Some((Stream::Out, None, false))
+        );
+        let f = c("/l/error-2026-11-20.2.log.gz").unwrap();
+        assert_eq!(
+            (f.stream, f.day, f.part, f.gz),
+            (Stream::Err, NaiveDate::from_ymd_opt(2026, 11, 20), 2, true)
+        );
+        assert_eq!(c("/l/events.jsonl"), None);
+        assert_eq!(
+            c("/l/out-2026-11-20.log.gz.tmp"),
+            None,
+            "a compression in progress is not a log"
+        );
+        assert_eq!(c("/l/out-20261120.log.gz"), None);
+    }
+
+    #[test]
+    fn the_plan_opens_only_days_that_touch_the_window_in_order() {
+        let names = [
+            "out.log",
+            "out-2026-11-24.log.gz",
+            "out-2026-11-25.1.log.gz",
+            "out-2026-11-25.log.gz",
+            "error.log",
+            "out-2026-11-10.log.gz",
+        ];
+        let files: Vec<LogFile> = names
+            .iter()
+            .filter_map(|n| classify(&Path::new("/l").join(n)))
+            .collect();
+        let p = plan(&files, Some(t("2026-11-25T06:00:00Z")), None);
+        let got: Vec<String> = p
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "out-2026-11-25.log.gz",
+                "out-2026-11-25.1.log.gz",
+                "out.log",
+                "error.log"
+            ]
+        );
+        // A window ending before a day leaves that day out; no window keeps all, oldest first.
+        let p = plan(&files, None, Some(t("2026-11-24T12:00:00Z")));
+        assert!(p.iter().all(|f| f
+            .day
+            .is_none_or(|d| d <= NaiveDate::from_ymd_opt(2026, 11, 24).unwrap())));
+        assert_eq!(plan(&files, None, None).len(), 6);
+        assert_eq!(
+            plan(&files, None, None)[0].day,
+            NaiveDate::from_ymd_opt(2026, 11, 10)
+        );
+    }
+
+    fn write_log(
+        path: &Path,
+        start: DateTime<Utc>,
+        n: usize,
+        every_ms: i64,
+        continuation_every: usize,
+    ) {
+        let mut f = std::io::BufWriter::new(File::create(path).unwrap());
+        for i in 0..n {
+            let ts = (start + chrono::Duration::milliseconds(i as i64 * every_ms))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            writeln!(f, "{ts}: line {i}").unwrap();
+            if continuation_every > 0 && i % continuation_every == 0 {
+                writeln!(f, "    at frame {i}").unwrap();
+            }
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("orch-logs-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn binary_search_finds_the_window_at_boundaries_and_past_continuations() {
+        let d = tmp("seek");
+        let p = d.join("out.log");
+        let start = t("2026-11-25T00:00:00Z");
+        write_log(&p, start, 10_000, 1000, 7);
+        let file = classify(&p).unwrap();
+        let read = |since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>| {
+            let mut out = Vec::new();
+            read_file(
+                &file,
+                "svc",
+                &Filter {
+                    since,
+                    until,
+                    ..Default::default()
+                },
+                &mut out,
+            )
+            .unwrap();
+            out
+        };
+        // Exactly on a line's time: that line is the first.
+        let got = read(
+            Some(start + chrono::Duration::seconds(5000)),
+            Some(start + chrono::Duration::seconds(5009)),
+        );
+        assert_eq!(got.first().unwrap().line, "line 5000");
+        assert_eq!(
+            got.iter().filter(|e| e.line.starts_with("line")).count(),
+            10
+        );
+        // Continuation lines keep the time of their line and are kept with it.
+        assert!(got
+            .iter()
+            .any(|e| e.line == "    at frame 5005"
+                && e.time == start + chrono::Duration::seconds(5005)));
+        // Between two lines: the next one; before everything: all; after everything: none.
+        assert_eq!(
+            read(Some(start + chrono::Duration::milliseconds(1500)), None)[0].line,
+            "line 2"
+        );
+        assert_eq!(
+            read(Some(start - chrono::Duration::seconds(10)), None)
+                .iter()
+                .filter(|e| e.line.starts_with("line"))
+                .count(),
+            10_000
+        );
+        assert!(read(Some(start + chrono::Duration::seconds(20_000)), None).is_empty());
+        assert_eq!(read(Some(start), None)[0].line, "line 0");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn reads_live_rotated_and_archived_in_time_order_merging_streams() {
+        let d = tmp("service");
+        std::fs::create_dir_all(d.join("archive")).unwrap();
+        let gz = |path: PathBuf, start: DateTime<Utc>, n: usize| {
+            let plain = path.with_extension("plain");
+            write_log(&plain, start, n, 60_000, 0);
+            let mut enc = flate2::write::GzEncoder::new(
+                File::create(&path).unwrap(),
+                flate2::Compression::fast(),
+            );
+            enc.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+            enc.finish().unwrap();
+            std::fs::remove_file(plain).unwrap();
+        };
+        gz(
+            d.join("archive").join("out-2026-11-01.log.gz"),
+            t("2026-11-01T00:00:00Z"),
+            1440,
+        );
+        gz(
+            d.join("out-2026-11-24.log.gz"),
+            t("2026-11-24T00:00:00Z"),
+            1440,
+        );
+        write_log(
+            &d.join("out.log"),
+            t("2026-11-25T00:00:00Z"),
+            600,
+            60_000,
+            0,
+        );
+        let mut err = File::create(d.join("error.log")).unwrap();
+        writeln!(err, "2026-11-25T00:00:30.000Z: ERROR boom").unwrap();
+        writeln!(err, "2026-11-25T00:01:00.000Z: same time as out").unwrap();
+        drop(err);
+        let q = |since: &str, until: Option<&str>| Query {
+            streams: vec![Stream::Out, Stream::Err],
+            filter: Filter {
+                since: Some(t(since)),
+                until: until.map(t),
+                ..Default::default()
+            },
+            tail: None,
+        };
+        // Across the rotated day and the live file, exactly the window.
+        let got = read_service(
+            &d,
+            "svc",
+            &q("2026-11-24T23:58:00Z", Some("2026-11-25T00:01:00Z")),
+        )
+        .unwrap();
+        let lines: Vec<(&str, &str)> = got
+            .iter()
+            .map(|e| (e.stream.as_str(), e.line.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                ("out", "line 1438"),
+                ("out", "line 1439"),
+                ("out", "line 0"),
+                ("err", "ERROR boom"),
+                ("out", "line 1"),
+                ("err", "same time as out")
+            ]
+        );
+        assert_eq!(got[3].severity, Severity::Error);
+        // The archive answers for its day.
+        let old = read_service(
+            &d,
+            "svc",
+            &q("2026-11-01T10:00:00Z", Some("2026-11-01T10:02:00Z")),
+        )
+        .unwrap();
+        assert_eq!(old.len(), 3);
+        // tail: the newest N, merged.
+        let tail = read_service(
+            &d,
+            "svc",
+            &Query {
+                streams: vec![Stream::Out, Stream::Err],
+                filter: Filter::default(),
+                tail: Some(3),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            tail.iter().map(|e| e.line.as_str()).collect::<Vec<_>>(),
+            vec!["line 597", "line 598", "line 599"]
+        );
+        // grep and level.
+        let q2 = Query {
+            streams: vec![Stream::Out, Stream::Err],
+            filter: Filter {
+                level: Some(Severity::Error),
+                grep: Some(regex::Regex::new("boom|time").unwrap()),
+                ..Default::default()
+            },
+            tail: None,
+        };
+        let hits = read_service(&d, "svc", &q2).unwrap();
+        assert_eq!(
+            hits.iter().map(|e| e.line.as_str()).collect::<Vec<_>>(),
+            vec!["ERROR boom", "same time as out"]
+        );
+        assert_eq!(tail_raw(&d.join("out.log"), 2).unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
+
+/// `logs` as asked on the command line, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct LogsRequest {
+    pub workspace_root: PathBuf,
+    /// Empty: every service.
+    pub services: Vec<String>,
+    pub ecosystem: serde_json::Value,
+    pub ecosystem_file: PathBuf,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub tail: Option<u32>,
+    /// `out` | `err` | `all` (default).
+    pub stream: Option<String>,
+    pub grep: Option<String>,
+    pub level: Option<String>,
+}
+
+fn usage(message: String, remediation: &str) -> crate::error::Error {
+    crate::error::Error::Usage {
+        message,
+        remediation: remediation.into(),
+    }
+}
+
+/// Validates everything before a file is opened: service names (no `..`, `/`), known
+/// services, the window, the stream, the level and the regex.
+pub fn prepare(
+    req: &LogsRequest,
+    now: DateTime<Utc>,
+) -> crate::error::Result<(Vec<(String, PathBuf)>, Query)> {
+    for s in &req.services {
+        crate::catalog::validate_name(s, "service")?;
+    }
+    let cat = crate::ops::load_catalog(&req.workspace_root, &req.ecosystem, &req.ecosystem_file)?;
+    let names: Vec<String> = if req.services.is_empty() {
+        cat.names()
+    } else {
+        for s in &req.services {
+            cat.get(s)?;
+        }
+        req.services.clone()
+    };
+    let instant = |flag: &str, v: &Option<String>| -> crate::error::Result<Option<DateTime<Utc>>> {
+        v.as_deref()
+            .map(|s| {
+                parse_instant(s, now).map_err(|m| {
+                    usage(format!("--{flag}: {m}"), "Use a duration back from now (30m, 48h, 7d) or an RFC 3339 instant (2026-11-25T10:00:00Z)")
+                })
+            })
+            .transpose()
+    };
+    let since = instant("since", &req.since)?;
+    let until = instant("until", &req.until)?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if u < s {
+            return Err(usage(
+                format!(
+                    "--until ({}) is before --since ({})",
+                    u.to_rfc3339(),
+                    s.to_rfc3339()
+                ),
+                "Swap them, or drop --until",
+            ));
+        }
+    }
+    let streams = match req.stream.as_deref().unwrap_or("all") {
+        "all" => vec![Stream::Out, Stream::Err],
+        "out" | "stdout" => vec![Stream::Out],
+        "err" | "stderr" => vec![Stream::Err],
+        other => {
+            return Err(usage(
+                format!("--stream must be out, err or all, not \"{other}\""),
+                "Use --stream=out, --stream=err or --stream=all",
+            ))
+        }
+    };
+    let level = req
+        .level
+        .as_deref()
+        .map(|l| {
+            Severity::parse(l).ok_or_else(|| {
+                usage(
+                    format!("--level \"{l}\" is not a severity"),
+                    "Use one of trace, debug, info, warn, error, fatal",
+                )
+            })
+        })
+        .transpose()?;
+    let grep = req
+        .grep
+        .as_deref()
+        .map(|g| {
+            regex::Regex::new(g).map_err(|e| {
+                usage(
+                    format!("--grep is not a valid regular expression: {e}"),
+                    "Check the pattern (Rust regex syntax, like grep -E)",
+                )
+            })
+        })
+        .transpose()?;
+    let dirs = names.into_iter().map(|n| {
+        let dir = cat.log_dir(&n);
+        (n, dir)
+    });
+    Ok((
+        dirs.collect(),
+        Query {
+            streams,
+            filter: Filter {
+                since,
+                until,
+                level,
+                grep,
+            },
+            tail: req.tail.map(|t| t as usize),
+        },
+    ))
+}
+
+/// The entries of every asked service, merged in time order (`tail`: the last N overall).
+pub fn run(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<Entry>> {
+    let (services, q) = prepare(req, now)?;
+    let mut all = Vec::new();
+    for (name, dir) in &services {
+        let got = read_service(dir, name, &q).map_err(|source| crate::error::Error::ReadFile {
+            path: dir.clone(),
+            source,
+        })?;
+        all.push(got);
+    }
+    let mut merged = if all.len() == 1 {
+        all.pop().unwrap_or_default()
+    } else {
+        merge_many(all)
+    };
+    if let Some(n) = q.tail {
+        let cut = merged.len().saturating_sub(n);
+        merged.drain(..cut);
+    }
+    Ok(merged)
+}
+
+/// Pure: merges several time-ordered lists (services) by time, stable.
+pub fn merge_many(lists: Vec<Vec<Entry>>) -> Vec<Entry> {
+    let mut out: Vec<Entry> = lists.into_iter().flatten().collect();
+    out.sort_by_key(|e| e.time); // stable: a service keeps its own order on equal times
+    out
+}
+
+/// Pure: a log line as it goes into a file: starting with an RFC 3339 UTC timestamp with
+/// milliseconds. A line that already starts with one (a container's, `docker logs -t`) keeps
+/// its instant, normalised; any other gets `now`.
+pub fn stamp(line: &str, now: DateTime<Utc>) -> String {
+    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match parse_ts(line) {
+        Some((t, rest)) => format!("{} {rest}", fmt(t)),
+        None => format!("{} {line}", fmt(now)),
+    }
+}
+
+/// Pure: one entry as `logs` prints it: `<time> <service> <stream> <line>`.
+pub fn format_line(e: &Entry) -> String {
+    format!(
+        "{} {} {} {}",
+        e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        e.service,
+        e.stream.as_str(),
+        e.line
+    )
+}
