@@ -101,6 +101,12 @@ export interface ExitCodeInfo {
 /** The exit-code table (names and numbers are a contract). */
 export declare function exitCodes(): Array<ExitCodeInfo>
 
+/**
+ * `--follow`: prints the window's start, then every new line as it is written (across
+ * rotations), until stdout goes away or the process is stopped.
+ */
+export declare function followLogs(req: LogsRequest, json: boolean): Promise<void>
+
 export interface LastFailureView {
   /** RFC 3339 UTC. */
   at: string

@@ -845,6 +845,7 @@ module.exports.agentWanted = nativeBinding.agentWanted
 module.exports.checkPrerequisites = nativeBinding.checkPrerequisites
 module.exports.ensureContainer = nativeBinding.ensureContainer
 module.exports.exitCodes = nativeBinding.exitCodes
+module.exports.followLogs = nativeBinding.followLogs
 module.exports.logs = nativeBinding.logs
 module.exports.markLaunched = nativeBinding.markLaunched
 module.exports.markStopped = nativeBinding.markStopped

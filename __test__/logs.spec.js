@@ -27,7 +27,13 @@ console.log('WARN disk at 91%');
 setInterval(() => {}, 1000);
 `,
 );
-fs.writeFileSync(path.join(ws, 'ecosystem.config.js'), "module.exports = { apps: [{ name: 'chatter', cwd: 'apps/chatter', script: 'main.js' }] };\n");
+fs.mkdirSync(path.join(ws, 'apps', 'ticker'), { recursive: true });
+fs.writeFileSync(path.join(ws, 'apps', 'ticker', 'package.json'), '{"name":"ticker","version":"1.0.0","private":true}');
+fs.writeFileSync(path.join(ws, 'apps', 'ticker', 'main.js'), "let n = 0; setInterval(() => console.log('tick ' + n++), 20);\n");
+fs.writeFileSync(
+  path.join(ws, 'ecosystem.config.js'),
+  "module.exports = { apps: [{ name: 'chatter', cwd: 'apps/chatter', script: 'main.js' }, { name: 'ticker', cwd: 'apps/ticker', script: 'main.js' }] };\n",
+);
 fs.writeFileSync(
   path.join(ws, 'docker-compose.yml'),
   `services:
@@ -132,6 +138,30 @@ test('bad input: unknown service, a path, an unreadable window, a wrong stream o
     assert.match(r.stderr, msg, args.join(' '));
     assert.strictEqual(r.stdout, '', 'nothing printed');
   }
+});
+
+test('--follow keeps printing new lines across a rotation: every tick once, in order', async () => {
+  assert.strictEqual(h.cli(['start', 'ticker'], ws).code, 0);
+  const { spawn } = require('child_process');
+  const child = spawn(process.execPath, [path.join(h.ROOT, 'bin', 'orchestrator.js'), 'logs', 'ticker', '--follow', '--json', '--tail=5'], { cwd: ws, env: h.childEnv() });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const ticks = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => /^tick \d+$/.test(e.line)).map((e) => Number(e.line.slice(5)));
+  await h.until('follower output', () => ticks().length >= 20);
+  // Rotate as the logs issue will: rename the live file, then PM2 reopens its logs.
+  const dir = path.join(ws, 'apps', 'logs', 'ticker');
+  fs.renameSync(path.join(dir, 'out.log'), path.join(dir, 'out-rotating.log'));
+  await h.call('reloadLogs');
+  const before = ticks().length;
+  await h.until('ticks after the rotation', () => ticks().length >= before + 40);
+  child.kill('SIGTERM');
+  const got = ticks();
+  for (let i = 1; i < got.length; i++) assert.strictEqual(got[i], got[i - 1] + 1, `tick ${got[i - 1]} then ${got[i]}: nothing lost, nothing twice`);
+  assert.ok(fs.readFileSync(path.join(dir, 'out.log'), 'utf8').includes('tick'), 'PM2 writes the new file');
+  const r = logs(['ticker', '--follow', '--until=1m']);
+  assert.strictEqual(r.code, 2);
+  assert.match(r.stderr, /--until and --follow exclude each other/);
+  assert.strictEqual(h.cli(['stop', 'ticker'], ws).code, 0);
 });
 
 test('through Nx and the API', async () => {

@@ -32,6 +32,7 @@ options:
   --stream <s>         logs: out, err or all (default)
   --grep <regex>       logs: only lines matching
   --level <severity>   logs: at least trace|debug|info|warn|error|fatal
+  --follow, -f         logs: keep printing new lines (survives a rotation)
   -h, --help           this text`;
 
 const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test', 'status', 'logs'];
@@ -72,6 +73,7 @@ async function main() {
         stream: { type: 'string' },
         grep: { type: 'string' },
         level: { type: 'string' },
+        follow: { type: 'boolean', short: 'f' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -95,7 +97,7 @@ async function main() {
   if (!['status', 'logs'].includes(cmd) && (values.format !== undefined || values.service !== undefined || values.strict)) {
     return usageError('--format, --service and --strict belong to `status` (and --service to `logs`)', json);
   }
-  const logFlags = ['since', 'until', 'tail', 'stream', 'grep', 'level'].filter((f) => values[f] !== undefined);
+  const logFlags = ['since', 'until', 'tail', 'stream', 'grep', 'level', 'follow'].filter((f) => values[f] !== undefined);
   if (cmd !== 'logs' && logFlags.length) return usageError(`--${logFlags[0]} belongs to \`logs\``, json);
   if (values.format !== undefined && !['json', 'table'].includes(values.format)) {
     return usageError(`--format must be json or table, not "${values.format}"`, json);
@@ -105,7 +107,9 @@ async function main() {
   if (cmd === 'status') return status(values, services, command, json);
   if (cmd === 'logs') {
     try {
-      require('../lib/logs').print({
+      const lib = require('../lib/logs');
+      const verb = values.follow ? lib.follow : lib.print;
+      await verb({
         cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(),
         services: values.service !== undefined ? [values.service, ...services] : services,
         since: values.since,

@@ -67,6 +67,9 @@ export interface LogsOptions {
   command?: string;
 }
 
+/** Prints the window's start, then every new line (across rotations) until the process stops. */
+export declare function followLogs(opts?: LogsOptions & { json?: boolean }): Promise<void>;
+
 /** Log entries of a window, merged in time order across streams (and services). */
 export declare function logs(opts?: LogsOptions): Promise<native.LogEntry[]>;
 

@@ -11,6 +11,7 @@ module.exports = {
   ...operations,
   status: require('./status').status,
   logs: require('./logs').logs,
+  followLogs: require('./logs').follow,
   OrchestratorError,
   exitCodes: EXIT,
   native,

@@ -53,4 +53,14 @@ function print(opts = {}) {
   }
 }
 
-module.exports = { logs, print };
+/** `--follow`: prints the window's start, then new lines as they are written (across
+ * rotations) until the process is stopped. */
+async function follow(opts = {}) {
+  try {
+    return await native.followLogs(request(opts), Boolean(opts.json));
+  } catch (e) {
+    throw normalize(e, { command: opts.command });
+  }
+}
+
+module.exports = { logs, print, follow };

@@ -91,7 +91,8 @@ async function runLogs(options, context) {
   const service = options.service || (isRootProject(context) ? undefined : context.projectName);
   const command = `nx run ${context.projectName}:${context.targetName}`;
   try {
-    require('./logs').print({ cwd: context.root, service, since: options.since, until: options.until, tail: options.tail, stream: options.stream, grep: options.grep, level: options.level, json: options.json, command });
+    const lib = require('./logs');
+    await (options.follow ? lib.follow : lib.print)({ cwd: context.root, service, since: options.since, until: options.until, tail: options.tail, stream: options.stream, grep: options.grep, level: options.level, json: options.json, command });
     return { success: true };
   } catch (e) {
     const err = normalize(e, { command });

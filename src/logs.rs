@@ -1095,3 +1095,276 @@ pub fn format_line(e: &Entry) -> String {
         e.line
     )
 }
+
+/// One live file followed by `--follow`: read on the same descriptor as it grows; when the path
+/// names a new file (rotation renamed the old one and the writer reopened), the old descriptor
+/// is read to its end first, then the new file from its start — nothing lost, nothing twice.
+pub struct Tailer {
+    pub service: String,
+    pub stream: Stream,
+    path: PathBuf,
+    file: Option<File>,
+    ino: u64,
+    pending: Vec<u8>,
+    last: Option<DateTime<Utc>>,
+    /// The file before a rotation, read a little longer: its writer may still flush into it.
+    retired: Option<(Box<Tailer>, std::time::Instant)>,
+}
+
+fn ino_of(m: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.ino()
+}
+
+impl Tailer {
+    /// Starts at `from` bytes into the live file (its end when `None`).
+    pub fn open(service: &str, stream: Stream, path: PathBuf, from: Option<u64>) -> Tailer {
+        let mut t = Tailer {
+            service: service.into(),
+            stream,
+            path,
+            file: None,
+            ino: 0,
+            pending: Vec::new(),
+            last: None,
+            retired: None,
+        };
+        if let Ok(mut f) = File::open(&t.path) {
+            if let Ok(m) = f.metadata() {
+                t.ino = ino_of(&m);
+                let _ = f.seek(SeekFrom::Start(from.unwrap_or(m.len()).min(m.len())));
+            }
+            t.file = Some(f);
+        }
+        t
+    }
+
+    fn drain(&mut self, out: &mut Vec<Entry>, filter: &Filter) {
+        let Some(f) = self.file.as_mut() else { return };
+        let mut chunk = Vec::new();
+        if f.read_to_end(&mut chunk).is_err() {
+            return;
+        }
+        self.pending.extend_from_slice(&chunk);
+        let Some(end) = memchr::memrchr(b'\n', &self.pending) else {
+            return;
+        };
+        let complete: Vec<u8> = self.pending.drain(..=end).collect();
+        let mut lines = Lines {
+            service: &self.service,
+            stream: self.stream,
+            last: self.last,
+        };
+        for raw in String::from_utf8_lossy(&complete).lines() {
+            if let Some(e) = lines.entry(raw) {
+                if filter.keeps(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        self.last = lines.last;
+    }
+
+    /// New complete lines since the last call, across a rotation, in time order.
+    pub fn poll(&mut self, filter: &Filter) -> Vec<Entry> {
+        let mut out = Vec::new();
+        if let Some((old, until)) = self.retired.as_mut() {
+            old.drain(&mut out, filter);
+            if std::time::Instant::now() > *until {
+                self.retired = None;
+            }
+        }
+        self.drain(&mut out, filter);
+        let now_ino = std::fs::metadata(&self.path).ok().map(|m| ino_of(&m));
+        if now_ino.is_some() && now_ino != Some(self.ino) {
+            // Rotated: the path is a new file. Keep reading the old one for a while (the writer
+            // may still flush into it), and read the new one from its start.
+            let fresh = Tailer::open(&self.service, self.stream, self.path.clone(), Some(0));
+            let old = std::mem::replace(self, fresh);
+            let mut old = Box::new(old);
+            old.retired = None;
+            self.last = old.last;
+            self.retired = Some((
+                old,
+                std::time::Instant::now() + std::time::Duration::from_secs(3),
+            ));
+            self.drain(&mut out, filter);
+        }
+        out.sort_by_key(|e| e.time);
+        out
+    }
+}
+
+/// The byte offset in a live file where a follow starts: the window's start (`since`), the
+/// last `tail` lines, or its end.
+pub fn follow_start(path: &Path, q: &Query) -> std::io::Result<u64> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if let Some(s) = q.filter.since {
+        return seek_since(&mut f, s);
+    }
+    let Some(n) = q.tail else { return Ok(len) };
+    let mut pos = len;
+    let mut seen = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    // The start of the n-th line from the end (the last byte is the final newline).
+    while pos > 0 {
+        let step = pos.min(buf.len() as u64) as usize;
+        pos -= step as u64;
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut buf[..step])?;
+        for i in (0..step).rev() {
+            if buf[i] == b'\n' && pos + i as u64 + 1 < len {
+                seen += 1;
+                if seen == n {
+                    return Ok(pos + i as u64 + 1);
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `--follow`: prints the window's start (rotated files when `since` is given, then the live
+/// files from the window's start, the last `tail` lines, or their end) and then every new line
+/// as it is written, across rotations, until `emit` returns false (the reader went away).
+pub async fn follow(
+    req: &LogsRequest,
+    now: DateTime<Utc>,
+    mut emit: impl FnMut(&Entry) -> bool,
+) -> crate::error::Result<()> {
+    let (services, q) = prepare(req, now)?;
+    if q.filter.until.is_some() {
+        return Err(usage(
+            "--until and --follow exclude each other (a followed window has no end)".into(),
+            "Drop --until to follow, or --follow to read a closed window",
+        ));
+    }
+    let io = |dir: &Path, source: std::io::Error| crate::error::Error::ReadFile {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut tailers = Vec::new();
+    let mut first = Vec::new();
+    for (name, dir) in &services {
+        for stream in &q.streams {
+            if q.filter.since.is_some() {
+                let rotated: Vec<LogFile> = plan(&list_files(dir), q.filter.since, None)
+                    .into_iter()
+                    .filter(|f| f.stream == *stream && f.day.is_some())
+                    .collect();
+                for f in rotated {
+                    read_file(&f, name, &q.filter, &mut first).map_err(|e| io(dir, e))?;
+                }
+            }
+            let live = dir.join(format!("{}.log", stream.stem()));
+            let from = follow_start(&live, &q).map_err(|e| io(dir, e))?;
+            let mut t = Tailer::open(name, *stream, live, Some(from));
+            first.extend(t.poll(&q.filter));
+            tailers.push(t);
+        }
+    }
+    first.sort_by_key(|e| e.time);
+    if let Some(n) = q.tail {
+        let cut = first.len().saturating_sub(n);
+        first.drain(..cut);
+    }
+    for e in &first {
+        if !emit(e) {
+            return Ok(());
+        }
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut batch: Vec<Entry> = tailers.iter_mut().flat_map(|t| t.poll(&q.filter)).collect();
+        batch.sort_by_key(|e| e.time);
+        for e in &batch {
+            if !emit(e) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod follow_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn line(f: &mut File, i: usize) {
+        writeln!(f, "2026-11-26T12:00:{:02}.000Z: line {i}", i % 60).unwrap();
+    }
+
+    #[test]
+    fn a_tailer_reads_across_a_rotation_without_loss_or_repeat() {
+        let d = std::env::temp_dir().join(format!("orch-tail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let live = d.join("out.log");
+        let mut w = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&live)
+            .unwrap();
+        line(&mut w, 0);
+        let mut t = Tailer::open("svc", Stream::Out, live.clone(), None);
+        let f = Filter::default();
+        assert!(t.poll(&f).is_empty(), "starts at the end");
+        line(&mut w, 1);
+        write!(w, "2026-11-26T12:00:02.000Z: half").unwrap();
+        let got: Vec<String> = t.poll(&f).into_iter().map(|e| e.line).collect();
+        assert_eq!(got, vec!["line 1"], "an unfinished line waits");
+        writeln!(w, " a line").unwrap();
+        // Rotation: rename, the writer keeps writing to the old file for a moment, then reopens.
+        std::fs::rename(&live, d.join("out.rotating")).unwrap();
+        line(&mut w, 3);
+        let mut w2 = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&live)
+            .unwrap();
+        line(&mut w2, 4);
+        line(&mut w, 5); // a late flush into the old file
+        let got: Vec<String> = t.poll(&f).into_iter().map(|e| e.line).collect();
+        assert_eq!(got, vec!["half a line", "line 3", "line 4", "line 5"]);
+        line(&mut w2, 6);
+        let got: Vec<String> = t.poll(&f).into_iter().map(|e| e.line).collect();
+        assert_eq!(got, vec!["line 6"]);
+        assert!(t.poll(&f).is_empty());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn follow_starts_at_the_window_the_tail_or_the_end() {
+        let d = std::env::temp_dir().join(format!("orch-fstart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("out.log");
+        let mut w = File::create(&p).unwrap();
+        for i in 0..10 {
+            line(&mut w, i);
+        }
+        let len = std::fs::metadata(&p).unwrap().len();
+        let q = |tail: Option<usize>, since: Option<&str>| Query {
+            streams: vec![Stream::Out],
+            filter: Filter {
+                since: since.map(|s| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)),
+                ..Default::default()
+            },
+            tail,
+        };
+        assert_eq!(follow_start(&p, &q(None, None)).unwrap(), len);
+        let per = len / 10;
+        assert_eq!(follow_start(&p, &q(Some(3), None)).unwrap(), len - 3 * per);
+        assert_eq!(follow_start(&p, &q(Some(30), None)).unwrap(), 0);
+        assert_eq!(
+            follow_start(&p, &q(None, Some("2026-11-26T12:00:04Z"))).unwrap(),
+            4 * per
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

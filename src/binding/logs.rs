@@ -102,3 +102,22 @@ pub fn print_logs(req: LogsRequest, json: bool) -> Result<u32> {
     let _ = out.flush();
     Ok(entries.len().min(u32::MAX as usize) as u32)
 }
+
+/// `--follow`: prints the window's start, then every new line as it is written (across
+/// rotations), until stdout goes away or the process is stopped.
+#[napi]
+pub async fn follow_logs(req: LogsRequest, json: bool) -> Result<()> {
+    let (req, command) = to_core(req);
+    let stdout = std::io::stdout();
+    logs::follow(&req, chrono::Utc::now(), |e| {
+        let line = if json {
+            serde_json::to_string(e).unwrap_or_default()
+        } else {
+            logs::format_line(e)
+        };
+        let mut out = stdout.lock();
+        writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
+    })
+    .await
+    .map_err(|e| js_error(e, &command))
+}
