@@ -268,27 +268,53 @@ pub fn classify(path: &Path) -> Option<LogFile> {
 }
 
 /// Pure: the files to read for a window, per stream in time order (rotated by day and part,
-/// then the live file). A rotated file whose day lies wholly outside `[since, until]` is left out.
+/// then the live file). A rotated file holds the lines after the previous rotated file of its
+/// stream up to the end of its day (plus 5 minutes: rotation runs just after midnight), so a
+/// file written while rotation was missed for days is still found; the live file holds what
+/// follows the last one. Files wholly outside `[since, until]` are left out. While a rotated file
+/// is being compressed, the finished `.gz` wins over its plain original.
 pub fn plan(
     files: &[LogFile],
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> Vec<LogFile> {
-    let mut keep: Vec<LogFile> = files
+    let mut all: Vec<LogFile> = files
         .iter()
-        .filter(|f| match f.day {
-            None => true,
-            Some(day) => {
-                let start = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default());
-                let end = start + chrono::Duration::days(1);
-                // A day's file may hold the first moments after midnight (rotation runs then).
-                let end = end + chrono::Duration::minutes(5);
-                since.is_none_or(|s| end > s) && until.is_none_or(|u| start <= u)
-            }
+        .filter(|f| {
+            f.gz || f.day.is_none()
+                || !files
+                    .iter()
+                    .any(|g| g.gz && g.stream == f.stream && g.day == f.day && g.part == f.part)
         })
         .cloned()
         .collect();
-    keep.sort_by_key(|f| (f.stream, f.day.is_none(), f.day, f.part));
+    all.sort_by_key(|f| (f.stream, f.day.is_none(), f.day, f.part));
+    let midnight =
+        |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let mut keep = Vec::new();
+    let mut prev: Option<(Stream, NaiveDate)> = None;
+    for f in all {
+        let start = prev
+            .filter(|(s, _)| *s == f.stream)
+            .map(|(_, d)| midnight(d));
+        let end = f
+            .day
+            .map(|d| midnight(d) + chrono::Duration::days(1) + chrono::Duration::minutes(5));
+        let after_since = match (since, end) {
+            (Some(s), Some(e)) => e > s,
+            _ => true,
+        };
+        let before_until = match (until, start) {
+            (Some(u), Some(s)) => s <= u,
+            _ => true,
+        };
+        if let Some(d) = f.day {
+            prev = Some((f.stream, d));
+        }
+        if after_since && before_until {
+            keep.push(f);
+        }
+    }
     keep
 }
 
@@ -675,6 +701,32 @@ mod tests {
     }
 
     #[test]
+    fn a_file_spanning_missed_rotations_is_found_and_a_finished_gz_wins() {
+        let names = [
+            "out-2026-11-20.log.gz",
+            "out-2026-11-24.log.gz",
+            "out-2026-11-24.log",
+            "out.log",
+        ];
+        let files: Vec<LogFile> = names
+            .iter()
+            .filter_map(|n| classify(&Path::new("/l").join(n)))
+            .collect();
+        // Rotation did not run from the 21st to the 24th: the 24th's file holds the 22nd.
+        let p = plan(
+            &files,
+            Some(t("2026-11-22T10:00:00Z")),
+            Some(t("2026-11-22T11:00:00Z")),
+        );
+        let got: Vec<(Option<NaiveDate>, bool)> = p.iter().map(|f| (f.day, f.gz)).collect();
+        assert_eq!(
+            got,
+            vec![(NaiveDate::from_ymd_opt(2026, 11, 24), true)],
+            "once, the .gz"
+        );
+    }
+
+    #[test]
     fn file_names_say_stream_day_and_part() {
         let c = |n: &str| classify(Path::new(n));
         assert_eq!(
@@ -723,11 +775,23 @@ mod tests {
                 "error.log"
             ]
         );
-        // A window ending before a day leaves that day out; no window keeps all, oldest first.
+        // A window ending on the 24th: the 24th's file and the 25th's first part (it may hold
+        // lines of the 24th written before that rotation), not the later part nor the live file;
+        // a live file with no rotation before it may hold anything (its search is a few reads).
         let p = plan(&files, None, Some(t("2026-11-24T12:00:00Z")));
-        assert!(p.iter().all(|f| f
-            .day
-            .is_none_or(|d| d <= NaiveDate::from_ymd_opt(2026, 11, 24).unwrap())));
+        let got: Vec<String> = p
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "out-2026-11-10.log.gz",
+                "out-2026-11-24.log.gz",
+                "out-2026-11-25.log.gz",
+                "error.log"
+            ]
+        );
         assert_eq!(plan(&files, None, None).len(), 6);
         assert_eq!(
             plan(&files, None, None)[0].day,
