@@ -700,6 +700,19 @@ mod tests {
         assert!(parse_instant("", now).is_err());
     }
 
+    fn log_files(names: &[&str]) -> Vec<LogFile> {
+        names
+            .iter()
+            .filter_map(|n| classify(&Path::new("/l").join(n)))
+            .collect()
+    }
+
+    fn file_names(p: &[LogFile]) -> Vec<String> {
+        p.iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
     #[test]
     fn a_file_spanning_missed_rotations_is_found_and_a_finished_gz_wins() {
         let names = [
@@ -708,10 +721,7 @@ mod tests {
             "out-2026-11-24.log",
             "out.log",
         ];
-        let files: Vec<LogFile> = names
-            .iter()
-            .filter_map(|n| classify(&Path::new("/l").join(n)))
-            .collect();
+        let files = log_files(&names);
         // Rotation did not run from the 21st to the 24th: the 24th's file holds the 22nd.
         let p = plan(
             &files,
@@ -757,15 +767,9 @@ mod tests {
             "error.log",
             "out-2026-11-10.log.gz",
         ];
-        let files: Vec<LogFile> = names
-            .iter()
-            .filter_map(|n| classify(&Path::new("/l").join(n)))
-            .collect();
+        let files = log_files(&names);
         let p = plan(&files, Some(t("2026-11-25T06:00:00Z")), None);
-        let got: Vec<String> = p
-            .iter()
-            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let got = file_names(&p);
         assert_eq!(
             got,
             vec![
@@ -779,10 +783,7 @@ mod tests {
         // lines of the 24th written before that rotation), not the later part nor the live file;
         // a live file with no rotation before it may hold anything (its search is a few reads).
         let p = plan(&files, None, Some(t("2026-11-24T12:00:00Z")));
-        let got: Vec<String> = p
-            .iter()
-            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let got = file_names(&p);
         assert_eq!(
             got,
             vec![
