@@ -17,6 +17,9 @@ export declare class WorkspaceLock {
 /** Takes the workspace lock, waiting up to `timeoutMs` for another command to finish. */
 export declare function acquireLock(workspaceRoot: string, timeoutMs: number, command: string): Promise<WorkspaceLock>
 
+/** Compresses rotated files their writer has let go of (off the JS thread). */
+export declare function agentCompress(workspaceRoot: string): Promise<number>
+
 /** Answers an exit; the events written (one line each in events.jsonl) are returned. */
 export declare function agentExit(workspaceRoot: string, exit: AgentExit): Array<any>
 
@@ -52,6 +55,12 @@ export interface AgentRestart {
 
 /** PM2 refused a restart the agent asked for: counted like a crash. */
 export declare function agentRestartFailed(workspaceRoot: string, service: string, message: string): void
+
+/**
+ * Log rotation and retention for the whole workspace (`rotate.rs`): returns whether live files
+ * were renamed, in which case PM2 must reopen its logs before `agentCompress`.
+ */
+export declare function agentRotate(workspaceRoot: string): boolean
 
 /** Reconciles the records with PM2's table (see `agent::tick`). */
 export declare function agentTick(workspaceRoot: string, instances: Array<AgentInstance>, confirmed: boolean): AgentTick

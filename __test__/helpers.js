@@ -49,7 +49,7 @@ function nx(args, cwd = EXAMPLE) {
 
 /** The `orchestrator` bin. */
 function cli(args, cwd = EXAMPLE) {
-  return result(spawnSync(process.execPath, [BIN, ...args], { cwd, env: childEnv(), encoding: 'utf8' }));
+  return result(spawnSync(process.execPath, [BIN, ...args], { cwd, env: childEnv(), encoding: 'utf8', maxBuffer: 256 << 20 }));
 }
 
 let api;

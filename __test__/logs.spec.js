@@ -15,7 +15,8 @@ fs.mkdirSync(path.join(ws, 'config', 'env'), { recursive: true });
 fs.mkdirSync(path.join(ws, 'apps', 'chatter'), { recursive: true });
 fs.writeFileSync(path.join(ws, 'package.json'), JSON.stringify({ name: `orch-test-logs-${process.pid}`, private: true }));
 fs.writeFileSync(path.join(ws, 'config', 'env', 'development.env'), 'X=1\n');
-fs.writeFileSync(path.join(ws, 'nx.json'), JSON.stringify({ pluginsConfig: { '@workspace/orchestrator': { defaultServices: ['chatter'] } } }));
+// Rotation by size at 20 KB, so a burst of a few seconds rotates several times.
+fs.writeFileSync(path.join(ws, 'nx.json'), JSON.stringify({ pluginsConfig: { '@workspace/orchestrator': { defaultServices: ['chatter'], logs: { maxFileMiB: 0.02 } } } }));
 fs.writeFileSync(path.join(ws, 'apps', 'chatter', 'package.json'), '{"name":"chatter","version":"1.0.0","private":true}');
 fs.writeFileSync(
   path.join(ws, 'apps', 'chatter', 'main.js'),
@@ -30,9 +31,16 @@ setInterval(() => {}, 1000);
 fs.mkdirSync(path.join(ws, 'apps', 'ticker'), { recursive: true });
 fs.writeFileSync(path.join(ws, 'apps', 'ticker', 'package.json'), '{"name":"ticker","version":"1.0.0","private":true}');
 fs.writeFileSync(path.join(ws, 'apps', 'ticker', 'main.js'), "let n = 0; setInterval(() => console.log('tick ' + n++), 20);\n");
+fs.mkdirSync(path.join(ws, 'apps', 'burst'), { recursive: true });
+fs.writeFileSync(path.join(ws, 'apps', 'burst', 'package.json'), '{"name":"burst","version":"1.0.0","private":true}');
+// 20 lines every 10 ms (about 2000 lines a second) until 8000, then quiet.
+fs.writeFileSync(
+  path.join(ws, 'apps', 'burst', 'main.js'),
+  "let n = 0; const t = setInterval(() => { for (let i = 0; i < 20 && n < 8000; i++) console.log('burst ' + n++ + ' ' + 'x'.repeat(40)); if (n >= 8000) clearInterval(t); }, 10); setInterval(() => {}, 1000);\n",
+);
 fs.writeFileSync(
   path.join(ws, 'ecosystem.config.js'),
-  "module.exports = { apps: [{ name: 'chatter', cwd: 'apps/chatter', script: 'main.js' }, { name: 'ticker', cwd: 'apps/ticker', script: 'main.js' }] };\n",
+  "module.exports = { apps: [{ name: 'chatter', cwd: 'apps/chatter', script: 'main.js' }, { name: 'ticker', cwd: 'apps/ticker', script: 'main.js' }, { name: 'burst', cwd: 'apps/burst', script: 'main.js' }] };\n",
 );
 fs.writeFileSync(
   path.join(ws, 'docker-compose.yml'),
@@ -162,6 +170,30 @@ test('--follow keeps printing new lines across a rotation: every tick once, in o
   assert.strictEqual(r.code, 2);
   assert.match(r.stderr, /--until and --follow exclude each other/);
   assert.strictEqual(h.cli(['stop', 'ticker'], ws).code, 0);
+});
+
+test('rotation under a burst: renamed, reopened, gzip-compressed; every line readable exactly once', async () => {
+  assert.strictEqual(h.cli(['start', 'burst'], ws).code, 0);
+  const dir = path.join(ws, 'apps', 'logs', 'burst');
+  const count = () => json(['burst', '--stream=out']).filter((e) => e.line.startsWith('burst ')).length;
+  await h.until('all 8000 lines written', () => count() === 8000, 40000);
+  // The agent rotated by size (20 KB) while the lines came; the rotated files end up as .gz.
+  await h.until('compression done', () => !fs.readdirSync(dir).some((f) => /^out-\d{4}-\d\d-\d\d(\.\d+)?\.log$/.test(f)), 20000);
+  const gz = fs.readdirSync(dir).filter((f) => f.endsWith('.log.gz'));
+  assert.ok(gz.length >= 2, `several rotations: ${gz.join(' ')}`);
+  assert.ok(!fs.readdirSync(dir).some((f) => f.endsWith('.tmp')), 'no temporary file left');
+  // Every rotated file decompresses; with the live file they hold each line exactly once.
+  const seen = new Map();
+  const texts = [...gz.map((f) => zlib.gunzipSync(fs.readFileSync(path.join(dir, f))).toString()), fs.readFileSync(path.join(dir, 'out.log'), 'utf8')];
+  for (const text of texts) {
+    for (const m of text.matchAll(/: burst (\d+) x+$/gm)) seen.set(m[1], (seen.get(m[1]) || 0) + 1);
+  }
+  assert.strictEqual(seen.size, 8000, 'no line lost');
+  assert.ok([...seen.values()].every((c) => c === 1), 'no line twice');
+  // And `logs` reads them in order across the rotated files and the live one.
+  const nums = json(['burst', '--stream=out']).filter((e) => e.line.startsWith('burst ')).map((e) => Number(e.line.split(' ')[1]));
+  assert.deepStrictEqual(nums, Array.from({ length: 8000 }, (_, i) => i));
+  assert.strictEqual(h.cli(['stop', 'burst'], ws).code, 0);
 });
 
 test('through Nx and the API', async () => {

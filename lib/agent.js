@@ -11,6 +11,8 @@ const { Pm2, locate, home } = require('./pm2');
 
 const root = process.env.ORCHESTRATOR_WORKSPACE;
 const RECONCILE_MS = 2000;
+// Rotation looks every 2 s (daily at the first look after UTC midnight, and by size).
+const ROTATE_MS = 2000;
 
 function log(msg) {
   process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
@@ -96,6 +98,21 @@ async function tick(again = false) {
   return undefined;
 }
 
+/** Log rotation and retention: rename, PM2 reopens (in the queue: quick), then compress what
+ * nobody writes to any more (outside it: a large file takes seconds, exits must not wait). */
+let compressing = false;
+async function rotate() {
+  if (native.agentRotate(root)) await pm2.reloadLogs();
+  if (compressing) return;
+  compressing = true;
+  native
+    .agentCompress(root)
+    .catch((e) => process.stderr.write(`${new Date().toISOString()} compress: ${e.message}\n`))
+    .finally(() => {
+      compressing = false;
+    });
+}
+
 async function main() {
   pm2 = await Pm2.connect(locate(root));
   const bus = await pm2.bus();
@@ -105,6 +122,7 @@ async function main() {
   log(`agent for ${root} online (pid ${process.pid})`);
   await enqueue(tick);
   setInterval(() => enqueue(tick), RECONCILE_MS);
+  setInterval(() => enqueue(rotate), ROTATE_MS);
 }
 
 function shutdown(signal) {

@@ -87,6 +87,11 @@ class Pm2 {
     return call(this.api.restart.bind(this.api), String(pmId));
   }
 
+  /** PM2 reopens every log file (after a rotation renamed them). */
+  async reloadLogs() {
+    return call(this.api.reloadLogs.bind(this.api));
+  }
+
   async stopId(pmId) {
     return call(this.api.stop.bind(this.api), String(pmId));
   }

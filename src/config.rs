@@ -97,6 +97,7 @@ pub fn parse_plugin_config(nx_json_text: &str, file: &Path) -> Result<PluginConf
             });
         }
     }
+    crate::rotate::policy(cfg.logs.as_ref(), file)?;
     let base = format!("pluginsConfig[\"{PLUGIN_KEY}\"]");
     if let Some(layer) = &cfg.restart_policy {
         crate::policy::validate_layer(layer, file, &format!("{base}.restartPolicy"))?;

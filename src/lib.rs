@@ -23,6 +23,7 @@ pub mod policy;
 pub mod ports;
 pub mod prereq;
 pub mod ready;
+pub mod rotate;
 pub mod state;
 pub mod status;
 pub mod supervise;

@@ -172,3 +172,38 @@ pub fn agent_wanted(workspace_root: String, service: String) -> bool {
     crate::state::read(Path::new(&workspace_root), &service)
         .is_some_and(|r| r.desired == crate::supervise::Desired::Running)
 }
+
+/// Log rotation and retention for the whole workspace (`rotate.rs`): returns whether live files
+/// were renamed, in which case PM2 must reopen its logs before `agentCompress`.
+#[napi]
+pub fn agent_rotate(workspace_root: String) -> Result<bool> {
+    let root = Path::new(&workspace_root);
+    let cfg =
+        crate::config::load_plugin_config(root).map_err(|e| js_error(e, "orchestrator agent"))?;
+    let policy = crate::rotate::policy(cfg.logs.as_ref(), &crate::config::nx_json_path(root))
+        .map_err(|e| js_error(e, "orchestrator agent"))?;
+    let pass = crate::rotate::run(&root.join("apps").join("logs"), chrono::Utc::now(), &policy);
+    for d in &pass.done {
+        println!(
+            "{} rotate: {d}",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+    }
+    Ok(pass.reopen)
+}
+
+/// Compresses rotated files their writer has let go of (off the JS thread).
+#[napi]
+pub async fn agent_compress(workspace_root: String) -> Result<u32> {
+    let dir = Path::new(&workspace_root).join("apps").join("logs");
+    let done = tokio::task::spawn_blocking(move || crate::rotate::compress_ready(&dir))
+        .await
+        .map_err(|e| Error::from_reason(e.to_string()))?;
+    for d in &done {
+        println!(
+            "{} rotate: {d}",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+    }
+    Ok(done.len() as u32)
+}
