@@ -487,6 +487,30 @@ fn read_lines(
     Ok(())
 }
 
+/// Reads a plain file from byte `from` on.
+fn read_from(
+    path: &Path,
+    from: u64,
+    stream: Stream,
+    service: &str,
+    filter: &Filter,
+    out: &mut Vec<Entry>,
+) -> std::io::Result<()> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    f.seek(SeekFrom::Start(from))?;
+    read_lines(
+        BufReader::with_capacity(64 * 1024, f),
+        stream,
+        service,
+        filter,
+        out,
+    )
+}
+
 /// Reads the entries of one stream's files in the window, in order.
 pub fn read_file(
     file: &LogFile,
@@ -543,9 +567,22 @@ pub fn read_service(dir: &Path, service: &str, q: &Query) -> std::io::Result<Vec
         let mine: Vec<&LogFile> = files.iter().filter(|f| f.stream == *stream).collect();
         if let (Some(n), None) = (q.tail, q.filter.since) {
             // Newest files first, until N entries are found (older files are not opened).
+            // Without a line filter the live file is read from its last N lines only.
+            let unfiltered = q.filter.grep.is_none() && q.filter.level.is_none();
             for f in mine.iter().rev() {
                 let mut got = Vec::new();
-                read_file(f, service, &q.filter, &mut got)?;
+                if unfiltered && !f.gz {
+                    let from = follow_start(
+                        &f.path,
+                        &Query {
+                            tail: Some(n),
+                            ..Default::default()
+                        },
+                    )?;
+                    read_from(&f.path, from, f.stream, service, &q.filter, &mut got)?;
+                } else {
+                    read_file(f, service, &q.filter, &mut got)?;
+                }
                 got.append(&mut entries);
                 entries = got;
                 if entries.len() >= n {

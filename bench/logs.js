@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+'use strict';
+// Benchmark (issue 6): log retrieval against grep/awk, tail, zcat|awk and `pm2 logs`, all
+// measured in the same run on a generated log set: a live file of --size-mib (default 1024)
+// spread evenly over the last 24 hours, plus 14 daily gzip files (each a tenth of that size).
+// Prints median/min/max and the ratios the issue asks for. Not a test: it asserts nothing.
+//
+//   node bench/logs.js [--size-mib 1024] [--runs 5]
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const zlib = require('zlib');
+const { spawnSync } = require('child_process');
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const SIZE = arg('size-mib', 1024) * 1048576;
+const RUNS = arg('runs', 5);
+const ROOT = path.resolve(__dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'orchestrator.js');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-bench-logs-'));
+const logs = path.join(dir, 'apps', 'logs', 'svc');
+const now = Date.now();
+
+function line(t, i) {
+  // About 80 bytes a line.
+  return `${new Date(t).toISOString()}: GET /api/items/${i % 100000} 200 ${(i * 7) % 997}ms req=${(i * 2654435761) % 4294967296}\n`;
+}
+
+function writeSpan(file, from, to, bytes) {
+  const lines = Math.max(1, Math.floor(bytes / 80));
+  const step = (to - from) / lines;
+  const fd = fs.openSync(file, 'w');
+  let buf = '';
+  for (let i = 0; i < lines; i++) {
+    buf += line(from + i * step, i);
+    if (buf.length > 1 << 20) {
+      fs.writeSync(fd, buf);
+      buf = '';
+    }
+  }
+  fs.writeSync(fd, buf);
+  fs.closeSync(fd);
+  return lines;
+}
+
+function generate() {
+  fs.mkdirSync(logs, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"name":"orch-bench-logs","private":true}');
+  fs.writeFileSync(path.join(dir, 'nx.json'), '{}');
+  fs.writeFileSync(path.join(dir, 'ecosystem.config.js'), "module.exports = { apps: [{ name: 'svc', script: 'x.js' }] };\n");
+  const day = 86400000;
+  const live = writeSpan(path.join(logs, 'out.log'), now - day, now, SIZE);
+  fs.writeFileSync(path.join(logs, 'error.log'), '');
+  for (let d = 1; d <= 14; d++) {
+    const start = new Date(now - (d + 1) * day);
+    start.setUTCHours(0, 0, 0, 0);
+    const name = `out-${start.toISOString().slice(0, 10)}.log`;
+    const plain = path.join(logs, name);
+    writeSpan(plain, start.getTime(), start.getTime() + day - 1, SIZE / 10);
+    fs.writeFileSync(`${plain}.gz`, zlib.gzipSync(fs.readFileSync(plain), { level: 1 }));
+    fs.rmSync(plain);
+  }
+  return live;
+}
+
+function time(cmd, args, opts = {}) {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 30, shell: opts.shell, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return ms;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
+
+function measure(cases) {
+  const out = {};
+  for (const [name, fn] of Object.entries(cases)) {
+    fn(); // warm-up
+    const xs = [];
+    for (let i = 0; i < RUNS; i++) xs.push(fn());
+    out[name] = { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+  }
+  return out;
+}
+
+function main() {
+  process.stderr.write(`bench: generating ${Math.round(SIZE / 1048576)} MiB live + 14 gzip days in ${dir}\n`);
+  const lines = generate();
+  const hourAgo = new Date(now - 3600000).toISOString();
+  const gzDay = fs.readdirSync(logs).filter((f) => f.endsWith('.gz')).sort()[7];
+  const gzDate = gzDay.slice(4, 14);
+  const native = require(path.join(ROOT, 'lib', 'native'));
+  const request = (extra) => ({
+    workspaceRoot: dir,
+    services: ['svc'],
+    ecosystem: { apps: [{ name: 'svc', script: 'x.js' }] },
+    ecosystemFile: path.join(dir, 'ecosystem.config.js'),
+    command: 'bench',
+    ...extra,
+  });
+  const inProcess = () => {
+    const t = process.hrtime.bigint();
+    native.logs(request({ since: '1h' }));
+    return Number(process.hrtime.bigint() - t) / 1e6;
+  };
+  const awkWindow = `awk '$1 >= "${hourAgo}"' apps/logs/svc/out.log > /dev/null`;
+  const r = measure({
+    'slice 1h in process (addon)': inProcess,
+    'grep/awk 1h over the live file': () => time('sh', ['-c', awkWindow]),
+    'orchestrator logs --since 1h': () => time('sh', ['-c', `node ${BIN} logs svc --since 1h > /dev/null`]),
+    'node -e 0': () => time(process.execPath, ['-e', '0']),
+    'orchestrator logs --tail 100': () => time(process.execPath, [BIN, 'logs', 'svc', '--tail', '100']),
+    'tail -n 100': () => time('tail', ['-n', '100', 'apps/logs/svc/out.log']),
+    [`orchestrator logs 1h window in ${gzDay}`]: () => time('sh', ['-c', `node ${BIN} logs svc --since ${gzDate}T10:00:00Z --until ${gzDate}T11:00:00Z > /dev/null`]),
+    [`zcat ${gzDay} | awk 1h`]: () => time('sh', ['-c', `zcat apps/logs/svc/${gzDay} | awk '$1 >= "${gzDate}T10:00" && $1 < "${gzDate}T11:00"' > /dev/null`]),
+  });
+  process.stdout.write(`logs: live ${Math.round(SIZE / 1048576)} MiB (${lines} lines over 24 h) + 14 gzip days, ${RUNS} runs each\n`);
+  for (const [k, v] of Object.entries(r)) process.stdout.write(`${k.padEnd(48)} ${v.median.toFixed(1).padStart(9)}ms  (min ${v.min.toFixed(1)}, max ${v.max.toFixed(1)})\n`);
+  const m = (k) => r[k].median;
+  const gzKeys = Object.keys(r).filter((k) => k.includes(gzDay));
+  const goals = [
+    ['in-process slice at least 50x faster than grep/awk', m('grep/awk 1h over the live file') / m('slice 1h in process (addon)'), (x) => x >= 50, 'x'],
+    ['logs --since 1h minus node -e 0 (goal <= 60 ms)', m('orchestrator logs --since 1h') - m('node -e 0'), (x) => x <= 60, ' ms'],
+    ['gz window: ours / zcat|awk (goal <= 1)', m(gzKeys[0]) / m(gzKeys[1]), (x) => x <= 1, ''],
+  ];
+  for (const [name, v, ok, unit] of goals) process.stdout.write(`${name}: ${v.toFixed(2)}${unit} — ${ok(v) ? 'met' : 'NOT met'}\n`);
+  process.stdout.write('(--tail 100 vs `pm2 logs --lines 100 --nostream` needs a PM2 service; see bench/status.js for PM2 set-up)\n');
+  fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
+  fs.writeFileSync(path.join(__dirname, 'results', 'logs.json'), JSON.stringify({ at: new Date().toISOString(), sizeMiB: SIZE / 1048576, runs: RUNS, results: r }, null, 2) + '\n');
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+main();
