@@ -436,23 +436,15 @@ fn read_plain(
     filter: &Filter,
     out: &mut Vec<Entry>,
 ) -> std::io::Result<()> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
     let start = match filter.since {
-        Some(s) => seek_since(&mut f, s)?,
+        Some(s) => match File::open(path) {
+            Ok(mut f) => seek_since(&mut f, s)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        },
         None => 0,
     };
-    f.seek(SeekFrom::Start(start))?;
-    read_lines(
-        BufReader::with_capacity(256 * 1024, f),
-        file.stream,
-        service,
-        filter,
-        out,
-    )
+    read_from(path, start, file.stream, service, filter, out)
 }
 
 fn read_lines(
@@ -503,7 +495,7 @@ fn read_from(
     };
     f.seek(SeekFrom::Start(from))?;
     read_lines(
-        BufReader::with_capacity(64 * 1024, f),
+        BufReader::with_capacity(256 * 1024, f),
         stream,
         service,
         filter,
