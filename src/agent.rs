@@ -89,13 +89,6 @@ pub fn runner_cause(code: Option<i64>) -> Option<&'static str> {
     }
 }
 
-/// PM2_HOME as PM2 resolves it.
-fn pm2_home() -> Option<String> {
-    std::env::var("PM2_HOME")
-        .ok()
-        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.pm2")))
-}
-
 fn tail_pm2_log(home: &str) -> String {
     crate::ready::tail_lines(&Path::new(home).join("pm2.log"), 200).join("\n")
 }
@@ -121,7 +114,7 @@ fn report(rec: &Record, root: &Path, e: &ExitEvent) -> ExitReport {
         _ => e
             .pm2_home
             .clone()
-            .or_else(pm2_home)
+            .or_else(|| Some(crate::pm2rpc::default_home().display().to_string()))
             .and_then(|h| signal_from_pm2_log(&tail_pm2_log(&h), &e.service, &e.pm_id)),
     };
     let stderr = crate::ready::tail_lines(

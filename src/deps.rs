@@ -314,18 +314,9 @@ async fn agent_answer(
         };
         match &rec.phase {
             Phase::Failed { code, reason, .. } => {
-                let t = crate::ready::ReadyTarget {
-                    service: service.into(),
-                    ports: vec![],
-                    health_http: None,
-                    health_tcp: None,
-                    pids: vec![],
-                    pid_files: vec![],
-                    workspace: None,
-                    timeout: Duration::ZERO,
-                    error_log: err_log,
-                };
-                return AgentAnswer::Failed(crate::ready::failed_error(&t, code, reason));
+                return AgentAnswer::Failed(crate::ready::failed_error(
+                    service, &err_log, code, reason,
+                ));
             }
             Phase::Backoff { .. } | Phase::Restarting { .. } => {}
             Phase::Running { .. } | Phase::Stopped => {

@@ -139,18 +139,17 @@ fn read_pid(file: &std::path::Path) -> Option<u32> {
 }
 
 /// The error for a service the agent gave up on while a command waited for it.
-pub fn failed_error(t: &ReadyTarget, code: &str, reason: &str) -> Error {
+pub fn failed_error(service: &str, error_log: &std::path::Path, code: &str, reason: &str) -> Error {
     let code = crate::exit::ExitCode::ALL
         .into_iter()
         .find(|c| c.name() == code)
         .unwrap_or(crate::exit::ExitCode::Failure);
     Error::ServiceFailed {
-        service: t.service.clone(),
+        service: service.to_string(),
         code,
         reason: reason.to_string(),
-        last_stderr: tail_lines(&t.error_log, 15),
-        events_file: t
-            .error_log
+        last_stderr: tail_lines(error_log, 15),
+        events_file: error_log
             .parent()
             .map(|d| d.join("events.jsonl"))
             .unwrap_or_default(),
@@ -182,7 +181,9 @@ fn supervision(t: &ReadyTarget, now: chrono::DateTime<chrono::Utc>) -> Supervisi
         return Supervision::None;
     }
     match &rec.phase {
-        Phase::Failed { code, reason, .. } => Supervision::Failed(failed_error(t, code, reason)),
+        Phase::Failed { code, reason, .. } => {
+            Supervision::Failed(failed_error(&t.service, &t.error_log, code, reason))
+        }
         Phase::Backoff {
             due_at, attempt, ..
         } => Supervision::Waiting(format!(
