@@ -9,6 +9,18 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * The programmatic stream: `read(max)` hands out the window in batches (it is never read
+ * whole), then, when following, what was written since the last call.
+ */
+export declare class LogReader {
+  constructor(req: LogsRequest, follow: boolean)
+  /** Up to `max` entries; empty when done (see `done`) or when nothing new was written yet. */
+  read(max: number): Array<LogEntry>
+  /** Every entry was read and nothing is followed. */
+  get done(): boolean
+}
+
 /** The workspace lock; `release()` it in a `finally`. The kernel releases it if the process dies. */
 export declare class WorkspaceLock {
   release(): void
@@ -139,6 +151,26 @@ export interface LogEntry {
 
 /** The entries of the window, merged in time order across streams and services. */
 export declare function logs(req: LogsRequest): Array<LogEntry>
+
+/**
+ * The raw window, file by file in time order: a plain file's part is found by binary search
+ * and read at once, without parsing its lines. Time window and streams only.
+ */
+export declare function logSlice(req: LogsRequest): Array<LogSlice>
+
+export interface LogSlice {
+  service: string
+  /** `out` | `err` */
+  stream: string
+  file: string
+  compressed: boolean
+  /** The window's first byte in a plain file (null for a `.gz`). */
+  start: number | null
+  /** One past its last byte (null for a `.gz`). */
+  end: number | null
+  /** The lines of the window as written, timestamps included. */
+  data: Buffer
+}
 
 export interface LogsRequest {
   workspaceRoot: string

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.LogReader = nativeBinding.LogReader
 module.exports.WorkspaceLock = nativeBinding.WorkspaceLock
 module.exports.acquireLock = nativeBinding.acquireLock
 module.exports.agentCompress = nativeBinding.agentCompress
@@ -849,6 +850,7 @@ module.exports.ensureContainer = nativeBinding.ensureContainer
 module.exports.exitCodes = nativeBinding.exitCodes
 module.exports.followLogs = nativeBinding.followLogs
 module.exports.logs = nativeBinding.logs
+module.exports.logSlice = nativeBinding.logSlice
 module.exports.markLaunched = nativeBinding.markLaunched
 module.exports.markStopped = nativeBinding.markStopped
 module.exports.prepareRestart = nativeBinding.prepareRestart

@@ -172,6 +172,44 @@ test('--follow keeps printing new lines across a rotation: every tick once, in o
   assert.strictEqual(h.cli(['stop', 'ticker'], ws).code, 0);
 });
 
+test('the API: an async iterator over the window and one that follows; the raw slice', async () => {
+  const { logs: api, logStream, logSlice } = require('..');
+  const all = await api({ cwd: ws, service: 'chatter' });
+  assert.ok(all.length >= 5, JSON.stringify(all));
+  const streamed = [];
+  for await (const e of logStream({ cwd: ws, service: 'chatter', batch: 2 })) streamed.push(e);
+  assert.deepStrictEqual(streamed, all, 'pulled two at a time, the same entries as logs()');
+  // Following a live service: the ticks arrive as they are written, in order; break ends it.
+  assert.strictEqual(h.cli(['start', 'ticker'], ws).code, 0);
+  const ticks = [];
+  for await (const e of logStream({ cwd: ws, service: 'ticker', follow: true, pollMs: 50 })) {
+    if (/^tick \d+$/.test(e.line)) ticks.push(Number(e.line.slice(5)));
+    if (ticks.length >= 30) break;
+  }
+  for (let i = 1; i < ticks.length; i++) assert.strictEqual(ticks[i], ticks[i - 1] + 1, `tick ${ticks[i - 1]} then ${ticks[i]}`);
+  // An AbortSignal ends a follow too.
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 500);
+  let n = 0;
+  for await (const e of logStream({ cwd: ws, service: 'ticker', follow: true, signal: ac.signal, pollMs: 50 })) if (e.line.startsWith('tick ')) n++;
+  assert.ok(n > 0, 'ticks while following until aborted');
+  assert.strictEqual(h.cli(['stop', 'ticker'], ws).code, 0);
+  // Bad input is the same actionable error, before anything is read.
+  await assert.rejects(
+    async () => {
+      for await (const e of logStream({ cwd: ws, service: 'nope' })) assert.fail(`read ${e.line}`);
+    },
+    (e) => e.code === 'EXIT_SERVICE_UNKNOWN' && e.exitCode === 11,
+  );
+  // The slice: the window's bytes as written, for each file.
+  const slices = logSlice({ cwd: ws, service: 'chatter', since: '1d' });
+  const out = slices.find((s) => s.stream === 'out');
+  assert.ok(Buffer.isBuffer(out.data) && out.file.endsWith(path.join('chatter', 'out.log')), JSON.stringify(out));
+  assert.ok(out.data.equals(fs.readFileSync(out.file).subarray(out.start, out.end)), 'the bytes of the file between start and end');
+  assert.match(out.data.toString(), /: hello from chatter\n/);
+  assert.throws(() => logSlice({ cwd: ws, service: 'chatter', grep: 'x' }), (e) => e.code === 'EXIT_USAGE');
+});
+
 test('rotation under a burst: renamed, reopened, gzip-compressed; every line readable exactly once', async () => {
   assert.strictEqual(h.cli(['start', 'burst'], ws).code, 0);
   const dir = path.join(ws, 'apps', 'logs', 'burst');

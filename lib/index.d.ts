@@ -73,6 +73,24 @@ export declare function followLogs(opts?: LogsOptions & { json?: boolean }): Pro
 /** Log entries of a window, merged in time order across streams (and services). */
 export declare function logs(opts?: LogsOptions): Promise<native.LogEntry[]>;
 
+export interface LogStreamOptions extends LogsOptions {
+  /** After the window, keep yielding new lines as they are written (across rotations). */
+  follow?: boolean;
+  /** Ends a follow. Breaking out of the loop ends it too. */
+  signal?: AbortSignal;
+  /** Entries pulled from the addon at a time (default 1000). */
+  batch?: number;
+  /** How often a follow looks for new lines, in ms (default 200). */
+  pollMs?: number;
+}
+
+/** The same entries as `logs`, as an async iterator: `for await (const e of logStream({ service, since: '1h' }))`. */
+export declare function logStream(opts?: LogStreamOptions): AsyncGenerator<native.LogEntry, void, undefined>;
+
+/** The raw window, file by file in time order (no `tail`, `grep` or `level`): each plain file's part
+ * is found by binary search and read at once, without parsing its lines. */
+export declare function logSlice(opts?: Omit<LogsOptions, 'tail' | 'grep' | 'level'>): native.LogSlice[];
+
 /** Thrown by every operation: the actionable-error contract. */
 export declare class OrchestratorError extends Error {
   /** Exit-code name, e.g. `EXIT_PORT_IN_USE`. */

@@ -11,6 +11,8 @@ module.exports = {
   ...operations,
   status: require('./status').status,
   logs: require('./logs').logs,
+  logStream: require('./logs').logStream,
+  logSlice: require('./logs').logSlice,
   followLogs: require('./logs').follow,
   OrchestratorError,
   exitCodes: EXIT,

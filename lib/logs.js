@@ -1,6 +1,7 @@
 'use strict';
 // `logs`: one addon call. The command line prints straight from the addon (a large window never
-// becomes a JS array); the programmatic API gets the entries.
+// becomes a JS array); the programmatic API gets the entries (all at once, or as an async
+// iterator that pulls them in batches and can follow), or the raw window as Buffers.
 
 const native = require('./native');
 const { findRoot, loadEcosystem } = require('./workspace');
@@ -44,6 +45,47 @@ async function logs(opts = {}) {
   }
 }
 
+/** The entries of a window as an async iterator, read from the files in batches (a large window
+ * is never held whole). With `follow`, it then waits for new lines (across rotations) until the
+ * loop breaks or `signal` aborts. */
+async function* logStream(opts = {}) {
+  let reader;
+  try {
+    reader = new native.LogReader(request(opts), Boolean(opts.follow));
+  } catch (e) {
+    throw normalize(e, { command: opts.command });
+  }
+  const batch = Number(opts.batch) > 0 ? Number(opts.batch) : 1000;
+  const pollMs = Number(opts.pollMs) > 0 ? Number(opts.pollMs) : 200;
+  const { setTimeout: sleep } = require('timers/promises');
+  for (;;) {
+    let got;
+    try {
+      got = reader.read(batch);
+    } catch (e) {
+      throw normalize(e, { command: opts.command });
+    }
+    for (const e of got) yield e;
+    if (got.length > 0) continue;
+    if (reader.done || opts.signal?.aborted) return;
+    try {
+      await sleep(pollMs, undefined, { signal: opts.signal });
+    } catch {
+      return; // aborted
+    }
+  }
+}
+
+/** The raw window, file by file in time order: `{ service, stream, file, compressed, start, end,
+ * data }`, `data` a Buffer of the lines as written. Time window and streams only. */
+function logSlice(opts = {}) {
+  try {
+    return native.logSlice(request(opts));
+  } catch (e) {
+    throw normalize(e, { command: opts.command });
+  }
+}
+
 /** Prints the window to stdout; returns how many entries. */
 function print(opts = {}) {
   try {
@@ -63,4 +105,4 @@ async function follow(opts = {}) {
   }
 }
 
-module.exports = { logs, print, follow };
+module.exports = { logs, logStream, logSlice, print, follow };

@@ -24,6 +24,7 @@ pub mod ports;
 pub mod prereq;
 pub mod ready;
 pub mod rotate;
+pub mod scan;
 pub mod state;
 pub mod status;
 pub mod supervise;

@@ -6,11 +6,13 @@
 //! plan, the merge) are plain functions; reading sits in `read_*`.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
+
+use crate::scan::{nanos_of, Bounds, Cursor, LineFilter, Merger};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,6 +49,16 @@ pub enum Severity {
 }
 
 impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Trace => "trace",
+            Severity::Debug => "debug",
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+            Severity::Fatal => "fatal",
+        }
+    }
     pub fn parse(s: &str) -> Option<Severity> {
         Some(match s.to_ascii_lowercase().as_str() {
             "trace" => Severity::Trace,
@@ -74,76 +86,12 @@ fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::E
     s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-fn digits(b: &[u8]) -> Option<u32> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(b.iter().fold(0u32, |n, d| n * 10 + (d - b'0') as u32))
-}
-
 /// Pure: the RFC 3339 timestamp a line starts with (`2026-11-25T10:00:00.123Z`, any fraction,
 /// `Z` or `±HH:MM`), normalised to UTC, and the rest of the line after the separator (`: ` as
-/// PM2 writes it, or a space). Hand-rolled: the slicer parses every line of a window.
+/// PM2 writes it, or a space). The parsing itself is [`crate::scan::parse_ts_bytes`].
 pub fn parse_ts(line: &str) -> Option<(DateTime<Utc>, &str)> {
-    let b = line.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (h, mi, s) = (
-        digits(&b[11..13])?,
-        digits(&b[14..16])?,
-        digits(&b[17..19])?,
-    );
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        let mut end = start;
-        while end < b.len() && b[end].is_ascii_digit() {
-            end += 1;
-        }
-        if end == start {
-            return None;
-        }
-        let frac = &b[start..end.min(start + 9)];
-        nanos = digits(frac)? * 10u32.pow(9 - frac.len() as u32);
-        i = end;
-    }
-    let offset_s: i32 = match b.get(i)? {
-        b'Z' | b'z' => {
-            i += 1;
-            0
-        }
-        sign @ (b'+' | b'-') => {
-            if b.len() < i + 6 || b[i + 3] != b':' {
-                return None;
-            }
-            let oh = digits(&b[i + 1..i + 3])? as i32;
-            let om = digits(&b[i + 4..i + 6])? as i32;
-            i += 6;
-            let o = oh * 3600 + om * 60;
-            if *sign == b'-' {
-                -o
-            } else {
-                o
-            }
-        }
-        _ => return None,
-    };
-    let date = NaiveDate::from_ymd_opt(y as i32, mo, d)?;
-    let naive = date.and_hms_nano_opt(h, mi, s, nanos)?;
-    let t = Utc.from_utc_datetime(&naive) - chrono::Duration::seconds(offset_s as i64);
-    let rest = &line[i..];
-    let rest = rest
-        .strip_prefix(": ")
-        .or_else(|| rest.strip_prefix(' '))
-        .or_else(|| rest.strip_prefix(':'))
-        .unwrap_or(rest);
-    Some((t, rest))
+    let (n, off) = crate::scan::parse_ts_bytes(line.as_bytes())?;
+    Some((DateTime::from_timestamp_nanos(n), &line[off..]))
 }
 
 /// Pure: a line's severity: a JSON `level` (pino's numbers or a name, as pino/bunyan write
@@ -177,13 +125,21 @@ pub fn severity(rest: &str, stream: Stream) -> Severity {
             }
         }
     } else {
-        let word: String = t
-            .trim_start_matches('[')
+        let t = own_prefix(t);
+        let bracketed = t.starts_with('[');
+        let body = t.trim_start_matches('[');
+        let word: String = body
             .chars()
             .take_while(|c| c.is_ascii_alphabetic())
             .collect();
-        if word.len() >= 4 && word.chars().all(|c| c.is_ascii_uppercase())
-            || word.len() >= 4 && t[word.len()..].starts_with(':')
+        let after = &body[word.len()..];
+        if word == "LOG" && after.starts_with(':') {
+            return Severity::Info; // PostgreSQL's ordinary messages
+        }
+        if word.len() >= 4
+            && (word.chars().all(|c| c.is_ascii_uppercase())
+                || after.starts_with(':')
+                || (bracketed && after.starts_with(']')))
         {
             if let Some(s) = Severity::parse(&word) {
                 return s;
@@ -193,6 +149,62 @@ pub fn severity(rest: &str, stream: Stream) -> Severity {
     match stream {
         Stream::Out => Severity::Info,
         Stream::Err => Severity::Error,
+    }
+}
+
+/// Pure: what follows a program's own timestamp at the start of a line, and the process id
+/// after it: PostgreSQL writes `2026-11-26 10:00:00.123 UTC [29] LOG:  …` and nginx
+/// `2026/11/26 10:00:00 [error] 29#29: …` after the timestamp we add, so their severity word
+/// is the second token. A line without such a prefix is returned as it is.
+fn own_prefix(t: &str) -> &str {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() < 19
+        || !digits(0..4)
+        || !(b[4] == b'-' || b[4] == b'/')
+        || b[7] != b[4]
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+        || !digits(5..7)
+        || !digits(8..10)
+        || !digits(11..13)
+        || !digits(14..16)
+        || !digits(17..19)
+    {
+        return t;
+    }
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+    }
+    let mut rest = &t[i..];
+    // A zone: `Z`, `+01:00`, or a word such as `UTC`/`CET` before the next token.
+    rest = rest.strip_prefix('Z').unwrap_or(rest);
+    if rest.starts_with(['+', '-']) {
+        rest = rest[1..].trim_start_matches(|c: char| c.is_ascii_digit() || c == ':');
+    }
+    let trimmed = rest.trim_start();
+    let zone: usize = trimmed.bytes().take_while(u8::is_ascii_uppercase).count();
+    if (2..=5).contains(&zone) && trimmed[zone..].starts_with(' ') {
+        let next = trimmed[zone..].trim_start();
+        // `UTC [29] LOG:` — but `ERROR x` right after the time is the token itself.
+        if (next.starts_with('[') || next.starts_with(|c: char| c.is_ascii_uppercase()))
+            && Severity::parse(&trimmed[..zone]).is_none()
+        {
+            rest = next;
+        }
+    }
+    let rest = rest.trim_start();
+    // A `[pid]` (postgres) is skipped; a `[level]` (nginx) is the token.
+    match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((pid, after)) if !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()) => {
+            after.trim_start()
+        }
+        _ => rest,
     }
 }
 
@@ -339,144 +351,56 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn keeps_time(&self, t: DateTime<Utc>) -> bool {
-        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
-    }
     fn keeps(&self, e: &Entry) -> bool {
-        self.keeps_time(e.time)
+        self.since.is_none_or(|s| e.time >= s)
+            && self.until.is_none_or(|u| e.time <= u)
             && self.level.is_none_or(|l| e.severity >= l)
             && self.grep.as_ref().is_none_or(|r| r.is_match(&e.line))
     }
-}
-
-/// Turns raw lines into entries; a line without a timestamp (a continuation) takes the time of
-/// the line before it.
-struct Lines<'a> {
-    service: &'a str,
-    stream: Stream,
-    last: Option<DateTime<Utc>>,
-}
-
-impl Lines<'_> {
-    fn entry(&mut self, raw: &str) -> Option<Entry> {
-        let raw = raw.trim_end_matches(['\n', '\r']);
-        let (time, rest) = match parse_ts(raw) {
-            Some((t, rest)) => {
-                self.last = Some(t);
-                (t, rest)
-            }
-            None => (self.last?, raw),
-        };
-        Some(Entry {
-            time,
-            service: self.service.to_string(),
-            stream: self.stream,
-            severity: severity(rest, self.stream),
-            line: rest.to_string(),
-        })
-    }
-}
-
-/// The first timestamp at or after byte `pos` (skipping to the next line start unless `pos`
-/// is 0), and the offset of that line.
-fn ts_at(f: &mut File, pos: u64, len: u64) -> std::io::Result<Option<(u64, DateTime<Utc>)>> {
-    f.seek(SeekFrom::Start(pos))?;
-    let mut r = BufReader::with_capacity(16 * 1024, f);
-    let mut off = pos;
-    let mut line = String::new();
-    if pos > 0 {
-        let mut skip = Vec::new();
-        off += r.read_until(b'\n', &mut skip)? as u64;
-    }
-    while off < len {
-        line.clear();
-        let n = r.read_line(&mut line)?;
-        if n == 0 {
-            break;
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            since: self.since.map(nanos_of),
+            until: self.until.map(nanos_of),
         }
-        if let Some((t, _)) = parse_ts(&line) {
-            return Ok(Some((off, t)));
-        }
-        off += n as u64;
     }
-    Ok(None)
+    pub fn lines(&self) -> LineFilter {
+        LineFilter {
+            level: self.level,
+            grep: self.grep.clone(),
+        }
+    }
+}
+
+/// An entry from a line's time and what follows its timestamp.
+fn entry_of(service: &str, stream: Stream, time: i64, rest: &[u8]) -> Entry {
+    let line = String::from_utf8_lossy(rest).into_owned();
+    Entry {
+        time: DateTime::from_timestamp_nanos(time),
+        service: service.into(),
+        stream,
+        severity: severity(&line, stream),
+        line,
+    }
+}
+
+/// Every line a cursor yields, as entries.
+fn collect(mut c: Cursor, filter: &Filter, out: &mut Vec<Entry>) -> std::io::Result<()> {
+    let lines = filter.lines();
+    while c.advance(&lines)? {
+        out.push(entry_of(
+            &c.service,
+            c.stream,
+            c.key().unwrap_or(0),
+            c.rest(),
+        ));
+    }
+    Ok(())
 }
 
 /// Binary search: the offset of the first line with a timestamp at or after `since` (lines
-/// are in time order, as a log appends them). Reads O(log n) lines.
+/// are in time order, as a log appends them). Reads O(log n) blocks.
 pub fn seek_since(f: &mut File, since: DateTime<Utc>) -> std::io::Result<u64> {
-    let len = f.metadata()?.len();
-    let (mut lo, mut hi) = (0u64, len);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match ts_at(f, mid, len)? {
-            Some((_, t)) if t < since => lo = mid + 1,
-            _ => hi = mid,
-        }
-    }
-    // `lo` sits inside the line before the first one in the window (or at 0).
-    Ok(match ts_at(f, lo, len)? {
-        Some((off, _)) if lo > 0 => {
-            // The line holding `lo` itself may already be in the window.
-            let back = lo.saturating_sub(1);
-            match ts_at(f, back, len)? {
-                Some((o, t)) if t >= since => o.min(off),
-                _ => off,
-            }
-        }
-        Some((off, _)) => off,
-        None => len,
-    })
-}
-
-fn read_plain(
-    path: &Path,
-    file: &LogFile,
-    service: &str,
-    filter: &Filter,
-    out: &mut Vec<Entry>,
-) -> std::io::Result<()> {
-    let start = match filter.since {
-        Some(s) => match File::open(path) {
-            Ok(mut f) => seek_since(&mut f, s)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        },
-        None => 0,
-    };
-    read_from(path, start, file.stream, service, filter, out)
-}
-
-fn read_lines(
-    mut r: impl BufRead,
-    stream: Stream,
-    service: &str,
-    filter: &Filter,
-    out: &mut Vec<Entry>,
-) -> std::io::Result<()> {
-    let mut lines = Lines {
-        service,
-        stream,
-        last: None,
-    };
-    let mut buf = Vec::with_capacity(256);
-    loop {
-        buf.clear();
-        if r.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        let text = String::from_utf8_lossy(&buf);
-        let Some(e) = lines.entry(&text) else {
-            continue;
-        };
-        if filter.until.is_some_and(|u| e.time > u) {
-            break;
-        }
-        if filter.keeps(&e) {
-            out.push(e);
-        }
-    }
-    Ok(())
+    crate::scan::seek_nanos(f, nanos_of(since))
 }
 
 /// Reads a plain file from byte `from` on.
@@ -488,35 +412,61 @@ fn read_from(
     filter: &Filter,
     out: &mut Vec<Entry>,
 ) -> std::io::Result<()> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    f.seek(SeekFrom::Start(from))?;
-    read_lines(
-        BufReader::with_capacity(256 * 1024, f),
+    let file = LogFile {
+        path: path.to_path_buf(),
         stream,
-        service,
-        filter,
-        out,
-    )
+        day: None,
+        part: 0,
+        gz: false,
+    };
+    let c = Cursor::new(service, stream, vec![(file, Some(from))], filter.bounds());
+    collect(c, filter, out)
 }
 
-/// Reads the entries of one stream's files in the window, in order.
+/// Reads the entries of one stream's file in the window, in order (a plain file from the
+/// window's start found by binary search, a `.gz` streamed).
 pub fn read_file(
     file: &LogFile,
     service: &str,
     filter: &Filter,
     out: &mut Vec<Entry>,
 ) -> std::io::Result<()> {
-    if file.gz {
-        let f = File::open(&file.path)?;
-        let r = BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(f));
-        read_lines(r, file.stream, service, filter, out)
-    } else {
-        read_plain(&file.path, file, service, filter, out)
+    let c = Cursor::new(
+        service,
+        file.stream,
+        vec![(file.clone(), None)],
+        filter.bounds(),
+    );
+    collect(c, filter, out)
+}
+
+/// One cursor per (service, stream), service by service and stdout before stderr, each over
+/// the files of the window in time order, merged.
+pub fn merger(services: &[(String, PathBuf)], q: &Query) -> Merger {
+    let mut streams = q.streams.clone();
+    streams.sort();
+    streams.dedup();
+    let mut cursors = Vec::new();
+    for (name, dir) in services {
+        let files = plan(&list_files(dir), q.filter.since, q.filter.until);
+        for stream in &streams {
+            let mine = files
+                .iter()
+                .filter(|f| f.stream == *stream)
+                .map(|f| (f.clone(), None))
+                .collect();
+            cursors.push(Cursor::new(name, *stream, mine, q.filter.bounds()));
+        }
     }
+    Merger::new(cursors, q.filter.lines())
+}
+
+/// The next merged line as an entry.
+fn next_entry(m: &mut Merger) -> std::io::Result<Option<Entry>> {
+    Ok(m.next_line()?.map(|k| {
+        let c = &m.cursors[k];
+        entry_of(&c.service, c.stream, c.key().unwrap_or(0), c.rest())
+    }))
 }
 
 /// Pure: merges per-stream entry lists (each in time order) into one, stable: on equal times
@@ -552,6 +502,14 @@ pub struct Query {
 /// Reads a service's entries for the query from its log directory: every stream's files in
 /// the window, merged in time order; `tail` keeps the last N.
 pub fn read_service(dir: &Path, service: &str, q: &Query) -> std::io::Result<Vec<Entry>> {
+    if q.tail.is_none() {
+        let mut m = merger(&[(service.to_string(), dir.to_path_buf())], q);
+        let mut out = Vec::new();
+        while let Some(e) = next_entry(&mut m)? {
+            out.push(e);
+        }
+        return Ok(out);
+    }
     let files = plan(&list_files(dir), q.filter.since, q.filter.until);
     let mut per_stream = Vec::new();
     for stream in &q.streams {
@@ -698,6 +656,57 @@ mod tests {
         );
         assert_eq!(severity("plain", Stream::Out), Severity::Info);
         assert_eq!(severity("plain", Stream::Err), Severity::Error);
+        // A program's own timestamp (and pid) first: the token after it counts.
+        let pg = |w: &str| format!("2026-11-26 10:00:00.123 UTC [29] {w}:  message");
+        assert_eq!(severity(&pg("LOG"), Stream::Err), Severity::Info);
+        assert_eq!(severity(&pg("WARNING"), Stream::Err), Severity::Warn);
+        assert_eq!(severity(&pg("ERROR"), Stream::Out), Severity::Error);
+        assert_eq!(severity(&pg("FATAL"), Stream::Out), Severity::Fatal);
+        assert_eq!(severity(&pg("PANIC"), Stream::Out), Severity::Fatal);
+        assert_eq!(
+            severity(&pg("DETAIL"), Stream::Err),
+            Severity::Error,
+            "the stream's"
+        );
+        assert_eq!(
+            severity(
+                "2026-11-26 10:00:00 CET [7] LOG:  checkpoint starting",
+                Stream::Err
+            ),
+            Severity::Info
+        );
+        assert_eq!(
+            severity(
+                "2026/11/26 10:00:00 [error] 29#29: *1 open() failed",
+                Stream::Err
+            ),
+            Severity::Error
+        );
+        assert_eq!(
+            severity(
+                "2026/11/26 10:00:00 [notice] 1#1: start worker process",
+                Stream::Err
+            ),
+            Severity::Info
+        );
+        assert_eq!(
+            severity("2026-11-26T10:00:00.5Z WARN cache cold", Stream::Out),
+            Severity::Warn
+        );
+        assert_eq!(
+            severity("2026-11-26T10:00:00+01:00 ERROR x", Stream::Out),
+            Severity::Error
+        );
+        assert_eq!(
+            severity("2026-11-26 10:00:00 LOG: x", Stream::Err),
+            Severity::Info
+        );
+        assert_eq!(severity("LOG: x", Stream::Err), Severity::Info);
+        assert_eq!(severity("LOGIN ok", Stream::Err), Severity::Error);
+        assert_eq!(
+            severity("2026-11-26 something", Stream::Err),
+            Severity::Error
+        );
     }
 
     #[test]
@@ -1141,9 +1150,32 @@ pub fn prepare(
 /// The entries of every asked service, merged in time order (`tail`: the last N overall).
 pub fn run(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<Entry>> {
     let (services, q) = prepare(req, now)?;
+    read_all(req, &services, &q)
+}
+
+fn read_error(req: &LogsRequest, source: std::io::Error) -> crate::error::Error {
+    crate::error::Error::ReadFile {
+        path: req.workspace_root.join("apps").join("logs"),
+        source,
+    }
+}
+
+fn read_all(
+    req: &LogsRequest,
+    services: &[(String, PathBuf)],
+    q: &Query,
+) -> crate::error::Result<Vec<Entry>> {
+    let Some(n) = q.tail else {
+        let mut m = merger(services, q);
+        let mut out = Vec::new();
+        while let Some(e) = next_entry(&mut m).map_err(|e| read_error(req, e))? {
+            out.push(e);
+        }
+        return Ok(out);
+    };
     let mut all = Vec::new();
-    for (name, dir) in &services {
-        let got = read_service(dir, name, &q).map_err(|source| crate::error::Error::ReadFile {
+    for (name, dir) in services {
+        let got = read_service(dir, name, q).map_err(|source| crate::error::Error::ReadFile {
             path: dir.clone(),
             source,
         })?;
@@ -1154,11 +1186,83 @@ pub fn run(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<En
     } else {
         merge_many(all)
     };
-    if let Some(n) = q.tail {
-        let cut = merged.len().saturating_sub(n);
-        merged.drain(..cut);
-    }
+    let cut = merged.len().saturating_sub(n);
+    merged.drain(..cut);
     Ok(merged)
+}
+
+/// One line as `logs` prints it: `<time> <service> <stream> <line>`, or the entry as one JSON
+/// object (`time`, `service`, `stream`, `severity`, `line`).
+fn write_line(
+    out: &mut impl Write,
+    json: bool,
+    time: &[u8],
+    service: &str,
+    stream: Stream,
+    rest: &[u8],
+) -> std::io::Result<()> {
+    if json {
+        let line = String::from_utf8_lossy(rest);
+        out.write_all(b"{\"time\":\"")?;
+        out.write_all(time)?;
+        out.write_all(b"\",\"service\":")?;
+        serde_json::to_writer(&mut *out, service)?;
+        write!(
+            out,
+            ",\"stream\":\"{}\",\"severity\":\"{}\",\"line\":",
+            stream.as_str(),
+            severity(&line, stream).as_str()
+        )?;
+        serde_json::to_writer(&mut *out, &*line)?;
+        out.write_all(b"}\n")
+    } else {
+        out.write_all(time)?;
+        out.write_all(b" ")?;
+        out.write_all(service.as_bytes())?;
+        out.write_all(if stream == Stream::Out {
+            b" out "
+        } else {
+            b" err "
+        })?;
+        out.write_all(rest)?;
+        out.write_all(b"\n")
+    }
+}
+
+/// `logs` on the command line: writes the window to `out` straight from the files (text, or
+/// one JSON object a line) and returns how many lines. Without `--tail` nothing is collected:
+/// each merged line is formatted from its bytes and written. Stops quietly when `out` fails
+/// (the reader went away: `| head`).
+pub fn print(
+    req: &LogsRequest,
+    now: DateTime<Utc>,
+    json: bool,
+    out: &mut impl Write,
+) -> crate::error::Result<u64> {
+    let (services, q) = prepare(req, now)?;
+    let mut tt = crate::scan::TimeText::default();
+    let mut n = 0u64;
+    if q.tail.is_some() {
+        for e in read_all(req, &services, &q)? {
+            let time = tt.format(nanos_of(e.time));
+            if write_line(out, json, time, &e.service, e.stream, e.line.as_bytes()).is_err() {
+                return Ok(n);
+            }
+            n += 1;
+        }
+    } else {
+        let mut m = merger(&services, &q);
+        while let Some(k) = m.next_line().map_err(|e| read_error(req, e))? {
+            let c = &m.cursors[k];
+            let time = tt.format(c.key().unwrap_or(0));
+            if write_line(out, json, time, &c.service, c.stream, c.rest()).is_err() {
+                return Ok(n);
+            }
+            n += 1;
+        }
+    }
+    let _ = out.flush();
+    Ok(n)
 }
 
 /// Pure: merges several time-ordered lists (services) by time, stable.
@@ -1200,7 +1304,8 @@ pub struct Tailer {
     file: Option<File>,
     ino: u64,
     pending: Vec<u8>,
-    last: Option<DateTime<Utc>>,
+    /// The last timestamp seen (nanoseconds): a continuation line takes it.
+    last: Option<i64>,
     /// The file before a rotation, read a little longer: its writer may still flush into it.
     retired: Option<(Box<Tailer>, std::time::Instant)>,
 }
@@ -1244,19 +1349,27 @@ impl Tailer {
             return;
         };
         let complete: Vec<u8> = self.pending.drain(..=end).collect();
-        let mut lines = Lines {
-            service: &self.service,
-            stream: self.stream,
-            last: self.last,
-        };
-        for raw in String::from_utf8_lossy(&complete).lines() {
-            if let Some(e) = lines.entry(raw) {
-                if filter.keeps(&e) {
-                    out.push(e);
+        for raw in complete[..end].split(|b| *b == b'\n') {
+            let mut e = raw.len();
+            while e > 0 && raw[e - 1] == b'\r' {
+                e -= 1;
+            }
+            let raw = &raw[..e];
+            let (time, rest) = match crate::scan::parse_ts_bytes(raw) {
+                Some((t, off)) => {
+                    self.last = Some(t);
+                    (t, &raw[off..])
                 }
+                None => match self.last {
+                    Some(t) => (t, raw),
+                    None => continue,
+                },
+            };
+            let entry = entry_of(&self.service, self.stream, time, rest);
+            if filter.keeps(&entry) {
+                out.push(entry);
             }
         }
-        self.last = lines.last;
     }
 
     /// New complete lines since the last call, across a rotation, in time order.
@@ -1323,14 +1436,32 @@ pub fn follow_start(path: &Path, q: &Query) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// `--follow`: prints the window's start (rotated files when `since` is given, then the live
-/// files from the window's start, the last `tail` lines, or their end) and then every new line
-/// as it is written, across rotations, until `emit` returns false (the reader went away).
-pub async fn follow(
+/// The live files of a `--follow`, read as they grow (across rotations).
+pub struct Follower {
+    tailers: Vec<Tailer>,
+    filter: Filter,
+}
+
+impl Follower {
+    /// The lines written since the last poll, in time order.
+    pub fn poll(&mut self) -> Vec<Entry> {
+        let mut batch: Vec<Entry> = self
+            .tailers
+            .iter_mut()
+            .flat_map(|t| t.poll(&self.filter))
+            .collect();
+        batch.sort_by_key(|e| e.time);
+        batch
+    }
+}
+
+/// The start of a `--follow`: the window's start (rotated files when `since` is given, then
+/// the live files from the window's start, the last `tail` lines, or their end), and the
+/// follower that reads every later line.
+pub fn follow_open(
     req: &LogsRequest,
     now: DateTime<Utc>,
-    mut emit: impl FnMut(&Entry) -> bool,
-) -> crate::error::Result<()> {
+) -> crate::error::Result<(Vec<Entry>, Follower)> {
     let (services, q) = prepare(req, now)?;
     if q.filter.until.is_some() {
         return Err(usage(
@@ -1367,6 +1498,23 @@ pub async fn follow(
         let cut = first.len().saturating_sub(n);
         first.drain(..cut);
     }
+    Ok((
+        first,
+        Follower {
+            tailers,
+            filter: q.filter,
+        },
+    ))
+}
+
+/// `--follow`: prints the window's start and then every new line as it is written, across
+/// rotations, until `emit` returns false (the reader went away).
+pub async fn follow(
+    req: &LogsRequest,
+    now: DateTime<Utc>,
+    mut emit: impl FnMut(&Entry) -> bool,
+) -> crate::error::Result<()> {
+    let (first, mut follower) = follow_open(req, now)?;
     for e in &first {
         if !emit(e) {
             return Ok(());
@@ -1374,14 +1522,184 @@ pub async fn follow(
     }
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let mut batch: Vec<Entry> = tailers.iter_mut().flat_map(|t| t.poll(&q.filter)).collect();
-        batch.sort_by_key(|e| e.time);
-        for e in &batch {
+        for e in &follower.poll() {
             if !emit(e) {
                 return Ok(());
             }
         }
     }
+}
+
+/// The programmatic API's stream of entries, read in batches: the window (merged from the
+/// files line by line, never all at once), then — when following — the lines written since.
+pub struct Reader {
+    merged: Option<Merger>,
+    listed: std::vec::IntoIter<Entry>,
+    follower: Option<Follower>,
+    root: PathBuf,
+}
+
+impl Reader {
+    pub fn open(
+        req: &LogsRequest,
+        now: DateTime<Utc>,
+        follow: bool,
+    ) -> crate::error::Result<Reader> {
+        let root = req.workspace_root.join("apps").join("logs");
+        if follow {
+            let (first, follower) = follow_open(req, now)?;
+            return Ok(Reader {
+                merged: None,
+                listed: first.into_iter(),
+                follower: Some(follower),
+                root,
+            });
+        }
+        let (services, q) = prepare(req, now)?;
+        Ok(if q.tail.is_some() {
+            Reader {
+                merged: None,
+                listed: read_all(req, &services, &q)?.into_iter(),
+                follower: None,
+                root,
+            }
+        } else {
+            Reader {
+                merged: Some(merger(&services, &q)),
+                listed: Vec::new().into_iter(),
+                follower: None,
+                root,
+            }
+        })
+    }
+
+    /// Up to `max` entries: the window's next ones, then (following) what was written since
+    /// the last call. Empty: the end (see [`Reader::done`]), or nothing new yet.
+    pub fn read(&mut self, max: usize) -> crate::error::Result<Vec<Entry>> {
+        let mut out: Vec<Entry> = self.listed.by_ref().take(max).collect();
+        if let Some(m) = self.merged.as_mut() {
+            while out.len() < max {
+                match next_entry(m) {
+                    Ok(Some(e)) => out.push(e),
+                    Ok(None) => {
+                        self.merged = None;
+                        break;
+                    }
+                    Err(source) => {
+                        return Err(crate::error::Error::ReadFile {
+                            path: self.root.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        if out.is_empty() && self.merged.is_none() {
+            if let Some(f) = self.follower.as_mut() {
+                self.listed = f.poll().into_iter();
+                out.extend(self.listed.by_ref().take(max));
+            }
+        }
+        Ok(out)
+    }
+
+    /// True when every entry was read and nothing is followed.
+    pub fn done(&self) -> bool {
+        self.merged.is_none() && self.listed.len() == 0 && self.follower.is_none()
+    }
+}
+
+/// The raw bytes of one file's part of a window, as written (timestamps as the writer put
+/// them), for tools that pass lines on without parsing them.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    pub service: String,
+    pub stream: Stream,
+    pub path: PathBuf,
+    pub compressed: bool,
+    /// Byte range in a plain file (`None` for a `.gz`, whose lines are decompressed).
+    pub range: Option<(u64, u64)>,
+    pub data: Vec<u8>,
+}
+
+/// The window of each asked service and stream, file by file in time order, without parsing
+/// a line of a plain file: its start and end are found by binary search on the timestamps
+/// and the bytes between are read at once (complete lines only). `.gz` files are streamed and
+/// their lines in the window kept. No `--tail`, `--grep` or `--level` (use `logs`).
+pub fn slice(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<Slice>> {
+    let (services, q) = prepare(req, now)?;
+    if q.tail.is_some() || q.filter.grep.is_some() || q.filter.level.is_some() {
+        return Err(usage(
+            "a slice is a time window: --tail, --grep and --level do not apply".into(),
+            "Use logs() (or `orchestrator logs`) to filter lines",
+        ));
+    }
+    let bounds = q.filter.bounds();
+    let mut out = Vec::new();
+    for (name, dir) in &services {
+        let io = |source: std::io::Error| crate::error::Error::ReadFile {
+            path: dir.clone(),
+            source,
+        };
+        for f in plan(&list_files(dir), q.filter.since, q.filter.until) {
+            if !q.streams.contains(&f.stream) {
+                continue;
+            }
+            let (range, data) = if f.gz {
+                let mut c = Cursor::new(name, f.stream, vec![(f.clone(), None)], bounds);
+                let mut data = Vec::new();
+                while c.advance(&LineFilter::default()).map_err(io)? {
+                    data.extend_from_slice(c.raw());
+                    data.push(b'\n');
+                }
+                (None, data)
+            } else {
+                match slice_plain(&f.path, bounds) {
+                    Ok(Some((s, e, data))) => (Some((s, e)), data),
+                    Ok(None) => continue,
+                    Err(e) => return Err(io(e)),
+                }
+            };
+            if !data.is_empty() {
+                out.push(Slice {
+                    service: name.clone(),
+                    stream: f.stream,
+                    path: f.path,
+                    compressed: f.gz,
+                    range,
+                    data,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A plain file's window: `[first line at/after since, first line after until)`, cut after its
+/// last complete line. `None` when the file is gone.
+fn slice_plain(path: &Path, b: Bounds) -> std::io::Result<Option<(u64, u64, Vec<u8>)>> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let start = match b.since {
+        Some(s) => crate::scan::seek_nanos(&mut f, s)?,
+        None => 0,
+    };
+    let end = match b.until {
+        Some(u) => crate::scan::seek_nanos(&mut f, u.saturating_add(1))?,
+        None => len,
+    }
+    .max(start);
+    // `read_to_end` fills the spare capacity without zeroing it first.
+    let mut data = Vec::with_capacity((end - start) as usize);
+    f.seek(SeekFrom::Start(start))?;
+    f.take(end - start).read_to_end(&mut data)?;
+    let keep = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
+    data.truncate(keep);
+    Ok(Some((start, start + keep as u64, data)))
 }
 
 #[cfg(test)]
@@ -1460,5 +1778,212 @@ mod follow_tests {
             4 * per
         );
         let _ = std::fs::remove_dir_all(&d);
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A workspace with two services: `api` (a rotated `.gz` day, a live file with offsets,
+    /// continuations and CRLF, an error stream at the same instants) and `web`.
+    fn workspace(name: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("orch-logreq-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let api = root.join("apps/logs/api");
+        let web = root.join("apps/logs/web");
+        std::fs::create_dir_all(&api).unwrap();
+        std::fs::create_dir_all(&web).unwrap();
+        std::fs::write(
+            root.join("package.json"),
+            r#"{"name":"logreq","private":true}"#,
+        )
+        .unwrap();
+        std::fs::write(root.join("nx.json"), "{}").unwrap();
+        let mut day = String::new();
+        for i in 0..300 {
+            day += &format!(
+                "2026-11-24T23:{:02}:{:02}.000Z: day line {i}\n",
+                55 + i / 60,
+                i % 60
+            );
+        }
+        let mut enc = flate2::write::GzEncoder::new(
+            File::create(api.join("out-2026-11-24.log.gz")).unwrap(),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(day.as_bytes()).unwrap();
+        enc.finish().unwrap();
+        let mut out = File::create(api.join("out.log")).unwrap();
+        let mut err = File::create(api.join("error.log")).unwrap();
+        let mut webout = File::create(web.join("out.log")).unwrap();
+        for i in 0..400 {
+            let (m, s) = (i / 60, i % 60);
+            // Written in +01:00, as PM2 does in a daemon's zone.
+            writeln!(
+                out,
+                "2026-11-25T01:{m:02}:{s:02}.250+01:00: GET /items/{i} 200"
+            )
+            .unwrap();
+            if i % 50 == 0 {
+                writeln!(out, "    at continuation {i}").unwrap();
+                write!(out, "2026-11-25T00:{m:02}:{s:02}.250Z: WARN slow {i}\r\n").unwrap();
+            }
+            if i % 7 == 0 {
+                writeln!(err, "2026-11-25T00:{m:02}:{s:02}.250Z: ERROR failed {i}").unwrap();
+                writeln!(webout, "2026-11-25T00:{m:02}:{s:02}.250Z: {{\"level\":30,\"msg\":\"web {i} \\\"q\\\"\"}}").unwrap();
+            }
+        }
+        root
+    }
+
+    fn request(root: &Path, f: impl FnOnce(&mut LogsRequest)) -> LogsRequest {
+        let mut r = LogsRequest {
+            workspace_root: root.to_path_buf(),
+            ecosystem: serde_json::json!({ "apps": [
+                { "name": "api", "script": "x.js" },
+                { "name": "web", "script": "x.js" }
+            ]}),
+            ecosystem_file: root.join("ecosystem.config.js"),
+            ..Default::default()
+        };
+        f(&mut r);
+        r
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn printed(req: &LogsRequest, json: bool) -> String {
+        let mut out = Vec::new();
+        print(req, now(), json, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn printing_from_bytes_says_exactly_what_the_entries_say() {
+        let root = workspace("print");
+        let s = |v: &str| Some(v.to_string());
+        let cases: Vec<LogsRequest> = vec![
+            request(&root, |_| {}),
+            request(&root, |r| {
+                r.since = s("2026-11-24T23:55:00Z");
+                r.until = s("2026-11-25T00:02:00.250Z");
+            }),
+            request(&root, |r| {
+                r.services = vec!["api".into()];
+                r.level = s("warn");
+            }),
+            request(&root, |r| {
+                r.grep = s("items/1[0-9]{2} |web 7");
+                r.stream = s("out");
+            }),
+            request(&root, |r| r.tail = Some(25)),
+            request(&root, |r| {
+                r.since = s("2026-11-25T00:03:00Z");
+                r.tail = Some(10);
+            }),
+        ];
+        for req in &cases {
+            let entries = run(req, now()).unwrap();
+            assert!(!entries.is_empty(), "{req:?}");
+            let text: String = entries.iter().map(|e| format_line(e) + "\n").collect();
+            assert_eq!(printed(req, false), text, "{req:?}");
+            let json: Vec<serde_json::Value> = printed(req, true)
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let want: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| serde_json::to_value(e).unwrap())
+                .collect();
+            assert_eq!(json, want, "{req:?}");
+            // The programmatic reader, in small batches, gives the same entries.
+            let mut r = Reader::open(req, now(), false).unwrap();
+            let mut got = Vec::new();
+            loop {
+                let batch = r.read(7).unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                assert!(batch.len() <= 7);
+                got.extend(batch);
+            }
+            assert!(r.done());
+            assert_eq!(got, entries, "{req:?}");
+        }
+        // The whole set: day lines first, offsets normalised, continuation kept, CRLF cut,
+        // out before err and api before web on equal instants.
+        let all = run(&cases[0], now()).unwrap();
+        assert_eq!(all.len(), 300 + 400 + 8 * 2 + 58 * 2);
+        assert_eq!(all[0].line, "day line 0");
+        assert!(all.windows(2).all(|w| w[0].time <= w[1].time));
+        let at = |line: &str| all.iter().position(|e| e.line == line).unwrap();
+        assert!(at("GET /items/0 200") < at("    at continuation 0"));
+        assert!(at("    at continuation 0") < at("WARN slow 0"));
+        assert!(at("WARN slow 0") < at("ERROR failed 0"));
+        assert!(at("ERROR failed 0") < at(r#"{"level":30,"msg":"web 0 \"q\""}"#));
+        assert_eq!(all[at("WARN slow 0")].severity, Severity::Warn);
+        assert_eq!(
+            all[at("GET /items/1 200")].time,
+            DateTime::parse_from_rfc3339("2026-11-25T00:00:01.250Z").unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_slice_is_the_raw_window_file_by_file() {
+        let root = workspace("slice");
+        let (since, until) = ("2026-11-24T23:58:30Z", "2026-11-25T00:01:00.250Z");
+        let req = request(&root, |r| {
+            r.services = vec!["api".into()];
+            r.since = Some(since.into());
+            r.until = Some(until.into());
+        });
+        let got = slice(&req, now()).unwrap();
+        let names: Vec<String> = got
+            .iter()
+            .map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["out-2026-11-24.log.gz", "out.log", "error.log"]);
+        // Each slice holds exactly the file's lines in the window (continuations with theirs).
+        let (s, u) = (
+            parse_instant(since, now()).unwrap(),
+            parse_instant(until, now()).unwrap(),
+        );
+        for sl in &got {
+            let text = if sl.compressed {
+                let mut t = String::new();
+                flate2::read::MultiGzDecoder::new(File::open(&sl.path).unwrap())
+                    .read_to_string(&mut t)
+                    .unwrap();
+                t
+            } else {
+                std::fs::read_to_string(&sl.path).unwrap()
+            };
+            let mut last = None;
+            let want: String = text
+                .split_inclusive('\n')
+                .filter(|l| {
+                    last = parse_ts(l).map(|(t, _)| t).or(last);
+                    last.is_some_and(|t| t >= s && t <= u)
+                })
+                .collect();
+            assert_eq!(
+                String::from_utf8_lossy(&sl.data),
+                want,
+                "{}",
+                sl.path.display()
+            );
+            if let Some((a, b)) = sl.range {
+                assert_eq!(&text.as_bytes()[a as usize..b as usize], sl.data.as_slice());
+            }
+        }
+        assert!(slice(&request(&root, |r| r.tail = Some(3)), now()).is_err());
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -65,42 +65,101 @@ fn read(req: LogsRequest) -> Result<Vec<logs::Entry>> {
     logs::run(&req, chrono::Utc::now()).map_err(|e| js_error(e, &command))
 }
 
+fn view(e: logs::Entry) -> LogEntry {
+    LogEntry {
+        time: e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        service: e.service,
+        stream: e.stream.as_str().into(),
+        severity: e.severity.as_str().into(),
+        line: e.line,
+    }
+}
+
 /// The entries of the window, merged in time order across streams and services.
 #[napi]
 pub fn logs(req: LogsRequest) -> Result<Vec<LogEntry>> {
-    Ok(read(req)?
-        .into_iter()
-        .map(|e| LogEntry {
-            time: e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            service: e.service,
-            stream: e.stream.as_str().into(),
-            severity: serde_json::to_value(e.severity)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            line: e.line,
-        })
-        .collect())
+    Ok(read(req)?.into_iter().map(view).collect())
 }
 
 /// Prints the window to stdout (text, or one JSON object a line) and returns how many entries.
 #[napi]
 pub fn print_logs(req: LogsRequest, json: bool) -> Result<u32> {
-    let entries = read(req)?;
+    let (req, command) = to_core(req);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    for e in &entries {
-        let line = if json {
-            serde_json::to_string(e).unwrap_or_default()
-        } else {
-            logs::format_line(e)
-        };
-        if writeln!(out, "{line}").is_err() {
-            break; // the reader went away (| head)
-        }
+    let n =
+        logs::print(&req, chrono::Utc::now(), json, &mut out).map_err(|e| js_error(e, &command))?;
+    Ok(n.min(u32::MAX as u64) as u32)
+}
+
+/// The programmatic stream: `read(max)` hands out the window in batches (it is never read
+/// whole), then, when following, what was written since the last call.
+#[napi]
+pub struct LogReader {
+    inner: logs::Reader,
+    command: String,
+}
+
+#[napi]
+impl LogReader {
+    #[napi(constructor)]
+    pub fn new(req: LogsRequest, follow: bool) -> Result<Self> {
+        let (req, command) = to_core(req);
+        let inner = logs::Reader::open(&req, chrono::Utc::now(), follow)
+            .map_err(|e| js_error(e, &command))?;
+        Ok(LogReader { inner, command })
     }
-    let _ = out.flush();
-    Ok(entries.len().min(u32::MAX as usize) as u32)
+
+    /// Up to `max` entries; empty when done (see `done`) or when nothing new was written yet.
+    #[napi]
+    pub fn read(&mut self, max: u32) -> Result<Vec<LogEntry>> {
+        let got = self
+            .inner
+            .read(max.max(1) as usize)
+            .map_err(|e| js_error(e, &self.command))?;
+        Ok(got.into_iter().map(view).collect())
+    }
+
+    /// Every entry was read and nothing is followed.
+    #[napi(getter)]
+    pub fn done(&self) -> bool {
+        self.inner.done()
+    }
+}
+
+#[napi(object, use_nullable = true)]
+pub struct LogSlice {
+    pub service: String,
+    /// `out` | `err`
+    pub stream: String,
+    pub file: String,
+    pub compressed: bool,
+    /// The window's first byte in a plain file (null for a `.gz`).
+    pub start: Option<i64>,
+    /// One past its last byte (null for a `.gz`).
+    pub end: Option<i64>,
+    /// The lines of the window as written, timestamps included.
+    pub data: Buffer,
+}
+
+/// The raw window, file by file in time order: a plain file's part is found by binary search
+/// and read at once, without parsing its lines. Time window and streams only.
+#[napi]
+pub fn log_slice(req: LogsRequest) -> Result<Vec<LogSlice>> {
+    let (req, command) = to_core(req);
+    let got = logs::slice(&req, chrono::Utc::now()).map_err(|e| js_error(e, &command))?;
+    Ok(got
+        .into_iter()
+        .map(|s| LogSlice {
+            service: s.service,
+            stream: s.stream.as_str().into(),
+            file: s.path.to_string_lossy().into_owned(),
+            compressed: s.compressed,
+            start: s.range.map(|r| r.0 as i64),
+            end: s.range.map(|r| r.1 as i64),
+            data: s.data.into(),
+        })
+        .collect())
 }
 
 /// `--follow`: prints the window's start, then every new line as it is written (across
