@@ -142,6 +142,8 @@ export interface LogEntry {
   /** RFC 3339 UTC with milliseconds. */
   time: string
   service: string
+  /** The PM2 id of a cluster instance that keeps its own files (`merge_logs: false`). */
+  instance?: number
   /** `out` | `err` */
   stream: string
   /** `trace` | `debug` | `info` | `warn` | `error` | `fatal` */

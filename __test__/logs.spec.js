@@ -38,9 +38,17 @@ fs.writeFileSync(
   path.join(ws, 'apps', 'burst', 'main.js'),
   "let n = 0; const t = setInterval(() => { for (let i = 0; i < 20 && n < 8000; i++) console.log('burst ' + n++ + ' ' + 'x'.repeat(40)); if (n >= 8000) clearInterval(t); }, 10); setInterval(() => {}, 1000);\n",
 );
+// Two cluster instances that keep their own files (merge_logs: false), 400 lines each (~30 KB
+// with PM2's timestamps: past the 20 KB cap, so each instance's file rotates on its own).
+fs.mkdirSync(path.join(ws, 'apps', 'pair'), { recursive: true });
+fs.writeFileSync(path.join(ws, 'apps', 'pair', 'package.json'), '{"name":"pair","version":"1.0.0","private":true}');
+fs.writeFileSync(
+  path.join(ws, 'apps', 'pair', 'main.js'),
+  "let n = 0; const id = process.env.NODE_APP_INSTANCE; const t = setInterval(() => { for (let i = 0; i < 4 && n < 400; i++) console.log('pair ' + id + ' ' + n++ + ' ' + 'y'.repeat(30)); if (n >= 400) clearInterval(t); }, 20); setInterval(() => {}, 1000);\n",
+);
 fs.writeFileSync(
   path.join(ws, 'ecosystem.config.js'),
-  "module.exports = { apps: [{ name: 'chatter', cwd: 'apps/chatter', script: 'main.js' }, { name: 'ticker', cwd: 'apps/ticker', script: 'main.js' }, { name: 'burst', cwd: 'apps/burst', script: 'main.js' }] };\n",
+  "module.exports = { apps: [{ name: 'chatter', cwd: 'apps/chatter', script: 'main.js' }, { name: 'ticker', cwd: 'apps/ticker', script: 'main.js' }, { name: 'burst', cwd: 'apps/burst', script: 'main.js' }, { name: 'pair', cwd: 'apps/pair', script: 'main.js', exec_mode: 'cluster', instances: 2, merge_logs: false }] };\n",
 );
 fs.writeFileSync(
   path.join(ws, 'docker-compose.yml'),
@@ -232,6 +240,30 @@ test('rotation under a burst: renamed, reopened, gzip-compressed; every line rea
   const nums = json(['burst', '--stream=out']).filter((e) => e.line.startsWith('burst ')).map((e) => Number(e.line.split(' ')[1]));
   assert.deepStrictEqual(nums, Array.from({ length: 8000 }, (_, i) => i));
   assert.strictEqual(h.cli(['stop', 'burst'], ws).code, 0);
+});
+
+test('cluster instances with their own files (merge_logs: false): each rotated, all merged', async () => {
+  assert.strictEqual(h.cli(['start', 'pair'], ws).code, 0);
+  const dir = path.join(ws, 'apps', 'logs', 'pair');
+  const lines = () => json(['pair', '--stream=out']).filter((e) => e.line.startsWith('pair '));
+  await h.until('400 lines from each instance', () => lines().length === 800, 30000);
+  await h.until('per-instance rotations, compressed', () => fs.readdirSync(dir).filter((f) => /^out-\d+-\d{4}-\d\d-\d\d(\.\d+)?\.log\.gz$/.test(f)).length >= 2, 20000);
+  assert.ok(fs.readdirSync(dir).filter((f) => /^out-\d+\.log$/.test(f)).length === 2, `live files: ${fs.readdirSync(dir).join(' ')}`);
+  assert.ok(!fs.existsSync(path.join(dir, 'out.log')), 'no merged file');
+  // Every line once, tagged with the PM2 id whose file it is in, each instance in its own order.
+  const got = lines();
+  const per = {};
+  for (const e of got) (per[e.instance] ||= []).push(e.line.split(' ').slice(1, 3).map(Number));
+  const ids = Object.keys(per);
+  assert.strictEqual(ids.length, 2, `instances: ${ids}`);
+  for (const id of ids) {
+    assert.strictEqual(new Set(per[id].map(([inst]) => inst)).size, 1, `instance ${id} has one NODE_APP_INSTANCE`);
+    assert.deepStrictEqual(per[id].map(([, n]) => n), Array.from({ length: 400 }, (_, i) => i), `instance ${id}: every line once, in order`);
+  }
+  for (let i = 1; i < got.length; i++) assert.ok(got[i - 1].time <= got[i].time, 'merged in time order');
+  const r = logs(['pair', '--tail=1']);
+  assert.match(r.stdout, /^\S+ pair\[\d+\] (out|err) /, r.out);
+  assert.strictEqual(h.cli(['stop', 'pair'], ws).code, 0);
 });
 
 test('through Nx and the API', async () => {

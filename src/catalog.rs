@@ -405,7 +405,11 @@ pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &Resol
         "error_file".into(),
         Value::String(logs.join("error.log").display().to_string()),
     );
-    app.insert("merge_logs".into(), Value::Bool(true));
+    // One file per stream, also for cluster apps, unless the ecosystem entry asks for one per
+    // instance (`merge_logs: false`: PM2 writes `out-<pm_id>.log`, and `logs` reads them all).
+    if app.get("merge_logs") != Some(&Value::Bool(false)) {
+        app.insert("merge_logs".into(), Value::Bool(true));
+    }
     // One restart policy, ours: the workspace agent restarts crashed services (policy.rs).
     app.insert("autorestart".into(), Value::Bool(false));
     // Every line PM2 writes starts with an RFC 3339 timestamp with milliseconds and the UTC
@@ -603,6 +607,7 @@ mod tests {
         assert!(app.get("env_staging").is_none());
         assert_eq!(declared_ports(admin, &env), vec![5173]);
         assert_eq!(app["log_date_format"], LOG_DATE_FORMAT);
+        assert_eq!(app["merge_logs"], true, "one file per stream by default");
         assert_eq!(app["autorestart"], false);
     }
 

@@ -77,6 +77,9 @@ pub struct Entry {
     #[serde(serialize_with = "ser_time")]
     pub time: DateTime<Utc>,
     pub service: String,
+    /// The PM2 process id of a cluster instance with its own files (`merge_logs: false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<u32>,
     pub stream: Stream,
     pub severity: Severity,
     pub line: String,
@@ -236,6 +239,9 @@ pub fn parse_instant(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Strin
 pub struct LogFile {
     pub path: PathBuf,
     pub stream: Stream,
+    /// PM2's process id when a cluster app keeps one file per instance (`merge_logs: false`
+    /// in its ecosystem entry: `out-<id>.log`); `None` for the one file per stream.
+    pub instance: Option<u32>,
     /// The UTC day a rotated file covers (`None`: the live file).
     pub day: Option<NaiveDate>,
     /// The `.n` of a size rotation within a day (0 for the first).
@@ -243,22 +249,43 @@ pub struct LogFile {
     pub gz: bool,
 }
 
-/// Pure: what a file name in a service's log directory (or its `archive/`) is.
+impl LogFile {
+    /// The files of one (stream, instance) follow each other in time.
+    pub fn channel(&self) -> (Stream, Option<u32>) {
+        (self.stream, self.instance)
+    }
+}
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Pure: what a file name in a service's log directory (or its `archive/`) is:
+/// `<stem>.log`, `<stem>-<id>.log` (one file per cluster instance, PM2's naming), or rotated
+/// `<stem>[-<id>]-<YYYY-MM-DD>[.<n>].log[.gz]`, with `<stem>` `out` or `error`.
 pub fn classify(path: &Path) -> Option<LogFile> {
     let name = path.file_name()?.to_str()?;
     for stream in [Stream::Out, Stream::Err] {
-        if name == format!("{}.log", stream.stem()) {
-            return Some(LogFile {
-                path: path.to_path_buf(),
-                stream,
-                day: None,
-                part: 0,
-                gz: false,
-            });
-        }
-        let Some(rest) = name.strip_prefix(&format!("{}-", stream.stem())) else {
+        let Some(rest) = name.strip_prefix(stream.stem()) else {
             continue;
         };
+        let file = |instance, day, part, gz| LogFile {
+            path: path.to_path_buf(),
+            stream,
+            instance,
+            day,
+            part,
+            gz,
+        };
+        if rest == ".log" {
+            return Some(file(None, None, 0, false));
+        }
+        let Some(rest) = rest.strip_prefix('-') else {
+            continue;
+        };
+        if let Some(id) = rest.strip_suffix(".log").filter(|id| all_digits(id)) {
+            return Some(file(Some(id.parse().ok()?), None, 0, false));
+        }
         let (body, gz) = match rest.strip_suffix(".log.gz") {
             Some(b) => (b, true),
             None => (rest.strip_suffix(".log")?, false),
@@ -267,14 +294,15 @@ pub fn classify(path: &Path) -> Option<LogFile> {
             Some((d, n)) => (d, n.parse().ok()?),
             None => (body, 0),
         };
+        // `<id>-<date>`: a date has its own dashes, so the id is what precedes the last three
+        // dash-separated fields.
+        let (instance, date) = match date.rsplitn(4, '-').collect::<Vec<_>>().as_slice() {
+            [_, _, _, id] if all_digits(id) => (Some(id.parse().ok()?), &date[id.len() + 1..]),
+            [_, _, _] => (None, date),
+            _ => return None,
+        };
         let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-        return Some(LogFile {
-            path: path.to_path_buf(),
-            stream,
-            day: Some(day),
-            part,
-            gz,
-        });
+        return Some(file(instance, Some(day), part, gz));
     }
     None
 }
@@ -294,20 +322,20 @@ pub fn plan(
         .iter()
         .filter(|f| {
             f.gz || f.day.is_none()
-                || !files
-                    .iter()
-                    .any(|g| g.gz && g.stream == f.stream && g.day == f.day && g.part == f.part)
+                || !files.iter().any(|g| {
+                    g.gz && g.channel() == f.channel() && g.day == f.day && g.part == f.part
+                })
         })
         .cloned()
         .collect();
-    all.sort_by_key(|f| (f.stream, f.day.is_none(), f.day, f.part));
+    all.sort_by_key(|f| (f.channel(), f.day.is_none(), f.day, f.part));
     let midnight =
         |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
     let mut keep = Vec::new();
-    let mut prev: Option<(Stream, NaiveDate)> = None;
+    let mut prev: Option<((Stream, Option<u32>), NaiveDate)> = None;
     for f in all {
         let start = prev
-            .filter(|(s, _)| *s == f.stream)
+            .filter(|(c, _)| *c == f.channel())
             .map(|(_, d)| midnight(d));
         let end = f
             .day
@@ -321,7 +349,7 @@ pub fn plan(
             _ => true,
         };
         if let Some(d) = f.day {
-            prev = Some((f.stream, d));
+            prev = Some((f.channel(), d));
         }
         if after_since && before_until {
             keep.push(f);
@@ -372,11 +400,12 @@ impl Filter {
 }
 
 /// An entry from a line's time and what follows its timestamp.
-fn entry_of(service: &str, stream: Stream, time: i64, rest: &[u8]) -> Entry {
+fn entry_of(service: &str, instance: Option<u32>, stream: Stream, time: i64, rest: &[u8]) -> Entry {
     let line = String::from_utf8_lossy(rest).into_owned();
     Entry {
         time: DateTime::from_timestamp_nanos(time),
         service: service.into(),
+        instance,
         stream,
         severity: severity(&line, stream),
         line,
@@ -389,6 +418,7 @@ fn collect(mut c: Cursor, filter: &Filter, out: &mut Vec<Entry>) -> std::io::Res
     while c.advance(&lines)? {
         out.push(entry_of(
             &c.service,
+            c.instance,
             c.stream,
             c.key().unwrap_or(0),
             c.rest(),
@@ -415,6 +445,7 @@ fn read_from(
     let file = LogFile {
         path: path.to_path_buf(),
         stream,
+        instance: classify(path).and_then(|f| f.instance),
         day: None,
         part: 0,
         gz: false,
@@ -440,22 +471,32 @@ pub fn read_file(
     collect(c, filter, out)
 }
 
-/// One cursor per (service, stream), service by service and stdout before stderr, each over
-/// the files of the window in time order, merged.
+/// Pure: the (stream, instance) channels of `files` among `streams`, stdout first, the one
+/// file per stream before per-instance files (by PM2 id).
+pub fn channels(files: &[LogFile], streams: &[Stream]) -> Vec<(Stream, Option<u32>)> {
+    let mut out: Vec<(Stream, Option<u32>)> = files
+        .iter()
+        .map(LogFile::channel)
+        .filter(|(s, _)| streams.contains(s))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One cursor per (service, stream, instance), service by service and stdout before stderr,
+/// each over the files of the window in time order, merged.
 pub fn merger(services: &[(String, PathBuf)], q: &Query) -> Merger {
-    let mut streams = q.streams.clone();
-    streams.sort();
-    streams.dedup();
     let mut cursors = Vec::new();
     for (name, dir) in services {
         let files = plan(&list_files(dir), q.filter.since, q.filter.until);
-        for stream in &streams {
+        for ch in channels(&files, &q.streams) {
             let mine = files
                 .iter()
-                .filter(|f| f.stream == *stream)
+                .filter(|f| f.channel() == ch)
                 .map(|f| (f.clone(), None))
                 .collect();
-            cursors.push(Cursor::new(name, *stream, mine, q.filter.bounds()));
+            cursors.push(Cursor::new(name, ch.0, mine, q.filter.bounds()));
         }
     }
     Merger::new(cursors, q.filter.lines())
@@ -465,7 +506,13 @@ pub fn merger(services: &[(String, PathBuf)], q: &Query) -> Merger {
 fn next_entry(m: &mut Merger) -> std::io::Result<Option<Entry>> {
     Ok(m.next_line()?.map(|k| {
         let c = &m.cursors[k];
-        entry_of(&c.service, c.stream, c.key().unwrap_or(0), c.rest())
+        entry_of(
+            &c.service,
+            c.instance,
+            c.stream,
+            c.key().unwrap_or(0),
+            c.rest(),
+        )
     }))
 }
 
@@ -512,9 +559,9 @@ pub fn read_service(dir: &Path, service: &str, q: &Query) -> std::io::Result<Vec
     }
     let files = plan(&list_files(dir), q.filter.since, q.filter.until);
     let mut per_stream = Vec::new();
-    for stream in &q.streams {
+    for ch in channels(&files, &q.streams) {
         let mut entries = Vec::new();
-        let mine: Vec<&LogFile> = files.iter().filter(|f| f.stream == *stream).collect();
+        let mine: Vec<&LogFile> = files.iter().filter(|f| f.channel() == ch).collect();
         if let (Some(n), None) = (q.tail, q.filter.since) {
             // Newest files first, until N entries are found (older files are not opened).
             // Without a line filter the live file is read from its last N lines only.
@@ -793,6 +840,93 @@ mod tests {
             "a compression in progress is not a log"
         );
         assert_eq!(c("/l/out-20261120.log.gz"), None);
+        // One file per cluster instance (PM2's `-<pm_id>` with merge_logs false).
+        let f = c("/l/out-3.log").unwrap();
+        assert_eq!((f.stream, f.instance, f.day), (Stream::Out, Some(3), None));
+        let f = c("/l/error-12-2026-11-20.1.log.gz").unwrap();
+        assert_eq!(
+            (f.stream, f.instance, f.day, f.part, f.gz),
+            (
+                Stream::Err,
+                Some(12),
+                NaiveDate::from_ymd_opt(2026, 11, 20),
+                1,
+                true
+            )
+        );
+        assert_eq!(c("/l/out-2026-11-20.log").unwrap().instance, None);
+        assert_eq!(c("/l/out-x-2026-11-20.log"), None);
+        assert_eq!(c("/l/out-3.log.gz"), None);
+        assert_eq!(c("/l/output.log"), None);
+    }
+
+    #[test]
+    fn instances_are_read_as_their_own_channels_and_merged() {
+        let d = tmp("instances");
+        write_log(&d.join("out-3.log"), t("2026-11-25T00:00:00Z"), 10, 1000, 0);
+        write_log(
+            &d.join("out-4.log"),
+            t("2026-11-25T00:00:00.500Z"),
+            10,
+            1000,
+            0,
+        );
+        write_log(
+            &d.join("out-3-2026-11-24.log"),
+            t("2026-11-24T23:59:50Z"),
+            5,
+            1000,
+            0,
+        );
+        let files = list_files(&d);
+        assert_eq!(
+            channels(&files, &[Stream::Out, Stream::Err]),
+            vec![(Stream::Out, Some(3)), (Stream::Out, Some(4))]
+        );
+        let q = Query {
+            streams: vec![Stream::Out, Stream::Err],
+            ..Default::default()
+        };
+        let got = read_service(&d, "svc", &q).unwrap();
+        assert_eq!(got.len(), 25);
+        assert!(got.windows(2).all(|w| w[0].time <= w[1].time));
+        assert_eq!(
+            got.iter().take(7).map(|e| e.instance).collect::<Vec<_>>(),
+            vec![
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(4)
+            ],
+            "the rotated day of instance 3, then both live files interleaved"
+        );
+        assert_eq!(
+            format_line(&got[6]),
+            "2026-11-25T00:00:00.500Z svc[4] out line 0"
+        );
+        let tail = read_service(
+            &d,
+            "svc",
+            &Query {
+                tail: Some(3),
+                ..q.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            tail.iter()
+                .map(|e| (e.instance, e.line.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (Some(4), "line 8"),
+                (Some(3), "line 9"),
+                (Some(4), "line 9")
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -1197,7 +1331,7 @@ fn write_line(
     out: &mut impl Write,
     json: bool,
     time: &[u8],
-    service: &str,
+    (service, instance): (&str, Option<u32>),
     stream: Stream,
     rest: &[u8],
 ) -> std::io::Result<()> {
@@ -1207,6 +1341,9 @@ fn write_line(
         out.write_all(time)?;
         out.write_all(b"\",\"service\":")?;
         serde_json::to_writer(&mut *out, service)?;
+        if let Some(id) = instance {
+            write!(out, ",\"instance\":{id}")?;
+        }
         write!(
             out,
             ",\"stream\":\"{}\",\"severity\":\"{}\",\"line\":",
@@ -1219,6 +1356,9 @@ fn write_line(
         out.write_all(time)?;
         out.write_all(b" ")?;
         out.write_all(service.as_bytes())?;
+        if let Some(id) = instance {
+            write!(out, "[{id}]")?;
+        }
         out.write_all(if stream == Stream::Out {
             b" out "
         } else {
@@ -1245,7 +1385,8 @@ pub fn print(
     if q.tail.is_some() {
         for e in read_all(req, &services, &q)? {
             let time = tt.format(nanos_of(e.time));
-            if write_line(out, json, time, &e.service, e.stream, e.line.as_bytes()).is_err() {
+            let who = (e.service.as_str(), e.instance);
+            if write_line(out, json, time, who, e.stream, e.line.as_bytes()).is_err() {
                 return Ok(n);
             }
             n += 1;
@@ -1255,7 +1396,8 @@ pub fn print(
         while let Some(k) = m.next_line().map_err(|e| read_error(req, e))? {
             let c = &m.cursors[k];
             let time = tt.format(c.key().unwrap_or(0));
-            if write_line(out, json, time, &c.service, c.stream, c.rest()).is_err() {
+            let who = (c.service.as_str(), c.instance);
+            if write_line(out, json, time, who, c.stream, c.rest()).is_err() {
                 return Ok(n);
             }
             n += 1;
@@ -1283,12 +1425,13 @@ pub fn stamp(line: &str, now: DateTime<Utc>) -> String {
     }
 }
 
-/// Pure: one entry as `logs` prints it: `<time> <service> <stream> <line>`.
+/// Pure: one entry as `logs` prints it: `<time> <service>[<instance>] <stream> <line>`.
 pub fn format_line(e: &Entry) -> String {
     format!(
-        "{} {} {} {}",
+        "{} {}{} {} {}",
         e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         e.service,
+        e.instance.map(|i| format!("[{i}]")).unwrap_or_default(),
         e.stream.as_str(),
         e.line
     )
@@ -1300,6 +1443,7 @@ pub fn format_line(e: &Entry) -> String {
 pub struct Tailer {
     pub service: String,
     pub stream: Stream,
+    pub instance: Option<u32>,
     path: PathBuf,
     file: Option<File>,
     ino: u64,
@@ -1321,6 +1465,7 @@ impl Tailer {
         let mut t = Tailer {
             service: service.into(),
             stream,
+            instance: classify(&path).and_then(|f| f.instance),
             path,
             file: None,
             ino: 0,
@@ -1365,7 +1510,7 @@ impl Tailer {
                     None => continue,
                 },
             };
-            let entry = entry_of(&self.service, self.stream, time, rest);
+            let entry = entry_of(&self.service, self.instance, self.stream, time, rest);
             if filter.keeps(&entry) {
                 out.push(entry);
             }
@@ -1476,19 +1621,29 @@ pub fn follow_open(
     let mut tailers = Vec::new();
     let mut first = Vec::new();
     for (name, dir) in &services {
-        for stream in &q.streams {
+        let files = list_files(dir);
+        // The one live file per stream (followed even before it exists) and every
+        // per-instance one there is now.
+        let mut chans = channels(&files, &q.streams);
+        chans.extend(q.streams.iter().map(|s| (*s, None)));
+        chans.sort();
+        chans.dedup();
+        for (stream, instance) in chans {
             if q.filter.since.is_some() {
-                let rotated: Vec<LogFile> = plan(&list_files(dir), q.filter.since, None)
+                let rotated: Vec<LogFile> = plan(&files, q.filter.since, None)
                     .into_iter()
-                    .filter(|f| f.stream == *stream && f.day.is_some())
+                    .filter(|f| f.channel() == (stream, instance) && f.day.is_some())
                     .collect();
                 for f in rotated {
                     read_file(&f, name, &q.filter, &mut first).map_err(|e| io(dir, e))?;
                 }
             }
-            let live = dir.join(format!("{}.log", stream.stem()));
+            let live = dir.join(match instance {
+                None => format!("{}.log", stream.stem()),
+                Some(id) => format!("{}-{id}.log", stream.stem()),
+            });
             let from = follow_start(&live, &q).map_err(|e| io(dir, e))?;
-            let mut t = Tailer::open(name, *stream, live, Some(from));
+            let mut t = Tailer::open(name, stream, live, Some(from));
             first.extend(t.poll(&q.filter));
             tailers.push(t);
         }

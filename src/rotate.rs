@@ -119,12 +119,19 @@ pub enum Action {
     },
 }
 
-fn rotated_name(dir: &Path, stream: Stream, day: NaiveDate, part: u32) -> PathBuf {
+/// `<stem>[-<instance>]-<day>[.<part>].log`: what `logs::classify` reads back.
+fn rotated_name(
+    dir: &Path,
+    (stream, instance): (Stream, Option<u32>),
+    day: NaiveDate,
+    part: u32,
+) -> PathBuf {
     let d = day.format("%Y-%m-%d");
+    let id = instance.map(|i| format!("-{i}")).unwrap_or_default();
     if part == 0 {
-        dir.join(format!("{}-{d}.log", stream.stem()))
+        dir.join(format!("{}{id}-{d}.log", stream.stem()))
     } else {
-        dir.join(format!("{}-{d}.{part}.log", stream.stem()))
+        dir.join(format!("{}{id}-{d}.{part}.log", stream.stem()))
     }
 }
 
@@ -147,20 +154,22 @@ pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Ve
         let day = last.date_naive();
         let taken = |part: u32| {
             files.iter().any(|o| {
-                o.file.stream == s.file.stream && o.file.day == Some(day) && o.file.part == part
+                o.file.channel() == s.file.channel()
+                    && o.file.day == Some(day)
+                    && o.file.part == part
             })
         };
         let part = (0..).find(|n| !taken(*n)).unwrap_or(0);
         out.push(Action::Rotate {
             from: s.file.path.clone(),
-            to: rotated_name(dir, s.file.stream, day, part),
+            to: rotated_name(dir, s.file.channel(), day, part),
             why,
         });
     }
     for s in files.iter().filter(|s| s.file.day.is_some() && !s.file.gz) {
         let gz_exists = files.iter().any(|o| {
             o.file.gz
-                && o.file.stream == s.file.stream
+                && o.file.channel() == s.file.channel()
                 && o.file.day == s.file.day
                 && o.file.part == s.file.part
         });
@@ -452,6 +461,26 @@ mod tests {
             vec![Action::Rotate {
                 from: "/l/error.log".into(),
                 to: "/l/error-2026-11-26.2.log".into(),
+                why: "size"
+            }]
+        );
+        // One file per cluster instance: each rotates on its own, the part counted per instance.
+        let files = [
+            seen(
+                "out-3.log",
+                5000,
+                false,
+                Some("2026-11-26T10:00:00Z"),
+                Some("2026-11-26T14:59:00Z"),
+            ),
+            seen("out-2026-11-26.log.gz", 100, false, None, None),
+            seen("out-4-2026-11-26.log.gz", 100, false, None, None),
+        ];
+        assert_eq!(
+            plan(Path::new("/l"), &files, now, &p()),
+            vec![Action::Rotate {
+                from: "/l/out-3.log".into(),
+                to: "/l/out-3-2026-11-26.log".into(),
                 why: "size"
             }]
         );

@@ -322,6 +322,7 @@ pub fn nanos_of(t: chrono::DateTime<chrono::Utc>) -> i64 {
 pub struct Cursor {
     pub service: String,
     pub stream: Stream,
+    pub instance: Option<u32>,
     files: VecDeque<(LogFile, Option<u64>)>,
     src: Option<LineSource>,
     bounds: Bounds,
@@ -343,6 +344,7 @@ impl Cursor {
         Cursor {
             service: service.into(),
             stream,
+            instance: files.first().and_then(|(f, _)| f.instance),
             files: files.into(),
             src: None,
             bounds,

@@ -35,6 +35,8 @@ pub struct LogEntry {
     /// RFC 3339 UTC with milliseconds.
     pub time: String,
     pub service: String,
+    /// The PM2 id of a cluster instance that keeps its own files (`merge_logs: false`).
+    pub instance: Option<u32>,
     /// `out` | `err`
     pub stream: String,
     /// `trace` | `debug` | `info` | `warn` | `error` | `fatal`
@@ -69,6 +71,7 @@ fn view(e: logs::Entry) -> LogEntry {
     LogEntry {
         time: e.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         service: e.service,
+        instance: e.instance,
         stream: e.stream.as_str().into(),
         severity: e.severity.as_str().into(),
         line: e.line,
