@@ -439,6 +439,35 @@ export declare function testService(req: ServiceRequest): Promise<string>
 /** Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise. */
 export declare function validateName(name: string, what: string, command: string): void
 
+/** Lints and dry-runs the workspace; changes nothing. */
+export declare function verify(req: VerifyRequest): VerifyResult
+
+export interface VerifyRequest {
+  workspaceRoot: string
+  /** The evaluated `ecosystem.config.js` export (absent when it could not be loaded). */
+  ecosystem?: any
+  /** Why loading the ecosystem file failed. */
+  ecosystemError?: string
+  ecosystemFile: string
+  profile?: string
+  allProfiles?: boolean
+  /** The plugin's package directory (executors.json and the schemas). */
+  pluginRoot: string
+  command: string
+}
+
+export interface VerifyResult {
+  /**
+   * `{ workspace, ok, profiles: [{ profile, order, services: [{ name, kind, definition }] }],
+   * problems: [{ rule, file, at, profile, message, remediation }] }`
+   */
+  report: any
+  ok: boolean
+  problems: number
+  /** The report as text (dry run per profile, then the problems). */
+  text: string
+}
+
 /**
  * Waits until every target is ready: apps when their ports listen and their health probe
  * answers while their pids live; dependencies when Docker reports their container healthy

@@ -865,4 +865,5 @@ module.exports.stopContainer = nativeBinding.stopContainer
 module.exports.stopDependency = nativeBinding.stopDependency
 module.exports.testService = nativeBinding.testService
 module.exports.validateName = nativeBinding.validateName
+module.exports.verify = nativeBinding.verify
 module.exports.waitReady = nativeBinding.waitReady

@@ -17,6 +17,7 @@ commands:
   status [service]     one health snapshot of every app and dependency
   logs [service…]      log lines of services in time order (--since, --until, --tail, --stream,
                        --grep, --level, --json)
+  verify               lint and dry-run the workflow without starting anything (a CI gate)
   exit-codes           print the exit-code table
 
 options:
@@ -33,9 +34,10 @@ options:
   --grep <regex>       logs: only lines matching
   --level <severity>   logs: at least trace|debug|info|warn|error|fatal
   --follow, -f         logs: keep printing new lines (survives a rotation)
+  --all-profiles       verify: check every registered profile
   -h, --help           this text`;
 
-const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test', 'status', 'logs'];
+const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test', 'status', 'logs', 'verify'];
 
 function usageError(message, json) {
   const { make } = require('../lib/errors');
@@ -74,6 +76,7 @@ async function main() {
         grep: { type: 'string' },
         level: { type: 'string' },
         follow: { type: 'boolean', short: 'f' },
+        'all-profiles': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -99,12 +102,30 @@ async function main() {
   }
   const logFlags = ['since', 'until', 'tail', 'stream', 'grep', 'level', 'follow'].filter((f) => values[f] !== undefined);
   if (cmd !== 'logs' && logFlags.length) return usageError(`--${logFlags[0]} belongs to \`logs\``, json);
+  if (cmd !== 'verify' && values['all-profiles']) return usageError('--all-profiles belongs to `verify`', json);
   if (values.format !== undefined && !['json', 'table'].includes(values.format)) {
     return usageError(`--format must be json or table, not "${values.format}"`, json);
   }
   const { normalize } = require('../lib/errors');
   const command = ['orchestrator', ...argv].join(' ');
   if (cmd === 'status') return status(values, services, command, json);
+  if (cmd === 'verify') {
+    if (services.length) return usageError('verify takes no service names (it checks the whole workspace)', json);
+    try {
+      const lib = require('../lib/verify');
+      const r = lib.verify({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, allProfiles: values['all-profiles'], command });
+      process.stdout.write(json ? JSON.stringify(r.report) + '\n' : r.text);
+      if (r.ok) return process.exit(0);
+      // The report (text or JSON) is stdout's; the verdict goes to stderr, as status --strict's.
+      const err = lib.failure(r, command);
+      require('../lib/report').error(err, false);
+      return process.exit(err.exitCode);
+    } catch (e) {
+      const err = normalize(e, { command });
+      require('../lib/report').error(err, json);
+      return process.exit(err.exitCode);
+    }
+  }
   if (cmd === 'logs') {
     try {
       const lib = require('../lib/logs');

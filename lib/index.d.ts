@@ -53,6 +53,19 @@ export interface StatusOptions {
 /** One health snapshot of every app and dependency: the object `status --json` prints. */
 export declare function status(opts?: StatusOptions): Promise<native.StatusSnapshot>;
 
+export interface VerifyOptions {
+  cwd?: string;
+  /** The registered profile to check (default development). */
+  profile?: string;
+  /** Check every registered profile. */
+  allProfiles?: boolean;
+  command?: string;
+}
+
+/** Lints and dry-runs the workspace without starting anything. Problems are in the report
+ * (`ok: false`), not thrown; an unregistered profile throws EXIT_PROFILE_UNDEFINED. */
+export declare function verify(opts?: VerifyOptions): native.VerifyResult;
+
 export interface LogsOptions {
   cwd?: string;
   service?: string;

@@ -10,6 +10,7 @@ module.exports = {
   name: '@workspace/orchestrator',
   ...operations,
   status: require('./status').status,
+  verify: (opts) => require('./verify').verify(opts),
   logs: require('./logs').logs,
   logStream: require('./logs').logStream,
   logSlice: require('./logs').logSlice,

@@ -101,4 +101,23 @@ async function runLogs(options, context) {
   }
 }
 
-module.exports = { runExecutor, runStatus, runLogs };
+/** `verify`: the dry run and the problems; any problem fails the task (EXIT_USAGE). */
+async function runVerify(options, context) {
+  const lib = require('./verify');
+  const profile = options.profile || context.configurationName || droppedConfiguration(context) || undefined;
+  const allProfiles = Boolean(options.allProfiles || options['all-profiles']);
+  let command = commandLine(context, options, profile);
+  if (allProfiles) command += ' -- --all-profiles';
+  try {
+    const r = lib.verify({ cwd: context.root, profile, allProfiles, command });
+    process.stdout.write(options.json ? JSON.stringify(r.report) + '\n' : r.text);
+    if (r.ok) return { success: true };
+    report.error(lib.failure(r, command), false);
+    return { success: false };
+  } catch (e) {
+    report.error(normalize(e, { command }), options.json);
+    return { success: false };
+  }
+}
+
+module.exports = { runExecutor, runStatus, runLogs, runVerify };

@@ -28,5 +28,6 @@ pub mod scan;
 pub mod state;
 pub mod status;
 pub mod supervise;
+pub mod verify;
 
 pub mod binding;

@@ -16,6 +16,7 @@ use crate::pm2::Pm2Process;
 pub mod agent;
 pub mod logs;
 pub mod status;
+pub mod verify;
 
 /// napi's async functions only carry `Status` codes, so the actionable error travels as the JSON
 /// message (`{"error":{code,exitCode,…}}`); `lib/errors.js` turns it into an `OrchestratorError`

@@ -1,0 +1,135 @@
+'use strict';
+// Issue 7 (verify): lints and dry-runs the workflow without starting anything. One broken
+// workspace per rule fails with that rule's file, key and remediation; the example workspace
+// passes for every profile; no environment value is ever printed; nothing is written.
+
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const path = require('path');
+const h = require('./helpers');
+
+const SECRETS = ['dev-secret-value-123', 'staging-secret-456'];
+
+/** A small valid workspace (one app, one dependency, two profiles), then `mutate` breaks it. */
+function workspace(name, mutate = () => {}) {
+  const ws = path.join(h.RUN_DIR, 'verify', name);
+  const w = (f, text) => {
+    fs.mkdirSync(path.dirname(path.join(ws, f)), { recursive: true });
+    fs.writeFileSync(path.join(ws, f), text);
+  };
+  w('package.json', JSON.stringify({ name: `orch-verify-${name}`, private: true }));
+  w('nx.json', JSON.stringify({ pluginsConfig: { '@workspace/orchestrator': { profiles: ['development', 'staging'], services: { api: { requiredEnv: ['API_KEY'] } } } } }, null, 2));
+  w('ecosystem.config.js', "module.exports = { apps: [{ name: 'api', cwd: 'apps/api', script: 'main.js' }] };\n");
+  w('apps/api/main.js', 'setInterval(() => {}, 1000);\n');
+  w('apps/api/project.json', JSON.stringify({ name: 'api', targets: { start: { executor: '@workspace/orchestrator:start' } } }));
+  w('config/env/development.env', `API_KEY=${SECRETS[0]}\nPORT=4100\n`);
+  w('config/env/staging.env', `API_KEY=${SECRETS[1]}\nPORT=4101\n`);
+  w('docker-compose.yml', 'services:\n  db:\n    image: orchestrator-local/busybox:1\n    ports: ["127.0.0.1:4200:5432"]\n    healthcheck:\n      test: ["CMD", "true"]\n      interval: 5s\n');
+  w('project.json', JSON.stringify({ name: 'workspace', targets: { verify: { executor: '@workspace/orchestrator:verify' }, status: { executor: '@workspace/orchestrator:status', options: { json: true } } } }));
+  mutate({ ws, w, edit: (f, fn) => h.edit(path.join(ws, f), fn) });
+  return ws;
+}
+
+function tree(dir) {
+  const out = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    out.push(p);
+    if (e.isDirectory()) out.push(...tree(p));
+  }
+  return out.sort();
+}
+
+function verify(ws, args = []) {
+  const before = tree(ws);
+  const text = h.cli(['verify', ...args], ws);
+  const json = h.cli(['verify', '--json', ...args], ws);
+  assert.deepStrictEqual(tree(ws), before, 'verify writes nothing');
+  for (const s of SECRETS) assert.ok(!text.out.includes(s) && !json.out.includes(s), `the value ${s} is never printed`);
+  return { text, json, report: json.stdout.trim() ? JSON.parse(json.stdout) : null };
+}
+
+test('a clean workspace: the start order and what would run per profile, values masked, exit 0', () => {
+  const ws = workspace('clean');
+  const { text, report } = verify(ws, ['--all-profiles']);
+  assert.strictEqual(text.code, 0, text.out);
+  assert.match(text.stdout, /profile development: start order db → api/);
+  assert.match(text.stdout, /profile staging: start order db → api/);
+  assert.match(text.stdout, /api +app +pm2 main\.js fork env API_KEY=\*\*\* PORT=\*\*\*/);
+  assert.match(text.stdout, /db +dependency container orch-verify-clean-db-1 image orchestrator-local\/busybox:1 ports \[4200:5432\]/);
+  assert.match(text.stdout, /verify: no problems/);
+  assert.strictEqual(report.ok, true);
+  assert.deepStrictEqual(report.profiles.map((p) => p.profile), ['development', 'staging']);
+  const api = report.profiles[1].services.find((s) => s.name === 'api');
+  assert.strictEqual(api.definition.env.API_KEY, '***');
+  assert.strictEqual(api.definition.autorestart, false, 'the PM2 definition as start would hand it over');
+  assert.match(api.definition.out_file, /apps\/logs\/api\/out\.log$/);
+  // One profile by default (development); an unregistered one is bad input.
+  assert.deepStrictEqual(verify(ws).report.profiles.map((p) => p.profile), ['development']);
+  const r = h.cli(['verify', '--profile', 'prodution'], ws);
+  assert.strictEqual(r.code, 10, r.out);
+  assert.match(r.stderr, /EXIT_PROFILE_UNDEFINED/);
+});
+
+const BROKEN = [
+  ['ecosystem-syntax', ({ w }) => w('ecosystem.config.js', 'module.exports = { apps: [ {\n'), [], 'ecosystem', 'ecosystem.config.js', /\(module\)/, /could not be loaded/],
+  ['ecosystem-throws', ({ w }) => w('ecosystem.config.js', "throw new Error('no config for you');\n"), [], 'ecosystem', 'ecosystem.config.js', /\(module\)/, /no config for you/],
+  ['duplicate-app', ({ w }) => w('ecosystem.config.js', "module.exports = { apps: [{ name: 'api', script: 'a.js' }, { name: 'api', script: 'b.js' }] };\n"), [], 'ecosystem', 'ecosystem.config.js', /apps\[1\]\.name/, /duplicate app name "api"/],
+  ['autorestart', ({ edit }) => edit('ecosystem.config.js', (t) => t.replace("script: 'main.js'", "script: 'main.js', autorestart: true")), [], 'autorestart', 'ecosystem.config.js', /apps\[0\]\.autorestart/, /workspace agent's applies/],
+  ['profile-env', ({ ws }) => fs.rmSync(path.join(ws, 'config/env/staging.env')), ['--all-profiles'], 'profile-env', 'ecosystem.config.js', /apps\[0\]\.env_staging/, /config\/env\/staging\.env does not exist/],
+  ['env-file-line', ({ w }) => w('config/env/development.env', `API_KEY=${SECRETS[0]}\nPORT=4100\nNOT A VALID LINE\n`), [], 'env-file', 'config/env/development.env', /line 3/, /cannot parse dotenv line/],
+  ['required-env', ({ w }) => w('config/env/development.env', 'PORT=4100\n'), [], 'required-env', 'config/env/development.env', /services\.api\.requiredEnv/, /"api" needs API_KEY/],
+  ['compose-key', ({ edit }) => edit('docker-compose.yml', (t) => t.replace('    image:', '    build: .\n    image:')), [], 'compose', 'docker-compose.yml', /services\.db\.build/, /./],
+  ['no-healthcheck', ({ edit }) => edit('docker-compose.yml', (t) => t.replace(/    healthcheck:[\s\S]*$/, '')), [], 'healthcheck', 'docker-compose.yml', /services\.db\.healthcheck$/, /has no healthcheck/],
+  ['slow-healthcheck', ({ edit }) => edit('docker-compose.yml', (t) => t.replace('interval: 5s', 'interval: 60s')), [], 'healthcheck', 'docker-compose.yml', /services\.db\.healthcheck\.interval/, /interval 60s is longer than 30s/],
+  [
+    'depends-on-cycle',
+    ({ edit }) => edit('docker-compose.yml', (t) => t.replace('    image:', '    depends_on: [cache]\n    image:') + '  cache:\n    image: orchestrator-local/busybox:1\n    depends_on: [db]\n    healthcheck:\n      test: ["CMD", "true"]\n      interval: 5s\n'),
+    [],
+    'depends-on',
+    'docker-compose.yml',
+    /depends_on/,
+    /cycle/,
+  ],
+  ['port-conflict', ({ edit }) => edit('docker-compose.yml', (t) => t.replace('4200:5432', '4100:5432')), [], 'port-conflict', 'ecosystem.config.js', /api: PORT 4100/, /host port 4100 is published by both "db" and "api"/],
+  ['restart-policy', ({ edit }) => edit('nx.json', (t) => t.replace('"requiredEnv"', '"restartPolicy": { "maxRestarts": -1 }, "requiredEnv"')), [], 'nx-json', 'nx.json', /restartPolicy\.maxRestarts/, /./],
+  ['log-dir', ({ w }) => w('apps/logs', 'a file where the log directories should be\n'), [], 'log-dir', 'apps/logs/api', /^$/, /cannot be written/],
+  ['target-option', ({ edit }) => edit('project.json', (t) => t.replace('"json":true', '"json":"yes"')), [], 'nx-target', 'project.json', /targets\.status\.options\.json/, /must be boolean/],
+  ['target-executor', ({ edit }) => edit('apps/api/project.json', (t) => t.replace(':start', ':launch')), [], 'nx-target', 'apps/api/project.json', /targets\.start\.executor/, /is not an executor of this plugin/],
+];
+
+for (const [name, mutate, args, rule, file, at, message] of BROKEN) {
+  test(`broken: ${name} → ${rule}`, () => {
+    const ws = workspace(name, mutate);
+    const { text, json, report } = verify(ws, args);
+    assert.strictEqual(text.code, 2, text.out);
+    assert.strictEqual(json.code, 2, json.out);
+    assert.match(text.stderr, /EXIT_USAGE \(2\)/);
+    assert.match(text.stderr, /verify found \d+ problems?/);
+    assert.strictEqual(report.ok, false);
+    const p = report.problems.find((x) => x.rule === rule);
+    assert.ok(p, `a ${rule} problem among ${JSON.stringify(report.problems, null, 1)}`);
+    assert.strictEqual(path.relative(ws, p.file), file);
+    assert.match(p.at, at);
+    assert.match(p.message, message);
+    assert.ok(p.remediation.length > 10, `a remediation: ${p.remediation}`);
+    assert.ok(text.stdout.includes(`✗ ${rule}`) && text.stdout.includes(p.remediation), text.stdout);
+  });
+}
+
+test('the example workspace passes for every profile, through Nx too', async () => {
+  const r = h.cli(['verify', '--all-profiles'], h.EXAMPLE);
+  assert.strictEqual(r.code, 0, r.out);
+  assert.match(r.stdout, /profile production: start order postgres → zitadel → admin → server/);
+  assert.ok(!r.out.includes('ExampleMasterkeyOf32CharactersDE'), 'no env value');
+  const n = await h.nx(['workspace:verify', '--', '--all-profiles']);
+  assert.strictEqual(n.code, 0, n.out);
+  assert.match(n.stdout, /profile staging: start order/);
+  assert.match(n.stdout, /verify: no problems/);
+  const broken = workspace('nx-broken', ({ edit }) => edit('docker-compose.yml', (t) => t.replace('interval: 5s', 'interval: 90s')));
+  fs.symlinkSync(path.join(h.EXAMPLE, 'node_modules'), path.join(broken, 'node_modules'));
+  const bad = await h.nx(['workspace:verify'], broken);
+  assert.notStrictEqual(bad.code, 0);
+  assert.match(bad.out, /✗ healthcheck/);
+});

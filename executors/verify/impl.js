@@ -1,0 +1,4 @@
+'use strict';
+const { runVerify } = require('../../lib/nx');
+
+module.exports = (options, context) => runVerify(options, context);

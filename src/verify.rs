@@ -1,0 +1,854 @@
+//! `verify` (FR-012): lints and dry-runs everything the workflow would do, without starting
+//! anything. Every check is independent (one broken file does not hide the others'
+//! problems); each problem names its file, its key (or line), what is wrong and what to do.
+//! The dry run shows, per profile, the start order and what would run for each service — the
+//! PM2 app definition or the container spec — with every environment value masked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::catalog::{self, Catalog, Kind};
+use crate::config::{self, PluginConfig};
+use crate::error::Error;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// Which rule: `nx-json`, `ecosystem`, `autorestart`, `profile-env`, `env-file`,
+    /// `required-env`, `compose`, `healthcheck`, `depends-on`, `port-conflict`, `log-dir`,
+    /// `nx-target`.
+    pub rule: &'static str,
+    pub file: PathBuf,
+    /// The key (`apps[1].env_staging`, `services.postgres.healthcheck.interval`) or `line N`.
+    pub at: String,
+    /// The profile the problem belongs to, when it depends on one.
+    pub profile: Option<String>,
+    pub message: String,
+    pub remediation: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    pub name: String,
+    pub kind: &'static str,
+    /// The PM2 app definition (apps, and the runner of a dependency) or the container spec,
+    /// environment values masked.
+    pub definition: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfilePlan {
+    pub profile: String,
+    /// Dependencies first (compose `depends_on` order), then apps.
+    pub order: Vec<String>,
+    pub services: Vec<DryRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub workspace: PathBuf,
+    pub ok: bool,
+    pub profiles: Vec<ProfilePlan>,
+    pub problems: Vec<Problem>,
+}
+
+pub struct VerifyRequest {
+    pub workspace_root: PathBuf,
+    /// The evaluated ecosystem module, or why loading it failed (syntax error, throw).
+    pub ecosystem: std::result::Result<Value, String>,
+    pub ecosystem_file: PathBuf,
+    pub profile: Option<String>,
+    pub all_profiles: bool,
+    /// The plugin's package directory (its `executors.json` and schemas).
+    pub plugin_root: PathBuf,
+}
+
+pub const MASK: &str = "***";
+/// Compose healthchecks slower than this make a dependency's health visible too late.
+pub const MAX_HEALTH_INTERVAL_SECS: u64 = 30;
+/// PM2 options that would compete with the workspace agent's restart policy.
+const PM2_RESTART_KEYS: [&str; 5] = [
+    "autorestart",
+    "max_restarts",
+    "restart_delay",
+    "exp_backoff_restart_delay",
+    "min_uptime",
+];
+
+struct Collector {
+    problems: Vec<Problem>,
+}
+
+impl Collector {
+    fn add(
+        &mut self,
+        rule: &'static str,
+        file: &Path,
+        at: impl Into<String>,
+        profile: Option<&str>,
+        message: impl Into<String>,
+        remediation: impl Into<String>,
+    ) {
+        let p = Problem {
+            rule,
+            file: file.to_path_buf(),
+            at: at.into(),
+            profile: profile.map(str::to_string),
+            message: message.into(),
+            remediation: remediation.into(),
+        };
+        // The same problem in several profiles is one problem (of no single profile).
+        let same = |q: &Problem| {
+            q.rule == p.rule && q.file == p.file && q.at == p.at && q.message == p.message
+        };
+        match self.problems.iter_mut().find(|q| same(q)) {
+            Some(q) if q.profile != p.profile => q.profile = None,
+            Some(_) => {}
+            None => self.problems.push(p),
+        }
+    }
+
+    /// An error of one of our parsers as a problem of `rule`.
+    fn error(&mut self, rule: &'static str, e: &Error, fallback: &Path, profile: Option<&str>) {
+        let (file, at, message) = match e {
+            Error::InvalidConfig { file, key, message } => {
+                (file.clone(), key.clone(), message.clone())
+            }
+            Error::ReadFile { path, source } => (path.clone(), String::new(), source.to_string()),
+            other => (fallback.to_path_buf(), String::new(), other.message()),
+        };
+        let remediation = e
+            .remediation()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "Fix the file, then run verify again".into());
+        self.add(rule, &file, at, profile, message, remediation);
+    }
+}
+
+/// Runs every check and the dry run. Never changes anything. An unregistered `--profile` is
+/// bad input, not a problem of the workspace: `EXIT_PROFILE_UNDEFINED`.
+pub fn verify(req: &VerifyRequest) -> crate::error::Result<Report> {
+    let root = &req.workspace_root;
+    let nx_json = config::nx_json_path(root);
+    let mut c = Collector {
+        problems: Vec::new(),
+    };
+    let cfg = match config::load_plugin_config(root) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            c.error("nx-json", &e, &nx_json, None);
+            PluginConfig::default()
+        }
+    };
+    let profiles: Vec<String> = if req.all_profiles {
+        cfg.profiles.clone()
+    } else {
+        vec![config::resolve_profile(
+            req.profile.as_deref(),
+            &cfg,
+            &nx_json,
+        )?]
+    };
+    check_targets(&mut c, root, &req.plugin_root);
+    let ecosystem = match &req.ecosystem {
+        Ok(v) => Some(v.clone()),
+        Err(message) => {
+            c.add(
+                "ecosystem",
+                &req.ecosystem_file,
+                "(module)",
+                None,
+                format!("could not be loaded: {message}"),
+                format!(
+                    "Run node -e \"require('{}')\" to see the error, and fix it",
+                    req.ecosystem_file.display()
+                ),
+            );
+            None
+        }
+    };
+    let compose = compose_text(&mut c, root);
+    // The catalog: the ecosystem (an empty one when it could not be loaded, so compose is
+    // still checked), compose service names, nx.json's references to both.
+    let eco = ecosystem
+        .clone()
+        .unwrap_or(serde_json::json!({ "apps": [] }));
+    let cat = match catalog::build(
+        root,
+        &crate::ops::workspace_name(root),
+        &req.ecosystem_file,
+        &eco,
+        cfg.clone(),
+        compose.clone(),
+    ) {
+        Ok(cat) => Some(cat),
+        Err(e) => {
+            c.error("ecosystem", &e, &req.ecosystem_file, None);
+            None
+        }
+    };
+    if let Some(eco) = &ecosystem {
+        check_ecosystem(&mut c, eco, &req.ecosystem_file, root, &profiles);
+    }
+    let mut plans = Vec::new();
+    if let Some(cat) = &cat {
+        for profile in &profiles {
+            for s in &cat.services {
+                if let Err(e) = cfg.restart_policy_for(&s.name, profile, &nx_json) {
+                    c.error("restart-policy", &e, &nx_json, Some(profile));
+                }
+            }
+            if let Some(plan) = check_profile(&mut c, cat, profile) {
+                plans.push(plan);
+            }
+        }
+        check_log_dirs(&mut c, cat);
+    }
+    Ok(Report {
+        workspace: root.clone(),
+        ok: c.problems.is_empty(),
+        profiles: plans,
+        problems: c.problems,
+    })
+}
+
+fn compose_text(c: &mut Collector, root: &Path) -> Option<(PathBuf, String)> {
+    let file = catalog::COMPOSE_FILES
+        .iter()
+        .map(|f| root.join(f))
+        .find(|p| p.is_file())?;
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            if let Err(e) = crate::compose::service_names(&text, &file) {
+                c.error("compose", &e, &file, None);
+                return None;
+            }
+            Some((file, text))
+        }
+        Err(source) => {
+            c.error(
+                "compose",
+                &Error::ReadFile {
+                    path: file.clone(),
+                    source,
+                },
+                &file,
+                None,
+            );
+            None
+        }
+    }
+}
+
+/// The ecosystem's own rules beyond parsing: restart options left to our policy, and an
+/// `env_<profile>` block or an env file for every checked profile.
+fn check_ecosystem(c: &mut Collector, eco: &Value, file: &Path, root: &Path, profiles: &[String]) {
+    let Ok(apps) = catalog::parse_ecosystem(eco, file) else {
+        return; // reported by the catalog
+    };
+    for (i, app) in apps.iter().enumerate() {
+        for key in PM2_RESTART_KEYS {
+            if app.contains_key(key) {
+                c.add(
+                    "autorestart",
+                    file,
+                    format!("apps[{i}].{key}"),
+                    None,
+                    format!("\"{key}\" is PM2's restart policy; the workspace agent's applies (it is overridden)"),
+                    format!("Remove {key} and configure restartPolicy in nx.json (docs/restart-policy.md)"),
+                );
+            }
+        }
+        for profile in profiles {
+            let block = format!("env_{profile}");
+            if !app.contains_key(&block) && !crate::envfile::env_file_path(root, profile).is_file()
+            {
+                c.add(
+                    "profile-env",
+                    file,
+                    format!("apps[{i}].{block}"),
+                    Some(profile),
+                    format!(
+                        "app \"{}\" has no {block} block and config/env/{profile}.env does not exist",
+                        app.get("name").and_then(Value::as_str).unwrap_or("?")
+                    ),
+                    format!("Add {block} to the app, or create config/env/{profile}.env"),
+                );
+            }
+        }
+    }
+}
+
+/// Env file, required variables, compose for the profile, healthchecks, `depends_on`, ports,
+/// and the dry run.
+fn check_profile(c: &mut Collector, cat: &Catalog, profile: &str) -> Option<ProfilePlan> {
+    let env_file = cat.env_file(profile);
+    let file_vars = if env_file.is_file() {
+        match crate::envfile::read_env_file(&env_file) {
+            Ok(v) => v,
+            Err(e) => {
+                c.error("env-file", &e, &env_file, Some(profile));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let compose = match cat.compose_for(&file_vars) {
+        Ok(x) => x,
+        Err(e) => {
+            let f = cat
+                .compose
+                .as_ref()
+                .map(|x| x.0.clone())
+                .unwrap_or_default();
+            c.error("compose", &e, &f, Some(profile));
+            None
+        }
+    };
+    let compose_file = cat
+        .compose
+        .as_ref()
+        .map(|x| x.0.clone())
+        .unwrap_or_default();
+    let mut order: Vec<String> = Vec::new();
+    if let Some(cf) = &compose {
+        match crate::compose::start_order(&cf.services, &compose_file) {
+            Ok(o) => order = o,
+            Err(e) => c.error("depends-on", &e, &compose_file, Some(profile)),
+        }
+        for s in &cf.services {
+            let at = format!("services.{}.healthcheck", s.name);
+            match &s.healthcheck {
+                None => c.add(
+                    "healthcheck",
+                    &compose_file,
+                    at,
+                    Some(profile),
+                    format!("dependency \"{}\" has no healthcheck: start cannot tell when it is ready", s.name),
+                    "Add a healthcheck (test, interval ≤ 30s) as docs/dependencies.md shows",
+                ),
+                Some(h) if h.interval.is_some_and(|i| i.as_secs() > MAX_HEALTH_INTERVAL_SECS) => c.add(
+                    "healthcheck",
+                    &compose_file,
+                    format!("{at}.interval"),
+                    Some(profile),
+                    format!(
+                        "interval {}s is longer than {MAX_HEALTH_INTERVAL_SECS}s: health changes are seen late",
+                        h.interval.map(|i| i.as_secs()).unwrap_or(0)
+                    ),
+                    format!("Set healthcheck.interval to {MAX_HEALTH_INTERVAL_SECS}s or less"),
+                ),
+                _ => {}
+            }
+        }
+    }
+    order.extend(
+        cat.services
+            .iter()
+            .filter(|s| s.kind == Kind::App)
+            .map(|s| s.name.clone()),
+    );
+    let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+    let mut port_clash = |c: &mut Collector, port: u16, service: &str, file: &Path, at: String| {
+        if let Some(other) = ports.get(&port) {
+            if other != service {
+                c.add(
+                    "port-conflict",
+                    file,
+                    at,
+                    Some(profile),
+                    format!("host port {port} is published by both \"{other}\" and \"{service}\""),
+                    format!("Give \"{service}\" another port for profile {profile}"),
+                );
+            }
+        } else {
+            ports.insert(port, service.to_string());
+        }
+    };
+    let mut services = Vec::new();
+    for name in &order {
+        let Ok(spec) = cat.get(name) else { continue };
+        let env = catalog::resolve_env(spec, profile, file_vars.clone(), &env_file);
+        let missing = crate::envfile::missing_required(&spec.config.required_env, &env);
+        if !missing.is_empty() {
+            c.add(
+                "required-env",
+                &env_file,
+                format!(
+                    "pluginsConfig[\"{}\"].services.{name}.requiredEnv",
+                    config::PLUGIN_KEY
+                ),
+                Some(profile),
+                format!(
+                    "\"{name}\" needs {} (not set for profile {profile})",
+                    missing.join(", ")
+                ),
+                format!(
+                    "Add {} to {} or to the app's env_{profile}",
+                    missing.join(", "),
+                    env_file.display()
+                ),
+            );
+        }
+        let definition = match spec.kind {
+            Kind::App => {
+                for p in catalog::declared_ports(spec, &env) {
+                    port_clash(c, p, name, &cat.ecosystem_file, format!("{name}: PORT {p}"));
+                }
+                masked_app(catalog::pm2_app(cat, spec, profile, &env))
+            }
+            Kind::Dependency => {
+                let Some(cf) = &compose else { continue };
+                match crate::ops::container_spec(cat, spec, profile, cf) {
+                    Ok(cs) => {
+                        for p in cs.ports.iter().map(|p| p.host_port).filter(|p| *p != 0) {
+                            port_clash(c, p, name, &compose_file, format!("services.{name}.ports"));
+                        }
+                        masked_container(&cs)
+                    }
+                    Err(e) => {
+                        c.error("compose", &e, &compose_file, Some(profile));
+                        continue;
+                    }
+                }
+            }
+        };
+        services.push(DryRun {
+            name: name.clone(),
+            kind: spec.kind.as_str(),
+            definition,
+        });
+    }
+    Some(ProfilePlan {
+        profile: profile.into(),
+        order,
+        services,
+    })
+}
+
+/// An app definition with every `env` value masked.
+fn masked_app(mut app: Value) -> Value {
+    if let Some(Value::Object(env)) = app.get_mut("env") {
+        for v in env.values_mut() {
+            *v = Value::String(MASK.into());
+        }
+    }
+    app
+}
+
+/// A container spec with every `NAME=value` masked.
+fn masked_container(cs: &crate::container::ContainerSpec) -> Value {
+    let mut v = serde_json::to_value(cs).unwrap_or(Value::Null);
+    if let Some(Value::Array(env)) = v.get_mut("env") {
+        for e in env.iter_mut() {
+            if let Some(s) = e.as_str() {
+                let name = s.split('=').next().unwrap_or_default();
+                *e = Value::String(format!("{name}={MASK}"));
+            }
+        }
+    }
+    v
+}
+
+/// Every service's log directory can be written: it, or its nearest existing ancestor, is a
+/// writable directory.
+fn check_log_dirs(c: &mut Collector, cat: &Catalog) {
+    for s in &cat.services {
+        let dir = cat.log_dir(&s.name);
+        let mut probe = dir.clone();
+        while !probe.exists() {
+            if !probe.pop() {
+                break;
+            }
+        }
+        let ok = probe.is_dir() && writable(&probe);
+        if !ok {
+            c.add(
+                "log-dir",
+                &dir,
+                String::new(),
+                None,
+                format!(
+                    "logs of \"{}\" cannot be written ({} is not a writable directory)",
+                    s.name,
+                    probe.display()
+                ),
+                format!("Make {} a directory this user can write", dir.display()),
+            );
+        }
+    }
+}
+
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) reads a NUL-terminated path and has no other effect.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Every `@workspace/orchestrator:<executor>` target in a `project.json` names one of our
+/// executors and its options fit that executor's schema (known keys, types, enums).
+fn check_targets(c: &mut Collector, root: &Path, plugin_root: &Path) {
+    let executors = std::fs::read_to_string(plugin_root.join("executors.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("executors").cloned())
+        .unwrap_or(Value::Null);
+    for file in project_files(root) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let project: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                c.add(
+                    "nx-target",
+                    &file,
+                    format!("line {}", e.line()),
+                    None,
+                    format!("is not valid JSON: {e}"),
+                    "Fix the JSON syntax",
+                );
+                continue;
+            }
+        };
+        let Some(Value::Object(targets)) = project.get("targets") else {
+            continue;
+        };
+        for (tname, t) in targets {
+            let Some(exe) = t.get("executor").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(name) = exe.strip_prefix(&format!("{}:", config::PLUGIN_KEY)) else {
+                continue;
+            };
+            let at = format!("targets.{tname}");
+            let Some(entry) = executors.get(name) else {
+                let known: Vec<&String> = executors
+                    .as_object()
+                    .map(|o| o.keys().collect())
+                    .unwrap_or_default();
+                c.add(
+                    "nx-target",
+                    &file,
+                    format!("{at}.executor"),
+                    None,
+                    format!("\"{exe}\" is not an executor of this plugin"),
+                    format!(
+                        "Use one of {}",
+                        known
+                            .iter()
+                            .map(|k| format!("{}:{k}", config::PLUGIN_KEY))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                continue;
+            };
+            let schema = entry
+                .get("schema")
+                .and_then(Value::as_str)
+                .and_then(|s| std::fs::read_to_string(plugin_root.join(s)).ok())
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .unwrap_or(Value::Null);
+            let mut option_sets: Vec<(String, &Map<String, Value>)> = Vec::new();
+            if let Some(Value::Object(o)) = t.get("options") {
+                option_sets.push((format!("{at}.options"), o));
+            }
+            if let Some(Value::Object(confs)) = t.get("configurations") {
+                for (cn, cv) in confs {
+                    if let Value::Object(o) = cv {
+                        option_sets.push((format!("{at}.configurations.{cn}"), o));
+                    }
+                }
+            }
+            for (path, opts) in option_sets {
+                for (k, v) in opts {
+                    if let Some(msg) = schema_mismatch(&schema, k, v) {
+                        c.add(
+                            "nx-target",
+                            &file,
+                            format!("{path}.{k}"),
+                            None,
+                            msg,
+                            format!(
+                                "See executors/{name}/schema.json (nx run <project>:{tname} --help)"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pure: what is wrong with option `k` = `v` for an executor schema (the subset our schemas
+/// use: properties with type, enum; additionalProperties false).
+pub fn schema_mismatch(schema: &Value, k: &str, v: &Value) -> Option<String> {
+    let props = schema.get("properties").and_then(Value::as_object);
+    let Some(prop) = props.and_then(|p| p.get(k)) else {
+        if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
+            let known: Vec<&String> = props.map(|p| p.keys().collect()).unwrap_or_default();
+            return Some(format!(
+                "unknown option \"{k}\" (known: {})",
+                known
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        return None;
+    };
+    let types: Vec<&str> = match prop.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let fits = |t: &str| match t {
+        "string" => v.is_string(),
+        "boolean" => v.is_boolean(),
+        "number" => v.is_number(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        "null" => v.is_null(),
+        _ => true,
+    };
+    if !types.is_empty() && !types.iter().any(|t| fits(t)) {
+        return Some(format!(
+            "option \"{k}\" must be {} (got {v})",
+            types.join(" or ")
+        ));
+    }
+    if let Some(Value::Array(allowed)) = prop.get("enum") {
+        if !allowed.contains(v) {
+            return Some(format!(
+                "option \"{k}\" must be one of {} (got {v})",
+                allowed
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    None
+}
+
+/// `project.json` files of the workspace (not under `node_modules`, dot directories, build
+/// output or our log directories).
+fn project_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                let skip = name.starts_with('.')
+                    || matches!(name.as_ref(), "node_modules" | "dist" | "tmp" | "coverage")
+                    || e.path() == root.join("apps").join("logs");
+                if !skip {
+                    stack.push(e.path());
+                }
+            } else if name == "project.json" {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Pure: the report as text: per profile the start order and what would run, then the
+/// problems (or that there are none).
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    for p in &r.profiles {
+        s += &format!(
+            "profile {}: start order {}\n",
+            p.profile,
+            p.order.join(" → ")
+        );
+        for d in &p.services {
+            s += &format!(
+                "  {:<12} {:<10} {}\n",
+                d.name,
+                d.kind,
+                summary(&d.definition)
+            );
+        }
+    }
+    if r.problems.is_empty() {
+        s += "verify: no problems\n";
+        return s;
+    }
+    for p in &r.problems {
+        let at = if p.at.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", p.at)
+        };
+        let profile = p
+            .profile
+            .as_ref()
+            .map(|x| format!(" [{x}]"))
+            .unwrap_or_default();
+        s += &format!(
+            "✗ {}{profile}: {}{at}\n    {}\n    → {}\n",
+            p.rule,
+            p.file.display(),
+            p.message,
+            p.remediation
+        );
+    }
+    s += &format!(
+        "verify: {} problem{}\n",
+        r.problems.len(),
+        if r.problems.len() == 1 { "" } else { "s" }
+    );
+    s
+}
+
+/// One line about a dry-run definition.
+fn summary(d: &Value) -> String {
+    let str_of = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default();
+    let env_names = |v: Option<&Value>| -> String {
+        match v {
+            Some(Value::Object(o)) => o
+                .keys()
+                .filter(|k| !k.starts_with("ORCHESTRATOR_"))
+                .map(|k| format!("{k}={MASK}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        }
+    };
+    if d.get("image").is_some() {
+        let ports: Vec<String> = d
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}",
+                            p.get("hostPort")
+                                .or_else(|| p.get("host_port"))
+                                .map(Value::to_string)
+                                .unwrap_or_default(),
+                            p.get("containerPort")
+                                .or_else(|| p.get("container_port"))
+                                .map(Value::to_string)
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        format!(
+            "container {} image {} ports [{}] env {}",
+            str_of("name"),
+            str_of("image"),
+            ports.join(", "),
+            env_names(d.get("env"))
+        )
+    } else {
+        let mode = str_of("exec_mode");
+        format!(
+            "pm2 {} {}{} env {}",
+            str_of("script"),
+            if mode.is_empty() { "fork" } else { mode },
+            d.get("instances")
+                .map(|i| format!(" ×{i}"))
+                .unwrap_or_default(),
+            env_names(d.get("env"))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_against_the_schema_subset_we_use() {
+        let schema = serde_json::json!({
+            "properties": {
+                "profile": { "type": "string" },
+                "json": { "type": "boolean" },
+                "format": { "type": "string", "enum": ["table", "json"] },
+                "tail": { "type": ["integer", "string"] }
+            },
+            "additionalProperties": false
+        });
+        let m = |k: &str, v: Value| schema_mismatch(&schema, k, &v);
+        assert_eq!(m("profile", "staging".into()), None);
+        assert_eq!(m("tail", 5.into()), None);
+        assert_eq!(m("tail", "5".into()), None);
+        assert!(m("json", "yes".into()).unwrap().contains("must be boolean"));
+        assert!(m("format", "yaml".into())
+            .unwrap()
+            .contains("one of \"table\", \"json\""));
+        assert!(m("colour", true.into())
+            .unwrap()
+            .contains("unknown option \"colour\""));
+        let open = serde_json::json!({ "properties": {} });
+        assert_eq!(schema_mismatch(&open, "anything", &Value::Null), None);
+    }
+
+    #[test]
+    fn masks_every_environment_value() {
+        let app = masked_app(
+            serde_json::json!({ "name": "a", "env": { "SECRET": "s3cr3t", "PORT": "1" } }),
+        );
+        assert_eq!(app["env"]["SECRET"], MASK);
+        assert_eq!(app["env"]["PORT"], MASK);
+        assert!(!app.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_text_report_lists_problems_with_file_key_and_remediation() {
+        let r = Report {
+            workspace: "/ws".into(),
+            ok: false,
+            profiles: vec![],
+            problems: vec![Problem {
+                rule: "healthcheck",
+                file: "/ws/docker-compose.yml".into(),
+                at: "services.db.healthcheck.interval".into(),
+                profile: Some("staging".into()),
+                message: "interval 60s is longer than 30s".into(),
+                remediation: "Set healthcheck.interval to 30s or less".into(),
+            }],
+        };
+        let t = render(&r);
+        assert!(t.contains(
+            "✗ healthcheck [staging]: /ws/docker-compose.yml services.db.healthcheck.interval"
+        ));
+        assert!(t.contains("→ Set healthcheck.interval"));
+        assert!(t.ends_with("verify: 1 problem\n"));
+    }
+}
