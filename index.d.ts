@@ -442,6 +442,12 @@ export declare function validateName(name: string, what: string, command: string
 /** Lints and dry-runs the workspace; changes nothing. */
 export declare function verify(req: VerifyRequest): VerifyResult
 
+/**
+ * Installs (`install: true`) or removes the pre-commit hook that runs verify; returns the
+ * hook's path (null: there was none to remove).
+ */
+export declare function verifyHook(workspaceRoot: string, install: boolean, command: string): string | null
+
 export interface VerifyRequest {
   workspaceRoot: string
   /** The evaluated `ecosystem.config.js` export (absent when it could not be loaded). */

@@ -866,4 +866,5 @@ module.exports.stopDependency = nativeBinding.stopDependency
 module.exports.testService = nativeBinding.testService
 module.exports.validateName = nativeBinding.validateName
 module.exports.verify = nativeBinding.verify
+module.exports.verifyHook = nativeBinding.verifyHook
 module.exports.waitReady = nativeBinding.waitReady

@@ -133,3 +133,44 @@ test('the example workspace passes for every profile, through Nx too', async () 
   assert.notStrictEqual(bad.code, 0);
   assert.match(bad.out, /✗ healthcheck/);
 });
+
+test('the pre-commit hook: installed, refuses a commit that breaks the workflow, removable', () => {
+  const { spawnSync } = require('child_process');
+  const ws = workspace('hooked');
+  fs.symlinkSync(path.join(h.EXAMPLE, 'node_modules'), path.join(ws, 'node_modules'));
+  fs.writeFileSync(path.join(ws, '.gitignore'), 'node_modules\n');
+  const git = (...args) => spawnSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: ws, encoding: 'utf8', env: h.childEnv() });
+  assert.strictEqual(git('init', '-q').status, 0);
+  assert.strictEqual(git('add', '-A').status, 0);
+  assert.strictEqual(git('commit', '-qm', 'init').status, 0);
+  const hook = path.join(ws, '.git', 'hooks', 'pre-commit');
+  const r = h.cli(['verify', '--install-hook'], ws);
+  assert.strictEqual(r.code, 0, r.out);
+  assert.ok(fs.statSync(hook).mode & 0o100, 'executable');
+  // A commit that does not touch the workflow's files does not run verify.
+  fs.writeFileSync(path.join(ws, 'README.md'), 'notes\n');
+  git('add', 'README.md');
+  let c = git('commit', '-m', 'docs');
+  assert.strictEqual(c.status, 0, c.stdout + c.stderr);
+  assert.ok(!/running orchestrator verify/.test(c.stdout + c.stderr));
+  // One that breaks the compose file is refused, with verify's report.
+  h.edit(path.join(ws, 'docker-compose.yml'), (t) => t.replace('interval: 5s', 'interval: 90s'));
+  git('add', 'docker-compose.yml');
+  c = git('commit', '-m', 'slow healthcheck');
+  assert.notStrictEqual(c.status, 0, 'the commit is refused');
+  assert.match(c.stdout + c.stderr, /✗ healthcheck/);
+  h.edit(path.join(ws, 'docker-compose.yml'), (t) => t.replace('interval: 90s', 'interval: 10s'));
+  git('add', 'docker-compose.yml');
+  c = git('commit', '-m', 'healthcheck every 10s');
+  assert.strictEqual(c.status, 0, c.stdout + c.stderr);
+  assert.match(c.stdout + c.stderr, /running orchestrator verify/);
+  // Removable; a hook that is not ours is never replaced or removed.
+  assert.match(h.cli(['verify', '--remove-hook'], ws).stdout, /pre-commit hook removed/);
+  assert.ok(!fs.existsSync(hook));
+  assert.match(h.cli(['verify', '--remove-hook'], ws).stdout, /no pre-commit hook of ours/);
+  fs.writeFileSync(hook, '#!/bin/sh\necho mine\n');
+  const refused = h.cli(['verify', '--install-hook'], ws);
+  assert.strictEqual(refused.code, 2, refused.out);
+  assert.match(refused.stderr, /exists and is not ours/);
+  assert.strictEqual(fs.readFileSync(hook, 'utf8'), '#!/bin/sh\necho mine\n');
+});

@@ -35,6 +35,7 @@ options:
   --level <severity>   logs: at least trace|debug|info|warn|error|fatal
   --follow, -f         logs: keep printing new lines (survives a rotation)
   --all-profiles       verify: check every registered profile
+  --install-hook       verify: install a git pre-commit hook running verify (--remove-hook)
   -h, --help           this text`;
 
 const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test', 'status', 'logs', 'verify'];
@@ -77,6 +78,8 @@ async function main() {
         level: { type: 'string' },
         follow: { type: 'boolean', short: 'f' },
         'all-profiles': { type: 'boolean' },
+        'install-hook': { type: 'boolean' },
+        'remove-hook': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -102,7 +105,8 @@ async function main() {
   }
   const logFlags = ['since', 'until', 'tail', 'stream', 'grep', 'level', 'follow'].filter((f) => values[f] !== undefined);
   if (cmd !== 'logs' && logFlags.length) return usageError(`--${logFlags[0]} belongs to \`logs\``, json);
-  if (cmd !== 'verify' && values['all-profiles']) return usageError('--all-profiles belongs to `verify`', json);
+  const verifyFlag = ['all-profiles', 'install-hook', 'remove-hook'].find((f) => values[f]);
+  if (cmd !== 'verify' && verifyFlag) return usageError(`--${verifyFlag} belongs to \`verify\``, json);
   if (values.format !== undefined && !['json', 'table'].includes(values.format)) {
     return usageError(`--format must be json or table, not "${values.format}"`, json);
   }
@@ -113,6 +117,13 @@ async function main() {
     if (services.length) return usageError('verify takes no service names (it checks the whole workspace)', json);
     try {
       const lib = require('../lib/verify');
+      if (values['install-hook'] || values['remove-hook']) {
+        if (values['install-hook'] && values['remove-hook']) return usageError('--install-hook and --remove-hook exclude each other', json);
+        const install = Boolean(values['install-hook']);
+        const file = lib.hook({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), install, command });
+        process.stdout.write(install ? `pre-commit hook installed: ${file}\n` : file ? `pre-commit hook removed: ${file}\n` : 'no pre-commit hook of ours to remove\n');
+        return process.exit(0);
+      }
       const r = lib.verify({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, allProfiles: values['all-profiles'], command });
       process.stdout.write(json ? JSON.stringify(r.report) + '\n' : r.text);
       if (r.ok) return process.exit(0);

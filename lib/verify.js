@@ -45,4 +45,14 @@ function failure(r, command) {
   });
 }
 
-module.exports = { verify, failure };
+/** Installs or removes the pre-commit hook that runs verify when the workflow's files change. */
+function hook(opts = {}) {
+  const command = opts.command || `orchestrator verify --${opts.install ? 'install' : 'remove'}-hook`;
+  try {
+    return native.verifyHook(findRoot(opts.cwd || process.cwd()), Boolean(opts.install), command);
+  } catch (e) {
+    throw normalize(e, { command });
+  }
+}
+
+module.exports = { verify, failure, hook };

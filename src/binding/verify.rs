@@ -58,3 +58,21 @@ pub fn verify(req: VerifyRequest) -> Result<VerifyResult> {
         text: verify::render(&r),
     })
 }
+
+/// Installs (`install: true`) or removes the pre-commit hook that runs verify; returns the
+/// hook's path (null: there was none to remove).
+#[napi]
+pub fn verify_hook(
+    workspace_root: String,
+    install: bool,
+    command: String,
+) -> Result<Option<String>> {
+    let root = PathBuf::from(workspace_root);
+    let got = if install {
+        verify::install_hook(&root).map(Some)
+    } else {
+        verify::remove_hook(&root)
+    };
+    got.map(|p| p.map(|p| p.display().to_string()))
+        .map_err(|e| js_error(e, &command))
+}
