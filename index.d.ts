@@ -128,6 +128,17 @@ export declare function exitCodes(): Array<ExitCodeInfo>
  */
 export declare function followLogs(req: LogsRequest, json: boolean): Promise<void>
 
+/** `{ projects: { <root>: ProjectConfiguration }, edges: [[source, target]] }`. */
+export declare function inferProjects(req: InferRequest): any
+
+export interface InferRequest {
+  workspaceRoot: string
+  ecosystem: any
+  ecosystemFile: string
+  /** The workspace's directory relative to the Nx workspace root (`.` when the same). */
+  rel: string
+}
+
 export interface LastFailureView {
   /** RFC 3339 UTC. */
   at: string

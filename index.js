@@ -849,6 +849,7 @@ module.exports.checkPrerequisites = nativeBinding.checkPrerequisites
 module.exports.ensureContainer = nativeBinding.ensureContainer
 module.exports.exitCodes = nativeBinding.exitCodes
 module.exports.followLogs = nativeBinding.followLogs
+module.exports.inferProjects = nativeBinding.inferProjects
 module.exports.logs = nativeBinding.logs
 module.exports.logSlice = nativeBinding.logSlice
 module.exports.markLaunched = nativeBinding.markLaunched

@@ -48,7 +48,7 @@ test('postgres:start → healthy via pg_isready, PM2 runs the runner, summary na
   assert.strictEqual(pg.status, 'online');
 });
 
-test('the Nx project graph carries the server → postgres edge (declared once, in project.json)', () => {
+test('the Nx project graph carries the server → postgres edge (nx.json services.server.dependsOn, inferred)', () => {
   const file = path.join(h.RUN_DIR, 'graph.json');
   const r = require('child_process').spawnSync(path.join(h.EXAMPLE, 'node_modules', '.bin', 'nx'), ['graph', `--file=${file}`], { cwd: ws, env: h.childEnv(), encoding: 'utf8' });
   assert.strictEqual(r.status, 0, r.stderr);

@@ -5,9 +5,11 @@ const { OrchestratorError, EXIT } = require('./errors');
 const native = require('./native');
 
 module.exports = {
-  // Registered in nx.json `plugins`, Nx loads this module as a plugin; target inference
-  // (createNodesV2) arrives with the verify/inferred-targets issue.
+  // Registered in nx.json `plugins`, Nx loads this module as a plugin: inferred projects and
+  // targets (createNodesV2) and their edges (createDependencies), lib/plugin.js.
   name: '@workspace/orchestrator',
+  createNodesV2: require('./plugin').createNodesV2,
+  createDependencies: require('./plugin').createDependencies,
   ...operations,
   status: require('./status').status,
   verify: (opts) => require('./verify').verify(opts),

@@ -245,6 +245,20 @@ pub fn build(
             }
         }
     }
+    for (name, svc) in &config.services {
+        for d in &svc.depends_on {
+            if !services.iter().any(|s| &s.name == d) || d == name {
+                return Err(invalid(
+                    &nx_json,
+                    format!(
+                        "pluginsConfig[\"{}\"].services.{name}.dependsOn",
+                        crate::config::PLUGIN_KEY
+                    ),
+                    format!("names \"{d}\", which is not another service of this workspace"),
+                ));
+            }
+        }
+    }
     for name in config.services.keys() {
         if !services.iter().any(|s| &s.name == name) {
             return Err(invalid(

@@ -34,6 +34,10 @@ pub struct ServiceConfig {
     pub health_timeout_seconds: Option<u64>,
     /// Overrides of the restart policy (`policy.rs`), with optional `profiles.<name>` layers.
     pub restart_policy: Option<serde_json::Value>,
+    /// Services this one needs (an app's database): Nx graph edges of the inferred projects,
+    /// so `nx run server:start` starts them first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

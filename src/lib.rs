@@ -11,6 +11,7 @@ pub mod docker;
 pub mod envfile;
 pub mod error;
 pub mod exit;
+pub mod infer;
 pub mod install;
 pub mod lock;
 pub mod logs;

@@ -14,6 +14,7 @@ use crate::ops;
 use crate::pm2::Pm2Process;
 
 pub mod agent;
+pub mod infer;
 pub mod logs;
 pub mod status;
 pub mod verify;

@@ -1,0 +1,44 @@
+//! `createNodesV2`/`createDependencies`: the inferred projects and edges of one workspace.
+
+use std::path::PathBuf;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::js_error;
+
+#[napi(object)]
+pub struct InferRequest {
+    pub workspace_root: String,
+    pub ecosystem: serde_json::Value,
+    pub ecosystem_file: String,
+    /// The workspace's directory relative to the Nx workspace root (`.` when the same).
+    pub rel: String,
+}
+
+/// `{ projects: { <root>: ProjectConfiguration }, edges: [[source, target]] }`.
+#[napi]
+pub fn infer_projects(req: InferRequest) -> Result<serde_json::Value> {
+    let root = PathBuf::from(&req.workspace_root);
+    let command = "nx graph (createNodesV2 of @workspace/orchestrator)";
+    let cat = crate::ops::load_catalog(&root, &req.ecosystem, &PathBuf::from(&req.ecosystem_file))
+        .map_err(|e| js_error(e, command))?;
+    // `depends_on` does not depend on a profile; the default profile's env answers ${VARS}.
+    let vars = crate::envfile::read_env_file(&cat.env_file(crate::config::DEFAULT_PROFILE))
+        .unwrap_or_default();
+    let deps: Vec<(String, Vec<String>)> = match cat.compose_for(&vars) {
+        Ok(Some(c)) => c
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.depends_on.iter().map(|(d, _)| d.clone()).collect(),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let inferred = crate::infer::infer(&cat, &req.rel, &deps);
+    Ok(serde_json::to_value(inferred).unwrap_or_default())
+}
