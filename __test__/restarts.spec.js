@@ -112,9 +112,12 @@ fs.writeFileSync(
   ),
 );
 
+// Every event read is checked against contracts/event.schema.json.
 const events = (service) => {
   const f = path.join(ws, 'apps', 'logs', service, 'events.jsonl');
-  return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  const all = fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  for (const e of all) require('./contract').check('event', e, `an event of ${service}`);
+  return all;
 };
 const named = (service, event) => events(service).filter((e) => e.event === event);
 const record = (service) => JSON.parse(fs.readFileSync(path.join(ws, '.orchestrator', 'state', `${service}.json`), 'utf8'));

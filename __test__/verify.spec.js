@@ -47,7 +47,10 @@ function verify(ws, args = []) {
   const json = h.cli(['verify', '--json', ...args], ws);
   assert.deepStrictEqual(tree(ws), before, 'verify writes nothing');
   for (const s of SECRETS) assert.ok(!text.out.includes(s) && !json.out.includes(s), `the value ${s} is never printed`);
-  return { text, json, report: json.stdout.trim() ? JSON.parse(json.stdout) : null };
+  const report = json.stdout.trim() ? JSON.parse(json.stdout) : null;
+  if (report && !report.error) require('./contract').check('verify-report', report);
+  if (report && report.error) require('./contract').check('actionable-error', report);
+  return { text, json, report };
 }
 
 test('a clean workspace: the start order and what would run per profile, values masked, exit 0', () => {
