@@ -99,6 +99,18 @@ const BROKEN = [
   ['restart-policy', ({ edit }) => edit('nx.json', (t) => t.replace('"requiredEnv"', '"restartPolicy": { "maxRestarts": -1 }, "requiredEnv"')), [], 'nx-json', 'nx.json', /restartPolicy\.maxRestarts/, /./],
   ['log-dir', ({ w }) => w('apps/logs', 'a file where the log directories should be\n'), [], 'log-dir', 'apps/logs/api', /^$/, /cannot be written/],
   ['target-option', ({ edit }) => edit('project.json', (t) => t.replace('"json":true', '"json":"yes"')), [], 'nx-target', 'project.json', /targets\.status\.options\.json/, /must be boolean/],
+  [
+    'script-shadows-target',
+    ({ w, edit }) => {
+      edit('nx.json', (t) => JSON.stringify({ plugins: ['@workspace/orchestrator'], ...JSON.parse(t) }));
+      w('apps/api/package.json', JSON.stringify({ name: 'api', private: true, scripts: { test: 'node --test', build: 'tsc' } }));
+    },
+    [],
+    'nx-target',
+    'apps/api/package.json',
+    /scripts\.test/,
+    /would run without the profile's env/,
+  ],
   ['target-executor', ({ edit }) => edit('apps/api/project.json', (t) => t.replace(':start', ':launch')), [], 'nx-target', 'apps/api/project.json', /targets\.start\.executor/, /is not an executor of this plugin/],
 ];
 

@@ -33,6 +33,8 @@ const APP_TARGETS: [(&str, &str); 6] = [
         "Log lines in time order (--since, --tail, --grep, --json)",
     ),
 ];
+/// The names of the targets inferred for an app.
+pub const APP_TARGET_NAMES: [&str; 6] = ["setup", "start", "stop", "restart", "test", "logs"];
 const DEP_TARGETS: [(&str, &str); 4] = [
     (
         "start",

@@ -210,6 +210,7 @@ pub fn verify(req: &VerifyRequest) -> crate::error::Result<Report> {
             }
         }
         check_log_dirs(&mut c, cat);
+        check_shadowed_scripts(&mut c, cat);
     }
     Ok(Report {
         workspace: root.clone(),
@@ -432,6 +433,60 @@ fn check_profile(c: &mut Collector, cat: &Catalog, profile: &str) -> Option<Prof
         order,
         services,
     })
+}
+
+/// With the plugin in nx.json `plugins`, an app's `package.json` script named like an inferred
+/// target (Nx exposes scripts as targets and they win over inferred ones) would run without the
+/// profile's env: `nx.includedScripts` must leave it out.
+fn check_shadowed_scripts(c: &mut Collector, cat: &Catalog) {
+    let nx_json = config::nx_json_path(&cat.root);
+    let inferring = std::fs::read_to_string(&nx_json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("plugins").cloned())
+        .and_then(|p| p.as_array().cloned())
+        .is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p.as_str() == Some(config::PLUGIN_KEY)
+                    || p.get("plugin").and_then(Value::as_str) == Some(config::PLUGIN_KEY)
+            })
+        });
+    if !inferring {
+        return;
+    }
+    for s in cat.services.iter().filter(|s| s.kind == Kind::App && s.cwd != cat.root) {
+        let file = s.cwd.join("package.json");
+        let Some(pkg) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        else {
+            continue;
+        };
+        let Some(scripts) = pkg.get("scripts").and_then(Value::as_object) else {
+            continue;
+        };
+        let included: Option<Vec<&str>> = pkg
+            .pointer("/nx/includedScripts")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect());
+        for name in crate::infer::APP_TARGET_NAMES {
+            let exposed = scripts.contains_key(name)
+                && included.as_ref().is_none_or(|inc| inc.contains(&name));
+            if exposed {
+                c.add(
+                    "nx-target",
+                    &file,
+                    format!("scripts.{name}"),
+                    None,
+                    format!(
+                        "Nx exposes the \"{name}\" script as {}:{name}, over the inferred orchestrator target: it would run without the profile's env",
+                        s.name
+                    ),
+                    format!("Add \"nx\": {{ \"includedScripts\": [...] }} to {} listing the scripts Nx should expose, without \"{name}\" (the orchestrator's {name} runs the script with the profile's env)", file.display()),
+                );
+            }
+        }
+    }
 }
 
 /// An app definition with every `env` value masked.
