@@ -259,6 +259,12 @@ export interface Pm2Entry {
   kind?: string
 }
 
+/**
+ * Guards + plan for `deploy` (after `verify`): dependencies started if needed, apps restarted
+ * under the profile (cluster apps reload with zero downtime).
+ */
+export declare function prepareDeploy(req: PrepareRequest): Promise<Plan>
+
 export interface PrepareRequest {
   workspaceRoot: string
   /** Absent means `development` (for `restart`: the profile the service runs under). */

@@ -854,6 +854,7 @@ module.exports.logs = nativeBinding.logs
 module.exports.logSlice = nativeBinding.logSlice
 module.exports.markLaunched = nativeBinding.markLaunched
 module.exports.markStopped = nativeBinding.markStopped
+module.exports.prepareDeploy = nativeBinding.prepareDeploy
 module.exports.prepareRestart = nativeBinding.prepareRestart
 module.exports.prepareStart = nativeBinding.prepareStart
 module.exports.prepareStop = nativeBinding.prepareStop

@@ -12,6 +12,8 @@ commands:
   start [service…]     start services (default set, or --all) and wait until ready
   stop [service…]      stop this workspace's services
   restart [service…]   restart (cluster apps reload with zero downtime)
+  deploy [service…]    verify, then reload apps under --profile (zero downtime) and wait until
+                       healthy; dependencies are started if needed (through Nx: build first)
   setup [service…]     install app dependencies and prepare their env (idempotent)
   test [service…]      run app tests with the profile's env loaded
   status [service]     one health snapshot of every app and dependency
@@ -38,7 +40,7 @@ options:
   --install-hook       verify: install a git pre-commit hook running verify (--remove-hook)
   -h, --help           this text`;
 
-const COMMANDS = ['start', 'stop', 'restart', 'setup', 'test', 'status', 'logs', 'verify'];
+const COMMANDS = ['start', 'stop', 'restart', 'deploy', 'setup', 'test', 'status', 'logs', 'verify'];
 
 function usageError(message, json) {
   const { make } = require('../lib/errors');

@@ -121,7 +121,7 @@ function summarize(plan, list, ready, containers = {}) {
 }
 
 async function launch(kind, opts) {
-  const ctx = context(opts, kind === 'prepareStart' ? 'start' : 'restart');
+  const ctx = context(opts, { prepareStart: 'start', prepareRestart: 'restart', prepareDeploy: 'deploy' }[kind]);
   try {
     return await withPm2(ctx, async (pm2, located) => {
       const plan = await prepare(kind, ctx, opts, pm2, located);
@@ -179,6 +179,26 @@ async function launch(kind, opts) {
 /** Starts services (idempotent): the default set, `services`, or every service with `all`. */
 function start(opts = {}) {
   return launch('prepareStart', opts);
+}
+
+/**
+ * Deploys: `verify` for the profile first (a problem stops it before anything changes), then
+ * dependencies are started if needed and apps restarted under the profile (cluster apps reload
+ * one worker at a time, zero downtime), each waited for until ready. Through Nx the app's build
+ * runs first (the deploy target depends on `build`).
+ */
+async function deploy(opts = {}) {
+  const command = opts.command || 'orchestrator deploy';
+  const { verify, failure } = require('./verify');
+  const v = verify({ cwd: opts.cwd, profile: opts.profile, command });
+  if (!v.ok) {
+    const err = failure(v, command);
+    const shown = v.report.problems.slice(0, 5).map((p) => `${p.rule}: ${p.file}${p.at ? ` ${p.at}` : ''}: ${p.message}`);
+    err.message = `deploy stopped before changing anything: ${err.message}\n${shown.join('\n')}${v.problems > 5 ? `\n… and ${v.problems - 5} more` : ''}`;
+    err.remediation = ['Fix the problems verify lists (`nx run workspace:verify` shows all of them), then deploy again'];
+    throw err;
+  }
+  return launch('prepareDeploy', { ...opts, profile: v.report.profiles[0]?.profile || opts.profile });
 }
 
 /** Restarts services: cluster-mode apps reload one worker at a time (zero downtime). */
@@ -272,4 +292,4 @@ async function test(opts = {}) {
   }
 }
 
-module.exports = { start, stop, restart, setup, test };
+module.exports = { start, stop, restart, deploy, setup, test };

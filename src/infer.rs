@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::{Catalog, Kind};
 
-const APP_TARGETS: [(&str, &str); 6] = [
+const APP_TARGETS: [(&str, &str); 7] = [
     (
         "setup",
         "Install the app's dependencies and check its environment (idempotent)",
@@ -32,9 +32,15 @@ const APP_TARGETS: [(&str, &str); 6] = [
         "logs",
         "Log lines in time order (--since, --tail, --grep, --json)",
     ),
+    (
+        "deploy",
+        "Build (Nx graph), verify, reload under the profile with zero downtime, wait until healthy",
+    ),
 ];
 /// The names of the targets inferred for an app.
-pub const APP_TARGET_NAMES: [&str; 6] = ["setup", "start", "stop", "restart", "test", "logs"];
+pub const APP_TARGET_NAMES: [&str; 7] = [
+    "setup", "start", "stop", "restart", "test", "logs", "deploy",
+];
 const DEP_TARGETS: [(&str, &str); 4] = [
     (
         "start",
@@ -51,6 +57,16 @@ pub struct Inferred {
     pub projects: BTreeMap<String, Value>,
     /// (source, target) service names.
     pub edges: Vec<(String, String)>,
+}
+
+/// `--configuration=<profile>` for every registered profile (as `--profile <profile>`).
+fn with_profiles(mut t: Value, profiles: &[String]) -> Value {
+    let confs: Map<String, Value> = profiles
+        .iter()
+        .map(|p| (p.clone(), json!({ "profile": p })))
+        .collect();
+    t["configurations"] = Value::Object(confs);
+    t
 }
 
 fn target(executor: &str, options: Value, description: &str) -> Value {
@@ -90,6 +106,7 @@ fn own_name(dir: &Path) -> Option<Option<String>> {
 /// Nx root itself). `compose_deps` are the compose services with their `depends_on`.
 pub fn infer(cat: &Catalog, rel: &str, compose_deps: &[(String, Vec<String>)]) -> Inferred {
     let mut projects = BTreeMap::new();
+    let mut app_projects: Vec<String> = Vec::new();
     let root = &cat.root;
     for s in cat.services.iter().filter(|s| s.kind == Kind::App) {
         let Ok(cwd) = s.cwd.strip_prefix(root) else {
@@ -109,8 +126,14 @@ pub fn infer(cat: &Catalog, rel: &str, compose_deps: &[(String, Vec<String>)]) -
         };
         let mut targets = Map::new();
         for (t, d) in APP_TARGETS {
-            targets.insert(t.into(), target(t, options.clone(), d));
+            let mut x = with_profiles(target(t, options.clone(), d), &cat.config.profiles);
+            if t == "deploy" {
+                // The app's own build first (when it has one), through the Nx graph.
+                x["dependsOn"] = json!(["build"]);
+            }
+            targets.insert(t.into(), x);
         }
+        app_projects.push(name.clone().unwrap_or_else(|| s.name.clone()));
         let mut p = json!({ "projectType": "application", "tags": ["orchestrator:app"], "targets": targets });
         if name.is_none() {
             p["name"] = json!(s.name);
@@ -122,7 +145,8 @@ pub fn infer(cat: &Catalog, rel: &str, compose_deps: &[(String, Vec<String>)]) -
         let own = own_name(&root.join(&dir));
         let mut targets = Map::new();
         for (t, d) in DEP_TARGETS {
-            targets.insert(t.into(), target(t, json!({}), d));
+            let x = with_profiles(target(t, json!({}), d), &cat.config.profiles);
+            targets.insert(t.into(), x);
         }
         let mut p = json!({ "projectType": "application", "tags": ["type:dependency", "orchestrator:dependency"], "targets": targets });
         if !matches!(own, Some(Some(_))) {
@@ -187,8 +211,18 @@ pub fn infer(cat: &Catalog, rel: &str, compose_deps: &[(String, Vec<String>)]) -
             json!({}),
             "Lint and dry-run the workflow (a CI gate)",
         ),
+        (
+            "deploy",
+            "deploy",
+            json!({}),
+            "Build, verify and reload the default set in dependency order",
+        ),
     ] {
-        targets.insert(name.into(), target(exe, options, d));
+        let mut x = with_profiles(target(exe, options, d), &cat.config.profiles);
+        if name == "deploy" && !app_projects.is_empty() {
+            x["dependsOn"] = json!([{ "target": "build", "projects": app_projects }]);
+        }
+        targets.insert(name.into(), x);
     }
     let mut ws = json!({ "targets": targets, "tags": ["orchestrator:workspace"] });
     if !matches!(own_name(root), Some(Some(_)))

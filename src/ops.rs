@@ -24,6 +24,9 @@ pub enum Verb {
     Start,
     Restart,
     Stop,
+    /// `deploy`: dependencies as `start` (kept when running: a database is not restarted to ship
+    /// an app), apps as `restart` under the given profile (cluster apps reload, zero downtime).
+    Deploy,
 }
 
 #[derive(Debug, Clone)]
@@ -153,7 +156,7 @@ pub(crate) fn ordered<'a>(
         .collect();
     if let (Some(c), Some((file, _))) = (compose, &cat.compose) {
         let order = compose::start_order(&c.services, file)?;
-        if verb == Verb::Start {
+        if matches!(verb, Verb::Start | Verb::Deploy) {
             deps = container::with_dependencies(c, &deps, &order);
         } else {
             deps = order.into_iter().filter(|o| deps.contains(o)).collect();
@@ -301,6 +304,10 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
             Verb::Start => plan::decide_start(&presence, &spec.name, &profile)?,
             Verb::Restart => plan::decide_restart(&presence, &spec.name, &profile, spec.cluster)?,
             Verb::Stop => plan::decide_stop(&presence, &spec.name, &profile)?,
+            Verb::Deploy if spec.kind == Kind::Dependency => {
+                plan::decide_start(&presence, &spec.name, &profile)?
+            }
+            Verb::Deploy => plan::decide_restart(&presence, &spec.name, &profile, spec.cluster)?,
         };
         read_profile(&profile, &mut env_files, &mut composes)?;
         let file = cat.env_file(&profile);

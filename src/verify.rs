@@ -454,7 +454,11 @@ fn check_shadowed_scripts(c: &mut Collector, cat: &Catalog) {
     if !inferring {
         return;
     }
-    for s in cat.services.iter().filter(|s| s.kind == Kind::App && s.cwd != cat.root) {
+    for s in cat
+        .services
+        .iter()
+        .filter(|s| s.kind == Kind::App && s.cwd != cat.root)
+    {
         let file = s.cwd.join("package.json");
         let Some(pkg) = std::fs::read_to_string(&file)
             .ok()

@@ -232,6 +232,13 @@ pub async fn prepare_restart(req: PrepareRequest) -> Result<Plan> {
     prepare(ops::Verb::Restart, req).await
 }
 
+/// Guards + plan for `deploy` (after `verify`): dependencies started if needed, apps restarted
+/// under the profile (cluster apps reload with zero downtime).
+#[napi]
+pub async fn prepare_deploy(req: PrepareRequest) -> Result<Plan> {
+    prepare(ops::Verb::Deploy, req).await
+}
+
 /// Plan for `stop`: only this workspace's entries are touched.
 #[napi]
 pub async fn prepare_stop(req: PrepareRequest) -> Result<Plan> {

@@ -1,0 +1,4 @@
+'use strict';
+const { runExecutor } = require('../../lib/nx');
+
+module.exports = (options, context) => runExecutor('deploy', options, context);
