@@ -46,7 +46,9 @@ test('nx show projects: apps that are Nx projects, every dependency, the workspa
   const names = nx('show', 'projects').trim().split('\n').sort();
   assert.deepStrictEqual(names, ['api', 'cache', 'db', 'explicit', 'frontend', 'workspace']);
   const api = project('api');
-  assert.deepStrictEqual(Object.keys(api.targets).sort(), ['logs', 'restart', 'setup', 'start', 'stop', 'test']);
+  assert.deepStrictEqual(Object.keys(api.targets).sort(), ['deploy', 'logs', 'restart', 'setup', 'start', 'stop', 'test']);
+  assert.deepStrictEqual(api.targets.deploy.dependsOn, ['build']);
+  assert.deepStrictEqual(api.targets.start.configurations, { development: { profile: 'development' }, staging: { profile: 'staging' }, production: { profile: 'production' } });
   assert.strictEqual(api.targets.start.executor, '@workspace/orchestrator:start');
   assert.strictEqual(api.targets.start.cache, false);
   assert.deepStrictEqual(project('frontend').targets.start.options, { service: 'web' }, 'the service of the cwd');
@@ -54,7 +56,7 @@ test('nx show projects: apps that are Nx projects, every dependency, the workspa
   assert.deepStrictEqual(Object.keys(db.targets).sort(), ['logs', 'restart', 'start', 'stop']);
   assert.ok(db.tags.includes('type:dependency'));
   const root = project('workspace');
-  for (const t of ['start', 'stop', 'start-all', 'stop-all', 'restart', 'deps:start', 'deps:stop', 'status', 'logs', 'verify']) assert.ok(root.targets[t], `workspace:${t}`);
+  for (const t of ['start', 'stop', 'start-all', 'stop-all', 'restart', 'deps:start', 'deps:stop', 'status', 'logs', 'verify', 'deploy']) assert.ok(root.targets[t], `workspace:${t}`);
   assert.deepStrictEqual(root.targets['start-all'].options, { all: true });
   assert.strictEqual(root.root, '.');
 });
