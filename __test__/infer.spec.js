@@ -61,6 +61,12 @@ test('nx show projects: apps that are Nx projects, every dependency, the workspa
   assert.strictEqual(root.root, '.');
 });
 
+test("a dependency's project runs its targets without a directory of its own", () => {
+  assert.ok(!fs.existsSync(path.join(ws, 'deps')));
+  const out = nx('run', 'db:logs');
+  assert.match(out, /Successfully ran target logs for project db/);
+});
+
 test('explicit project.json targets win; the rest is still inferred', () => {
   const p = project('explicit');
   assert.deepStrictEqual(p.targets.start.options, { profile: 'staging' });

@@ -74,6 +74,9 @@ fn target(executor: &str, options: Value, description: &str) -> Value {
         "executor": format!("{}:{executor}", crate::config::PLUGIN_KEY),
         "options": options,
         "cache": false,
+        // They act on processes, not files: nothing to hash (and a dependency's project root
+        // need not exist, which Nx's hasher would otherwise look up).
+        "inputs": [],
         "metadata": { "technologies": ["pm2"], "description": description },
     })
 }
