@@ -247,6 +247,8 @@ pub struct LogFile {
     /// The `.n` of a size rotation within a day (0 for the first).
     pub part: u32,
     pub gz: bool,
+    /// The inode the directory listing named (0 when not listed): what `open_plan` checks.
+    pub ino: u64,
 }
 
 impl LogFile {
@@ -276,6 +278,7 @@ pub fn classify(path: &Path) -> Option<LogFile> {
             day,
             part,
             gz,
+            ino: 0,
         };
         if rest == ".log" {
             return Some(file(None, None, 0, false));
@@ -358,15 +361,63 @@ pub fn plan(
     keep
 }
 
-/// Lists a service's log files (its directory and `archive/`).
+/// Lists a service's log files (its directory and `archive/`), with the inodes listed.
 pub fn list_files(dir: &Path) -> Vec<LogFile> {
+    use std::os::unix::fs::DirEntryExt;
     let mut out = Vec::new();
     for d in [dir.to_path_buf(), dir.join("archive")] {
         if let Ok(rd) = std::fs::read_dir(&d) {
-            out.extend(rd.flatten().filter_map(|e| classify(&e.path())));
+            out.extend(
+                rd.flatten()
+                    .filter_map(|e| classify(&e.path()).map(|f| LogFile { ino: e.ino(), ..f })),
+            );
         }
     }
     out
+}
+
+/// The window's files of a service, opened. The agent renames and compresses files while we
+/// read: between listing and opening, a plain rotated file may become its `.gz` (and vanish) or
+/// the live file may be renamed to a rotated name (and a new, empty one appear). Opened
+/// descriptors keep reading what they opened whatever happens to the names afterwards, so the
+/// directory is listed, planned and opened again until every file opened is the one listed
+/// (same inode, still there), up to 20 times.
+pub fn open_plan(
+    dir: &Path,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> std::io::Result<Vec<(LogFile, File)>> {
+    use std::os::unix::fs::MetadataExt;
+    // What a listing says exists, whatever its name's form (plain or .gz, online or archived):
+    // a directory read while files are renamed can miss one (readdir passes the new name's
+    // place before it exists and reaches the old one after it is gone), so two listings must
+    // agree.
+    let keys = |files: &[LogFile]| {
+        let mut k: Vec<_> = files.iter().map(|f| (f.channel(), f.day, f.part)).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let mut last = Vec::new();
+    for _ in 0..20 {
+        let mut opened = Vec::new();
+        let listed = list_files(dir);
+        let mut stale = false;
+        for f in plan(&listed, since, until) {
+            match File::open(&f.path) {
+                Ok(h) if h.metadata()?.ino() == f.ino => opened.push((f, h)),
+                Ok(_) => stale = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => stale = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if !stale && keys(&listed) == keys(&list_files(dir)) {
+            return Ok(opened);
+        }
+        last = opened;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(last)
 }
 
 /// The filter applied to every entry.
@@ -449,6 +500,7 @@ fn read_from(
         day: None,
         part: 0,
         gz: false,
+        ino: 0,
     };
     let c = Cursor::new(service, stream, vec![(file, Some(from))], filter.bounds());
     collect(c, filter, out)
@@ -486,20 +538,22 @@ pub fn channels(files: &[LogFile], streams: &[Stream]) -> Vec<(Stream, Option<u3
 
 /// One cursor per (service, stream, instance), service by service and stdout before stderr,
 /// each over the files of the window in time order, merged.
-pub fn merger(services: &[(String, PathBuf)], q: &Query) -> Merger {
+pub fn merger(services: &[(String, PathBuf)], q: &Query) -> std::io::Result<Merger> {
     let mut cursors = Vec::new();
     for (name, dir) in services {
-        let files = plan(&list_files(dir), q.filter.since, q.filter.until);
+        let opened = open_plan(dir, q.filter.since, q.filter.until)?;
+        let files: Vec<LogFile> = opened.iter().map(|(f, _)| f.clone()).collect();
+        let mut handles: Vec<Option<(LogFile, File)>> = opened.into_iter().map(Some).collect();
         for ch in channels(&files, &q.streams) {
-            let mine = files
-                .iter()
-                .filter(|f| f.channel() == ch)
-                .map(|f| (f.clone(), None))
+            let mine = handles
+                .iter_mut()
+                .filter(|h| h.as_ref().is_some_and(|(f, _)| f.channel() == ch))
+                .filter_map(Option::take)
                 .collect();
-            cursors.push(Cursor::new(name, ch.0, mine, q.filter.bounds()));
+            cursors.push(Cursor::opened(name, ch.0, mine, q.filter.bounds()));
         }
     }
-    Merger::new(cursors, q.filter.lines())
+    Ok(Merger::new(cursors, q.filter.lines()))
 }
 
 /// The next merged line as an entry.
@@ -550,7 +604,7 @@ pub struct Query {
 /// the window, merged in time order; `tail` keeps the last N.
 pub fn read_service(dir: &Path, service: &str, q: &Query) -> std::io::Result<Vec<Entry>> {
     if q.tail.is_none() {
-        let mut m = merger(&[(service.to_string(), dir.to_path_buf())], q);
+        let mut m = merger(&[(service.to_string(), dir.to_path_buf())], q)?;
         let mut out = Vec::new();
         while let Some(e) = next_entry(&mut m)? {
             out.push(e);
@@ -1300,7 +1354,7 @@ fn read_all(
     q: &Query,
 ) -> crate::error::Result<Vec<Entry>> {
     let Some(n) = q.tail else {
-        let mut m = merger(services, q);
+        let mut m = merger(services, q).map_err(|e| read_error(req, e))?;
         let mut out = Vec::new();
         while let Some(e) = next_entry(&mut m).map_err(|e| read_error(req, e))? {
             out.push(e);
@@ -1392,7 +1446,7 @@ pub fn print(
             n += 1;
         }
     } else {
-        let mut m = merger(&services, &q);
+        let mut m = merger(&services, &q).map_err(|e| read_error(req, e))?;
         while let Some(k) = m.next_line().map_err(|e| read_error(req, e))? {
             let c = &m.cursors[k];
             let time = tt.format(c.key().unwrap_or(0));
@@ -1720,7 +1774,7 @@ impl Reader {
             }
         } else {
             Reader {
-                merged: Some(merger(&services, &q)),
+                merged: Some(merger(&services, &q).map_err(|e| read_error(req, e))?),
                 listed: Vec::new().into_iter(),
                 follower: None,
                 root,
@@ -1796,12 +1850,12 @@ pub fn slice(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<
             path: dir.clone(),
             source,
         };
-        for f in plan(&list_files(dir), q.filter.since, q.filter.until) {
+        for (f, handle) in open_plan(dir, q.filter.since, q.filter.until).map_err(io)? {
             if !q.streams.contains(&f.stream) {
                 continue;
             }
             let (range, data) = if f.gz {
-                let mut c = Cursor::new(name, f.stream, vec![(f.clone(), None)], bounds);
+                let mut c = Cursor::opened(name, f.stream, vec![(f.clone(), handle)], bounds);
                 let mut data = Vec::new();
                 while c.advance(&LineFilter::default()).map_err(io)? {
                     data.extend_from_slice(c.raw());
@@ -1809,11 +1863,8 @@ pub fn slice(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<
                 }
                 (None, data)
             } else {
-                match slice_plain(&f.path, bounds) {
-                    Ok(Some((s, e, data))) => (Some((s, e)), data),
-                    Ok(None) => continue,
-                    Err(e) => return Err(io(e)),
-                }
+                let (s, e, data) = slice_plain(handle, bounds).map_err(io)?;
+                (Some((s, e)), data)
             };
             if !data.is_empty() {
                 out.push(Slice {
@@ -1831,13 +1882,8 @@ pub fn slice(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<
 }
 
 /// A plain file's window: `[first line at/after since, first line after until)`, cut after its
-/// last complete line. `None` when the file is gone.
-fn slice_plain(path: &Path, b: Bounds) -> std::io::Result<Option<(u64, u64, Vec<u8>)>> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+/// last complete line.
+fn slice_plain(mut f: File, b: Bounds) -> std::io::Result<(u64, u64, Vec<u8>)> {
     let len = f.metadata()?.len();
     let start = match b.since {
         Some(s) => crate::scan::seek_nanos(&mut f, s)?,
@@ -1854,7 +1900,7 @@ fn slice_plain(path: &Path, b: Bounds) -> std::io::Result<Option<(u64, u64, Vec<
     f.take(end - start).read_to_end(&mut data)?;
     let keep = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
     data.truncate(keep);
-    Ok(Some((start, start + keep as u64, data)))
+    Ok((start, start + keep as u64, data))
 }
 
 #[cfg(test)]
@@ -2140,5 +2186,76 @@ mod request_tests {
         }
         assert!(slice(&request(&root, |r| r.tail = Some(3)), now()).is_err());
         let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Rotation and compression run while `logs` reads (as the agent does): a read never misses
+    /// lines that were already written, whatever name they are under at that moment.
+    #[test]
+    fn reads_racing_rotation_and_compression_never_lose_a_line() {
+        let d = std::env::temp_dir().join(format!("orch-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let live = d.join("out.log");
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w = written.clone();
+        let dir = d.clone();
+        let writer = std::thread::spawn(move || {
+            let mut n = 0usize;
+            for part in 0..150u32 {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&live)
+                    .unwrap();
+                for _ in 0..20 {
+                    let ms = n as i64;
+                    let t = DateTime::from_timestamp_millis(1_764_000_000_000 + ms).unwrap();
+                    writeln!(
+                        f,
+                        "{}: line {n}",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    )
+                    .unwrap();
+                    n += 1;
+                }
+                w.store(n, std::sync::atomic::Ordering::SeqCst);
+                let rotated = dir.join(format!("out-2025-11-24.{part}.log"));
+                std::fs::rename(&live, &rotated).unwrap();
+                std::fs::File::create(&live).unwrap();
+                crate::rotate::compress(&rotated).unwrap();
+                // The agent rotates every 2 s at most; here every few ms, still far faster.
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        let q = Query {
+            streams: vec![Stream::Out],
+            ..Default::default()
+        };
+        let mut reads = 0;
+        loop {
+            let before = written.load(std::sync::atomic::Ordering::SeqCst);
+            let got = read_service(&d, "svc", &q).unwrap();
+            assert!(
+                got.len() >= before,
+                "read {} lines, {before} were written before the read",
+                got.len()
+            );
+            for (i, e) in got.iter().enumerate() {
+                assert_eq!(e.line, format!("line {i}"), "in order, none twice");
+            }
+            reads += 1;
+            if writer.is_finished() && before == 3000 {
+                break;
+            }
+        }
+        writer.join().unwrap();
+        assert!(reads > 5, "the reads raced the rotations ({reads} reads)");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

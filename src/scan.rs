@@ -323,7 +323,7 @@ pub struct Cursor {
     pub service: String,
     pub stream: Stream,
     pub instance: Option<u32>,
-    files: VecDeque<(LogFile, Option<u64>)>,
+    files: VecDeque<(LogFile, Option<u64>, Option<File>)>,
     src: Option<LineSource>,
     bounds: Bounds,
     last: Option<i64>,
@@ -345,7 +345,7 @@ impl Cursor {
             service: service.into(),
             stream,
             instance: files.first().and_then(|(f, _)| f.instance),
-            files: files.into(),
+            files: files.into_iter().map(|(f, from)| (f, from, None)).collect(),
             src: None,
             bounds,
             last: None,
@@ -354,9 +354,23 @@ impl Cursor {
         }
     }
 
+    /// The same over files already opened (`logs::open_plan`): what they hold is read whatever
+    /// happens to their names meanwhile.
+    pub fn opened(
+        service: &str,
+        stream: Stream,
+        files: Vec<(LogFile, File)>,
+        bounds: Bounds,
+    ) -> Cursor {
+        let mut c = Cursor::new(service, stream, Vec::new(), bounds);
+        c.instance = files.first().and_then(|(f, _)| f.instance);
+        c.files = files.into_iter().map(|(f, h)| (f, None, Some(h))).collect();
+        c
+    }
+
     fn open_next(&mut self) -> std::io::Result<bool> {
-        while let Some((f, from)) = self.files.pop_front() {
-            let mut file = match File::open(&f.path) {
+        while let Some((f, from, handle)) = self.files.pop_front() {
+            let mut file = match handle.map_or_else(|| File::open(&f.path), Ok) {
                 Ok(file) => file,
                 // Rotation or retention moved it between the listing and now.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
