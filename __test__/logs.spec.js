@@ -243,7 +243,8 @@ test('rotation under a burst: renamed, reopened, gzip-compressed; every line rea
 });
 
 test('cluster instances with their own files (merge_logs: false): each rotated, all merged', async () => {
-  assert.strictEqual(h.cli(['start', 'pair'], ws).code, 0);
+  const started = h.cli(['start', 'pair'], ws);
+  assert.strictEqual(started.code, 0, started.out);
   const dir = path.join(ws, 'apps', 'logs', 'pair');
   const lines = () => json(['pair', '--stream=out']).filter((e) => e.line.startsWith('pair '));
   await h.until('400 lines from each instance', () => lines().length === 800, 30000);

@@ -101,8 +101,22 @@ async function tick(again = false) {
 /** Log rotation and retention: rename, PM2 reopens (in the queue: quick), then compress what
  * nobody writes to any more (outside it: a large file takes seconds, exits must not wait). */
 let compressing = false;
+let reopenPending = false;
+let lastExitAt = 0;
 async function rotate() {
-  if (native.agentRotate(root)) await pm2.reloadLogs();
+  if (native.agentRotate(root)) reopenPending = true;
+  if (reopenPending) {
+    // PM2's daemon throws (Utility.js: `stds[io].removeListener is not a function`, a global
+    // error that leaves it unable to fork cluster workers) when it reopens the logs of a process
+    // that is exiting at that moment. Until it reopens, writers keep appending to the renamed
+    // file (nothing is lost and compression waits for them), so the reopen waits for a quiet
+    // moment: no process stopping or launching, no exit in the last second.
+    const busy = Date.now() - lastExitAt < 1000 || (await pm2.list()).some((p) => p.status === 'stopping' || p.status === 'launching');
+    if (!busy) {
+      await pm2.reloadLogs();
+      reopenPending = false;
+    }
+  }
   if (compressing) return;
   compressing = true;
   native
@@ -117,6 +131,7 @@ async function main() {
   pm2 = await Pm2.connect(locate(root));
   const bus = await pm2.bus();
   bus.on('process:event', (pkt) => {
+    if (pkt && ['exit', 'stop', 'delete'].includes(pkt.event)) lastExitAt = Date.now();
     if (pkt && pkt.event === 'exit' && pkt.process) enqueue(() => onExit(pkt.process));
   });
   log(`agent for ${root} online (pid ${process.pid})`);
