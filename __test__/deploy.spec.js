@@ -39,10 +39,12 @@ w(
   'apps/api/main.js',
   `const http = require('http');
 const version = require('fs').readFileSync(__dirname + '/dist/version.txt', 'utf8');
-http.createServer((req, res) => {
+const server = http.createServer((req, res) => {
   if (req.url === '/health') { res.statusCode = process.env.HEALTH === 'bad' ? 500 : 200; return res.end(process.env.HEALTH); }
   res.end(JSON.stringify({ version, pid: process.pid, greeting: process.env.GREETING || '' }));
 }).listen(Number(process.env.PORT), '127.0.0.1');
+// A zero-downtime app finishes what it serves when PM2 retires it (as the example's server does).
+process.on('SIGINT', () => server.close(() => process.exit(0)));
 `,
 );
 fs.symlinkSync(path.join(h.EXAMPLE, 'node_modules'), path.join(ws, 'node_modules'));
