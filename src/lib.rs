@@ -32,3 +32,6 @@ pub mod supervise;
 pub mod verify;
 
 pub mod binding;
+
+#[cfg(test)]
+mod parsers_never_panic;
