@@ -9,13 +9,31 @@ const path = require('path');
 
 const ECOSYSTEM = '**/ecosystem.config.{js,cjs,json}';
 
+// createNodesV2 and createDependencies run in the same plugin worker and need the same answer:
+// it is computed once per state of the files it reads (their modification times).
+const cache = new Map();
+const INPUTS = ['nx.json', 'docker-compose.yml', 'docker-compose.yaml', 'compose.yml', 'compose.yaml', 'config/env/development.env'];
+
 function infer(nxRoot, file) {
-  const { loadEcosystem } = require('./workspace');
-  const native = require('./native');
   const rel = path.dirname(file);
   const root = path.join(nxRoot, rel);
+  const stamp = [file, ...INPUTS.map((f) => path.join(rel, f))]
+    .map((f) => {
+      try {
+        return fs.statSync(path.join(nxRoot, f)).mtimeMs;
+      } catch (_) {
+        return 0;
+      }
+    })
+    .join(',');
+  const hit = cache.get(file);
+  if (hit && hit.stamp === stamp) return hit.value;
+  const { loadEcosystem } = require('./workspace');
+  const native = require('./native');
   const { ecosystem } = loadEcosystem(root, 'nx graph');
-  return native.inferProjects({ workspaceRoot: root, ecosystem, ecosystemFile: path.join(nxRoot, file), rel: rel === '' ? '.' : rel });
+  const value = native.inferProjects({ workspaceRoot: root, ecosystem, ecosystemFile: path.join(nxRoot, file), rel: rel === '' ? '.' : rel });
+  cache.set(file, { stamp, value });
+  return value;
 }
 
 const createNodesV2 = [

@@ -814,12 +814,8 @@ fn summary(d: &Value) -> String {
                     .map(|p| {
                         format!(
                             "{}:{}",
-                            p.get("hostPort")
-                                .or_else(|| p.get("host_port"))
-                                .map(Value::to_string)
-                                .unwrap_or_default(),
+                            p.get("hostPort").map(Value::to_string).unwrap_or_default(),
                             p.get("containerPort")
-                                .or_else(|| p.get("container_port"))
                                 .map(Value::to_string)
                                 .unwrap_or_default()
                         )
