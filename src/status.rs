@@ -196,8 +196,10 @@ pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
         _ => match o.kind.as_str() {
             "dependency" => match (&o.engine, &o.container) {
                 (Engine::Unreachable(m), _) => {
-                    detail = Some(format!("Docker engine unreachable: {m}"));
-                    "unknown"
+                    detail = Some(format!(
+                        "Docker engine unreachable (the container cannot be seen): {m}"
+                    ));
+                    "degraded"
                 }
                 (_, None) => {
                     detail = Some("the runner is online but its container is missing".into());
@@ -282,14 +284,30 @@ pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
                 at: rec.map(|r| ts(r.updated_at)).unwrap_or_default(),
                 code: "exited".into(),
                 reason: format!(
-                    "exited {}",
-                    crate::supervise::describe_exit(x["exitCode"].as_i64(), x["signal"].as_str())
+                    "exited {}{}",
+                    crate::supervise::describe_exit(x["exitCode"].as_i64(), x["signal"].as_str()),
+                    x["reason"]
+                        .as_str()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
                 ),
                 exit_code: x["exitCode"].as_i64(),
                 signal: x["signal"].as_str().map(str::to_string),
             });
         }
     }
+    // A dependency waiting for its restart while the engine is away is degraded, and says why:
+    // the restart will only succeed once the engine answers again.
+    let state = match (&o.engine, state) {
+        (Engine::Unreachable(m), "backoff") if o.kind == "dependency" => {
+            detail = Some(format!(
+                "Docker engine unreachable: {m}; {}",
+                detail.as_deref().unwrap_or("a restart is pending")
+            ));
+            "degraded"
+        }
+        (_, s) => s,
+    };
     if state == "failed" && last_failure.is_none() {
         last_failure = Some(FailureView {
             at: ts(now),
@@ -734,12 +752,41 @@ mod tests {
             st(&dep(on(), Some(container(true, None)), Engine::Reachable)),
             ("online".into(), "none".into())
         );
-        // Engine away: we cannot say.
+        // Engine away: the runner is up but its container cannot be seen.
         let s = compute_service(
             &dep(on(), None, Engine::Unreachable("connection refused".into())),
             now(),
         );
-        assert_eq!(s.state, "unknown");
+        assert_eq!(s.state, "degraded");
+        assert!(s.detail.unwrap().contains("Docker engine unreachable"));
+        // Engine away while the runner waits for its restart: degraded, with the cause and the
+        // pending restart, and the runner's own words as the last failure.
+        let mut r = rec("dependency");
+        r.phase = Phase::Backoff {
+            due_at: now() + chrono::Duration::seconds(2),
+            delay_ms: 2_000,
+            attempt: 2,
+            pm_ids: vec!["1".into()],
+        };
+        r.last_exit = Some(serde_json::json!({"exitCode": 13, "signal": null,
+            "reason": "EXIT_PREREQUISITE (13): no Docker engine answers"}));
+        let mut o = dep(
+            vec![pm2("stopped")],
+            None,
+            Engine::Unreachable("socket not found".into()),
+        );
+        o.record = Some(r);
+        let s = compute_service(&o, now());
+        assert_eq!(s.state, "degraded");
+        let d = s.detail.unwrap();
+        assert!(
+            d.contains("socket not found") && d.contains("restart 2 at"),
+            "{d}"
+        );
+        assert_eq!(
+            s.last_failure.unwrap().reason,
+            "exited with code 13: EXIT_PREREQUISITE (13): no Docker engine answers"
+        );
         // OOM kill shows as the last failure.
         let mut c = container(false, None);
         c.oom_killed = true;

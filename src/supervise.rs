@@ -275,6 +275,11 @@ impl Record {
             out.events.push(event("exited", self, now, details));
             return out;
         }
+        if self.kind == "dependency" {
+            if let Some(said) = runner_said(&x.stderr, x.exit_code) {
+                details["reason"] = json!(said);
+            }
+        }
         self.last_exit = Some(details.clone());
         out.events.push(event("exited", self, now, details));
         match &mut self.phase {
@@ -505,6 +510,20 @@ impl Record {
     }
 }
 
+/// Pure: what a dependency's runner said when it refused with one of our exit codes (its stderr
+/// line `… [orchestrator] <service>: EXIT_PREREQUISITE (13): no Docker engine answers …`), so an
+/// exit reads as its cause, not as a bare number.
+pub fn runner_said(stderr: &[String], code: Option<i64>) -> Option<String> {
+    let code = code?;
+    let needle = format!(" ({code}): ");
+    stderr.iter().rev().find_map(|l| {
+        let (_, said) = l.split_once("[orchestrator] ")?;
+        let (_, said) = said.split_once(": ")?;
+        let (name, _) = said.split_once(&needle)?;
+        (name.starts_with("EXIT_") && !name.contains(' ')).then(|| said.trim_end().to_string())
+    })
+}
+
 pub fn describe_exit(code: Option<i64>, signal: Option<&str>) -> String {
     match (code, signal) {
         (_, Some(s)) => format!("by signal {s}"),
@@ -715,6 +734,27 @@ mod tests {
         r.phase = Phase::Running { stable_at: None };
         r.on_exit(&crash(t(10_000)), t(13_000));
         assert!(matches!(r.phase, Phase::Backoff { delay_ms: 200, .. }));
+    }
+
+    #[test]
+    fn a_runner_refusal_is_named_by_what_it_said() {
+        let stderr = vec![
+            "2026-11-26T10:00:00.000Z [orchestrator] box container 68cf (img) started".to_string(),
+            "2026-11-26T10:00:05.000Z [orchestrator] box: EXIT_PREREQUISITE (13): no Docker engine answers at unix:///var/run/docker.sock".to_string(),
+            "  - Start the Docker engine".to_string(),
+        ];
+        assert_eq!(
+            runner_said(&stderr, Some(13)).as_deref(),
+            Some("EXIT_PREREQUISITE (13): no Docker engine answers at unix:///var/run/docker.sock")
+        );
+        assert_eq!(runner_said(&stderr, Some(16)), None, "another code");
+        assert_eq!(runner_said(&stderr, None), None);
+        let container = vec!["2026-11-26T10:00:00Z app: oops (13): not ours".to_string()];
+        assert_eq!(
+            runner_said(&container, Some(13)),
+            None,
+            "only the runner's own lines"
+        );
     }
 
     #[test]
