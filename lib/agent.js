@@ -128,6 +128,12 @@ async function rotate() {
 }
 
 async function main() {
+  // `start`'s readiness wait reads it: an exit unanswered while this pid is dead means the agent
+  // is down (PM2 brings it back and it answers then), not that no restart will come.
+  const fs = require('fs');
+  const path = require('path');
+  fs.mkdirSync(path.join(root, '.orchestrator'), { recursive: true });
+  fs.writeFileSync(path.join(root, '.orchestrator', 'agent.pid'), String(process.pid));
   pm2 = await Pm2.connect(locate(root));
   const bus = await pm2.bus();
   bus.on('process:event', (pkt) => {

@@ -5,6 +5,12 @@ const native = require('./native');
 
 const EXIT = Object.fromEntries(native.exitCodes().map((c) => [c.name, c.code]));
 
+/** A command line as errors show it: a word longer than 64 characters (a pasted blob, a 10 KB
+ * "service name") is cut to its first 40 and its length, so an error stays readable. */
+function shortCommand(command) {
+  return String(command).replace(/\S{65,}/g, (w) => `${w.slice(0, 40)}…(${w.length} characters)`);
+}
+
 class OrchestratorError extends Error {
   constructor({ code, exitCode, service = null, command = '', message, remediation = [] }) {
     super(message);
@@ -12,7 +18,7 @@ class OrchestratorError extends Error {
     this.code = code;
     this.exitCode = exitCode ?? EXIT[code] ?? 1;
     this.service = service;
-    this.command = command;
+    this.command = shortCommand(command);
     this.remediation = remediation;
   }
 

@@ -24,14 +24,18 @@ function servicesOf(opts) {
 }
 
 /** Runs `fn` under the workspace lock with a PM2 connection. With `onlyIfRunning`, no daemon is
- * launched just to find nothing: `fn` gets `null` when none runs. */
-async function withPm2(ctx, fn, { onlyIfRunning = false } = {}) {
+ * launched just to find nothing: `fn` gets `null` when none runs. With `precheck`, when no daemon
+ * runs, the input is checked first (`precheck(located)`, an empty PM2 table): bad input is refused
+ * before PM2's daemon is launched for it. */
+async function withPm2(ctx, fn, { onlyIfRunning = false, precheck } = {}) {
   const located = locate(ctx.root);
   native.checkPrerequisites(ctx.root, process.versions.node, located ? located.version : undefined, ctx.command);
   const lock = await native.acquireLock(ctx.root, LOCK_TIMEOUT_MS, ctx.command);
   let pm2 = null;
   try {
-    if (!onlyIfRunning || daemonRunning()) pm2 = await Pm2.connect(located);
+    const running = daemonRunning();
+    if (precheck && !running) await precheck(located);
+    if (!onlyIfRunning || running) pm2 = await Pm2.connect(located);
     return await fn(pm2, located);
   } finally {
     if (pm2) await pm2.disconnect();
@@ -73,6 +77,13 @@ async function ensureAgent(pm2, plan) {
     cwd: plan.workspaceRoot,
     namespace: plan.workspaceName,
     autorestart: true,
+    // PM2 gives up on a process after 16 restarts that each lived under a second (its
+    // max_restarts/min_uptime): an agent killed again and again is brought back at once (a run
+    // of 300 ms counts as stable), while one that cannot start at all is given up after 50 tries
+    // 100 ms apart (status then says no restart is scheduled and asks whether the agent is online).
+    min_uptime: 300,
+    max_restarts: 50,
+    restart_delay: 100,
     kill_timeout: 3000,
     out_file: path.join(dir, 'out.log'),
     error_file: path.join(dir, 'error.log'),
@@ -170,7 +181,7 @@ async function launch(kind, opts) {
         ready.push(...(await native.waitReady(pending.map((s) => readyTarget(s, list)), ctx.command)));
       }
       return summarize(plan, await pm2.list(), ready, containers);
-    });
+    }, { precheck: (located) => prepare(kind, ctx, opts, null, located) });
   } catch (e) {
     throw normalize(e, { command: ctx.command });
   }

@@ -161,6 +161,9 @@ pub fn resolve_profile(
     if cfg.profiles.iter().any(|p| p == profile) {
         Ok(profile.to_string())
     } else {
+        // A name no profile could have (`../x`, spaces, 10 KB) is bad input, not a missing
+        // registration: the message must not suggest registering it.
+        crate::catalog::validate_name(profile, "profile")?;
         Err(Error::ProfileUndefined {
             profile: profile.to_string(),
             registered: cfg.profiles.clone(),
@@ -232,6 +235,14 @@ mod tests {
             "{:?}",
             a.remediation
         );
+        // A name no profile can have is bad input, cut short in the message.
+        for bad in ["../x", "a b", &"p".repeat(10_240)] {
+            let a = resolve_profile(Some(bad), &c, Path::new("/ws/nx.json"))
+                .unwrap_err()
+                .actionable("start");
+            assert_eq!(a.code, "EXIT_USAGE", "{bad:.20}");
+            assert!(a.message.len() < 200, "{}", a.message);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! TCP connect) answering, while the launched processes stay alive. Nx has no readiness for
 //! long-running tasks; `start` returns only once this holds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -201,6 +201,16 @@ fn supervision(t: &ReadyTarget, now: chrono::DateTime<chrono::Utc>) -> Supervisi
     }
 }
 
+/// The file the workspace agent writes its pid to when it starts (lib/agent.js).
+pub fn agent_pid_file(root: &Path) -> PathBuf {
+    root.join(".orchestrator").join("agent.pid")
+}
+
+/// Whether the workspace's agent has started at some point and is not alive now.
+fn agent_down(root: &Path) -> bool {
+    read_pid(&agent_pid_file(root)).is_some_and(|pid| !pid_alive(pid))
+}
+
 /// How long a process may stay down with no answer from the agent before `start` gives up.
 /// The agent answers an exit within a second.
 const AGENT_ANSWER: Duration = Duration::from_secs(5);
@@ -239,6 +249,14 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
                 Supervision::Waiting(p) => {
                     down_since = None;
                     last_problem = p;
+                }
+                Supervision::Unanswered if t.workspace.as_deref().is_some_and(agent_down) => {
+                    // The agent itself is down (killed, crashed): PM2 brings it back, and it
+                    // answers exits that happened meanwhile at its first look. Keep waiting.
+                    down_since = None;
+                    last_problem =
+                        "its process exited while the workspace agent is down (PM2 restarts the agent)"
+                            .into();
                 }
                 Supervision::Unanswered => {
                     if down_since.get_or_insert_with(Instant::now).elapsed() > AGENT_ANSWER {

@@ -165,7 +165,12 @@ pub fn verify(req: &VerifyRequest) -> crate::error::Result<Report> {
                 &req.ecosystem_file,
                 "(module)",
                 None,
-                format!("could not be loaded: {message}"),
+                // The loader's message already names the file and says it could not be loaded.
+                if message.contains("could not be loaded") {
+                    message.clone()
+                } else {
+                    format!("could not be loaded: {message}")
+                },
                 format!(
                     "Run node -e \"require('{}')\" to see the error, and fix it",
                     req.ecosystem_file.display()
