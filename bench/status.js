@@ -1,100 +1,93 @@
-#!/usr/bin/env node
 'use strict';
-// Benchmark (issue 5): `orchestrator status --json` against `pm2 jlist`, measured in the same
-// run, with 10 app processes and 10 containers running. Prints median/min/max and the ratio.
-// Needs the Docker engine and the local busybox image (bash scripts/docker-engine.sh &&
-// bash scripts/build-images.sh); everything it starts is stopped and removed at the end.
-//
-//   node bench/status.js [--runs 15]
+// Benchmark group `status` (issue 5) and `footprint`: with 10 apps and 10 containers running
+// under a private PM2 daemon —
+//   - `orchestrator status --json` against `pm2 jlist` (baseline), and `node -e 0` (the floor);
+//   - `nx run workspace:status` against `nx run` of a trivial `nx:run-commands` echo target (the
+//     Nx floor, baseline) in the same workspace;
+//   - the agent's resident memory and CPU while idle with the 20 services, against PM2's daemon.
+// Run through `npm run bench` (bench/run.js), or alone: node bench/status.js [--runs N]
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { spawnSync } = require('child_process');
+const c = require('./common');
 
-const ROOT = path.resolve(__dirname, '..');
-const RUNS = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 15;
 const N = 10;
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-bench-status-'));
-const env = { ...process.env, PM2_HOME: path.join(dir, '.pm2'), NO_COLOR: '1', PM2_SILENT: 'true' };
-const BIN = path.join(ROOT, 'bin', 'orchestrator.js');
-const PM2 = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { cwd: dir, env, encoding: 'utf8', ...opts });
-  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr || r.stdout}`);
-  return r;
-}
-
-function workspace() {
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `orch-bench-${process.pid}`, private: true }));
-  fs.writeFileSync(path.join(dir, 'nx.json'), JSON.stringify({ pluginsConfig: { '@workspace/orchestrator': { defaultServices: [] } } }));
-  fs.mkdirSync(path.join(dir, 'config', 'env'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config', 'env', 'development.env'), 'BENCH=1\n');
-  fs.mkdirSync(path.join(dir, 'apps', 'idle'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'apps', 'idle', 'main.js'), 'setInterval(() => {}, 60000);\n');
-  fs.writeFileSync(path.join(dir, 'apps', 'idle', 'package.json'), '{"name":"idle","version":"1.0.0","private":true}');
+async function bench({ runs }) {
+  const box = c.sandbox('status');
   const apps = Array.from({ length: N }, (_, i) => ({ name: `app${i}`, cwd: 'apps/idle', script: 'main.js', exec_mode: 'fork' }));
-  fs.writeFileSync(path.join(dir, 'ecosystem.config.js'), `module.exports = { apps: ${JSON.stringify(apps)} };\n`);
   let compose = 'services:\n';
   for (let i = 0; i < N; i++) compose += `  dep${i}:\n    image: orchestrator-local/busybox:1\n    command: ["sleep", "3600"]\n    stop_grace_period: 1s\n`;
-  fs.writeFileSync(path.join(dir, 'docker-compose.yml'), compose);
-}
-
-function time(cmd, args) {
-  const t = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { cwd: dir, env, encoding: 'utf8', maxBuffer: 64 << 20 });
-  const ms = Number(process.hrtime.bigint() - t) / 1e6;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return { ms, out: r.stdout };
-}
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-function main() {
-  workspace();
-  process.stderr.write(`bench: starting ${N} apps and ${N} containers in ${dir}\n`);
-  run(process.execPath, [BIN, 'start', '--all']);
+  c.workspace(box, {
+    nx: { defaultServices: [] },
+    apps,
+    compose,
+    files: {
+      'apps/idle/main.js': 'setInterval(() => {}, 60000);\n',
+      'apps/idle/package.json': '{"name":"idle","version":"1.0.0","private":true}',
+      // The Nx side: our status executor and the Nx floor, an echo through nx:run-commands.
+      'project.json': JSON.stringify({
+        name: 'workspace',
+        targets: { status: { executor: '@workspace/orchestrator:status' }, echo: { executor: 'nx:run-commands', options: { command: 'echo ok' } } },
+      }),
+    },
+  });
+  fs.symlinkSync(path.join(c.ROOT, 'examples', 'workspace', 'node_modules'), path.join(box.dir, 'node_modules'));
   try {
-    const snap = JSON.parse(time(process.execPath, [BIN, 'status', '--json']).out);
+    process.stderr.write(`bench status: starting ${N} apps and ${N} containers\n`);
+    c.run(box, process.execPath, [c.BIN, 'start', '--all']);
+    const snap = JSON.parse(c.run(box, process.execPath, [c.BIN, 'status', '--json']).stdout);
     const online = snap.services.filter((s) => s.state === 'online').length;
     if (online !== 2 * N) throw new Error(`expected ${2 * N} online services, status says ${online}`);
-    const jlist = JSON.parse(time(process.execPath, [PM2, 'jlist']).out);
-    const cases = {
-      'orchestrator status --json': [process.execPath, [BIN, 'status', '--json']],
-      'pm2 jlist (baseline)': [process.execPath, [PM2, 'jlist']],
-      'node -e 0 (floor)': [process.execPath, ['-e', '0']],
-    };
-    const samples = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
-    for (let i = 0; i < 2; i++) for (const [c, a] of Object.values(cases)) time(c, a); // warm-up
-    for (let i = 0; i < RUNS; i++) for (const [k, [c, a]] of Object.entries(cases)) samples[k].push(time(c, a).ms);
-    const base = median(samples['pm2 jlist (baseline)']);
-    const rows = Object.entries(samples).map(([k, xs]) => ({
-      case: k,
-      medianMs: +median(xs).toFixed(1),
-      minMs: +Math.min(...xs).toFixed(1),
-      maxMs: +Math.max(...xs).toFixed(1),
-      ratio: +(median(xs) / base).toFixed(2),
-    }));
-    process.stdout.write(`status with ${N} apps + ${N} containers (PM2 lists ${jlist.length} processes), ${RUNS} runs each\n`);
-    process.stdout.write(`${'case'.padEnd(30)} ${'median'.padStart(8)} ${'min'.padStart(8)} ${'max'.padStart(8)}  ratio vs pm2 jlist\n`);
-    for (const r of rows) process.stdout.write(`${r.case.padEnd(30)} ${r.medianMs.toFixed(1).padStart(6)}ms ${r.minMs.toFixed(1).padStart(6)}ms ${r.maxMs.toFixed(1).padStart(6)}ms  ${r.ratio.toFixed(2)}\n`);
-    const ours = rows[0].ratio;
-    process.stdout.write(`goal: at most 0.50 of pm2 jlist — ${ours <= 0.5 ? 'met' : 'NOT met'} (${ours.toFixed(2)})\n`);
-    fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
-    fs.writeFileSync(path.join(__dirname, 'results', 'status.json'), JSON.stringify({ at: new Date().toISOString(), apps: N, containers: N, runs: RUNS, rows }, null, 2) + '\n');
+    const cli = await c.measure(
+      {
+        'orchestrator status --json': () => c.time(box, process.execPath, [c.BIN, 'status', '--json']),
+        'pm2 jlist': () => c.time(box, process.execPath, [c.PM2, 'jlist']),
+        'node -e 0 (floor)': () => c.time(box, process.execPath, ['-e', '0']),
+      },
+      runs * 3,
+    );
+    const nx = await c.measure(
+      {
+        'nx run workspace:status': () => c.time(box, c.NX, ['run', 'workspace:status']),
+        'nx run workspace:echo (nx:run-commands)': () => c.time(box, c.NX, ['run', 'workspace:echo']),
+      },
+      runs,
+    );
+    // Footprint: the agent and PM2's daemon, idle (nothing crashes, no command runs) for 10 s.
+    const procs = JSON.parse(c.run(box, process.execPath, [c.PM2, 'jlist']).stdout);
+    const agent = procs.find((p) => p.name.startsWith('orchestrator-agent-'));
+    const daemon = Number(fs.readFileSync(path.join(box.env.PM2_HOME, 'pm2.pid'), 'utf8'));
+    const rss = { agent: [], daemon: [] };
+    const cpu = { agent: [], daemon: [] };
+    for (let i = 0; i < Math.max(3, runs); i++) {
+      const a0 = c.procUsage(agent.pid);
+      const d0 = c.procUsage(daemon);
+      await c.sleep(10000 / Math.max(3, runs));
+      const a1 = c.procUsage(agent.pid);
+      const d1 = c.procUsage(daemon);
+      const span = 10000 / Math.max(3, runs);
+      rss.agent.push(a1.rssMiB);
+      rss.daemon.push(d1.rssMiB);
+      cpu.agent.push(((a1.cpuMs - a0.cpuMs) / span) * 100);
+      cpu.daemon.push(((d1.cpuMs - d0.cpuMs) / span) * 100);
+    }
+    const row = (group, name, unit, samples, baseline = false) => ({ group, case: name, unit, samples, baseline });
+    return [
+      row('status (10 apps + 10 containers)', 'orchestrator status --json', 'ms', cli['orchestrator status --json']),
+      row('status (10 apps + 10 containers)', 'pm2 jlist', 'ms', cli['pm2 jlist'], true),
+      row('status (10 apps + 10 containers)', 'node -e 0 (floor)', 'ms', cli['node -e 0 (floor)']),
+      row('status through Nx', 'nx run workspace:status', 'ms', nx['nx run workspace:status']),
+      row('status through Nx', 'nx run workspace:echo (nx:run-commands)', 'ms', nx['nx run workspace:echo (nx:run-commands)'], true),
+      row('footprint, idle, 20 services', 'agent resident memory', 'MiB', rss.agent),
+      row('footprint, idle, 20 services', "PM2's daemon resident memory", 'MiB', rss.daemon, true),
+      row('footprint CPU, idle, 20 services', 'agent CPU', '%', cpu.agent),
+      row('footprint CPU, idle, 20 services', "PM2's daemon CPU", '%', cpu.daemon, true),
+    ];
   } finally {
-    if (process.env.BENCH_KEEP) return process.stderr.write(`bench: kept ${dir} (PM2_HOME=${env.PM2_HOME})\n`);
-    run(process.execPath, [BIN, 'stop', '--all'], { allowFail: true });
-    run(process.execPath, [PM2, 'kill'], { allowFail: true });
-    const ids = run('docker', ['ps', '-aq', '--filter', `label=dev.orchestrator.workspace=${dir}`], { allowFail: true }).stdout.split(/\s+/).filter(Boolean);
-    if (ids.length) run('docker', ['rm', '-f', ...ids], { allowFail: true });
-    run('docker', ['network', 'rm', `orch-bench-${process.pid}_default`], { allowFail: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    c.teardown(box);
   }
 }
 
-main();
+module.exports = { bench };
+if (require.main === module) require('./run').main(['status', ...process.argv.slice(2)]);
