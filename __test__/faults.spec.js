@@ -27,8 +27,29 @@ fs.writeFileSync(
 // A line that is not NAME=value.
 fs.writeFileSync(path.join(ws, 'config', 'env', 'staging.env'), `API_TOKEN=${SECRETS.API_TOKEN}\nJUST_A_NAME\n`);
 
+// The burst: 1 GiB at 24 MiB/s (about 43 s), with the live file rotated at 32 MiB and a 256 MiB
+// cap per service.
+const BURST = { bytes: 1 << 30, rate: 24 << 20, maxFileMiB: 32, maxServiceMiB: 256 };
 const APPS = {
   web: 'console.log("web up", process.pid); setInterval(() => {}, 1000);',
+  // Writes TOTAL bytes of numbered lines at RATE bytes a second, then
+  // records what it wrote and idles.
+  flood: `const fs = require('fs');
+const total = Number(process.env.TOTAL), rate = Number(process.env.RATE), pad = 'x'.repeat(100);
+let n = 0, written = 0;
+const t0 = Date.now();
+function more() {
+  while (written < total && written < (rate * (Date.now() - t0)) / 1000 + (1 << 20)) {
+    let chunk = '';
+    for (let i = 0; i < 1000; i++) chunk += 'flood ' + n++ + ' ' + pad + '\\n';
+    written += chunk.length;
+    process.stdout.write(chunk);
+  }
+  if (written < total) return setTimeout(more, 5);
+  fs.writeFileSync('done.json', JSON.stringify({ lines: n, bytes: written, ms: Date.now() - t0 }));
+  setInterval(() => {}, 60000);
+}
+more();`,
   // Each run bumps a counter, lives 200 ms and exits 3: a crash loop.
   loop: `const fs = require('fs');
 const n = fs.existsSync('count') ? Number(fs.readFileSync('count', 'utf8')) : 0;
@@ -42,7 +63,9 @@ for (const [name, code] of Object.entries(APPS)) {
 }
 fs.writeFileSync(
   path.join(ws, 'ecosystem.config.js'),
-  `module.exports = { apps: ${JSON.stringify(Object.keys(APPS).map((name) => ({ name, cwd: `apps/${name}`, script: 'main.js' })))} };\n`,
+  `module.exports = { apps: ${JSON.stringify(
+    Object.keys(APPS).map((name) => ({ name, cwd: `apps/${name}`, script: 'main.js', ...(name === 'flood' ? { env: { TOTAL: String(BURST.bytes), RATE: String(BURST.rate) } } : {}) })),
+  )} };\n`,
 );
 fs.writeFileSync(
   path.join(ws, 'docker-compose.yml'),
@@ -66,6 +89,7 @@ fs.writeFileSync(
     pluginsConfig: {
       '@workspace/orchestrator': {
         defaultServices: ['web', 'box'],
+        logs: { maxFileMiB: BURST.maxFileMiB, maxServiceMiB: BURST.maxServiceMiB },
         services: {
           web: { requiredEnv: ['API_TOKEN', 'DB_PASSWORD'] },
           loop: { readyTimeoutSeconds: 60, restartPolicy: loopPolicy },
@@ -466,6 +490,57 @@ test('two workspace:start-all at once, and start racing stop: no duplicate, no o
   // only those: the suite's own services run on.
   for (const p of await h.list()) if (p.env.ORCHESTRATOR_WORKSPACE === race) await h.call('delete', p.pmId);
   h.removeContainers(race);
+});
+
+// --- a log burst of 1 GiB with rotation forced -------------------------------------------------
+test('a 1 GiB log burst under forced rotation: every line written is readable, once, in order; disk under the cap', async (t) => {
+  const dir = path.join(ws, 'apps', 'logs', 'flood');
+  const done = path.join(ws, 'apps', 'flood', 'done.json');
+  const r = cli(['start', 'flood']);
+  assert.strictEqual(r.code, 0, r.out);
+  const du = () => (fs.existsSync(dir) ? fs.readdirSync(dir).reduce((n, f) => n + (fs.statSync(path.join(dir, f), { throwIfNoEntry: false })?.size || 0), 0) : 0);
+  let maxDisk = 0;
+  const started = Date.now();
+  while (!fs.existsSync(done)) {
+    maxDisk = Math.max(maxDisk, du());
+    assert.ok(Date.now() - started < 180000, 'the burst ends within 3 minutes');
+    await sleep(250);
+  }
+  const wrote = JSON.parse(fs.readFileSync(done, 'utf8'));
+  // Rotation catches up: no plain rotated file left (all compressed), the live file under the cap.
+  const plainRotated = (f) => /^out-\d{4}-\d\d-\d\d(\.\d+)?\.log$/.test(f);
+  await h.until(
+    'every rotated part compressed',
+    () => {
+      maxDisk = Math.max(maxDisk, du());
+      const files = fs.readdirSync(dir);
+      return !files.some(plainRotated) && !files.some((f) => f.endsWith('.tmp'));
+    },
+    60000,
+    () => fs.readdirSync(dir).join(' '),
+  );
+  // Read back through `logs` (live, rotated and compressed files merged), checked line by line:
+  // the numbers must run 0, 1, 2, … with no gap and no repeat.
+  const check = spawnSync(
+    'sh',
+    ['-c', `node ${JSON.stringify(path.join(h.ROOT, 'bin', 'orchestrator.js'))} logs flood --stream=out | awk '$4 == "flood" { if ($5 != n) bad++; n = $5 + 1; c++; next } { other++ } END { print c + 0, bad + 0, other + 0, n + 0 }'`],
+    { cwd: ws, env: h.childEnv(), encoding: 'utf8' },
+  );
+  const [read, bad, other, next] = check.stdout.trim().split(' ').map(Number);
+  const gz = fs.readdirSync(dir).filter((f) => f.endsWith('.log.gz')).length;
+  t.diagnostic(
+    `burst: wrote ${wrote.lines} lines (${(wrote.bytes / 1048576).toFixed(0)} MiB) in ${(wrote.ms / 1000).toFixed(1)} s; ${gz} rotated parts compressed; ` +
+      `read back ${read} lines, ${bad} out of sequence, ${other} foreign; disk at most ${(maxDisk / 1048576).toFixed(0)} MiB (cap ${BURST.maxServiceMiB}), ${(du() / 1048576).toFixed(0)} MiB after compression`,
+  );
+  assert.ok(wrote.bytes >= 1 << 30, 'at least 1 GiB written');
+  assert.ok(wrote.ms < 60000, `within a minute (${wrote.ms} ms)`);
+  assert.ok(gz >= 10, `rotated many times (${gz})`);
+  assert.strictEqual(read, wrote.lines, 'lines written == lines readable');
+  assert.strictEqual(bad, 0, 'no line lost, repeated or out of order');
+  assert.strictEqual(other, 0, 'no torn line');
+  assert.strictEqual(next, wrote.lines);
+  assert.ok(maxDisk < BURST.maxServiceMiB * 1048576, `disk use stayed under the cap (${(maxDisk / 1048576).toFixed(0)} MiB)`);
+  assert.strictEqual(cli(['stop', 'flood']).code, 0);
 });
 
 // --- secrets ------------------------------------------------------------------------------------

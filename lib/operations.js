@@ -7,6 +7,7 @@ const native = require('./native');
 const { normalize, make } = require('./errors');
 const { findRoot, loadEcosystem } = require('./workspace');
 const { Pm2, locate, daemonRunning } = require('./pm2');
+const { withCapture } = require('./capture');
 
 const LOCK_TIMEOUT_MS = 120000;
 
@@ -136,6 +137,9 @@ async function launch(kind, opts) {
   try {
     return await withPm2(ctx, async (pm2, located) => {
       const plan = await prepare(kind, ctx, opts, pm2, located);
+      // Node apps write their own lines to their log files (lib/capture.js): PM2's writer
+      // loses lines under a burst.
+      for (const step of plan.steps) if (step.app && step.kind === 'app') step.app = withCapture(step.app);
       const containers = {};
       const ready = [];
       const pending = [];
