@@ -82,6 +82,12 @@ fs.writeFileSync(
     stop_grace_period: 2s
 `,
 );
+// An Nx workspace too: the example's Nx (linked), a root project with our executors.
+fs.symlinkSync(path.join(h.EXAMPLE, 'node_modules'), path.join(ws, 'node_modules'));
+fs.writeFileSync(
+  path.join(ws, 'project.json'),
+  JSON.stringify({ name: 'workspace', targets: Object.fromEntries(['start', 'stop', 'status', 'logs'].map((v) => [v, { executor: `@workspace/orchestrator:${v}` }])) }),
+);
 const loopPolicy = { maxRestarts: 6, windowSeconds: 120, backoffInitialMs: 700, backoffMaxMs: 700, stableSeconds: 60 };
 fs.writeFileSync(
   path.join(ws, 'nx.json'),
@@ -136,7 +142,8 @@ const labelled = (root, service) =>
 const lastError = (r) => JSON.parse(r.out.split('\n').filter((l) => l.startsWith('{"error"')).pop()).error;
 
 /** A listing of a directory tree (path and content hash), to prove a refused command wrote
- * nothing. The workspace lock's file is left out: a command takes the lock (an OS file lock on
+ * nothing. Nx's `.nx/` is left out (Nx writes its cache and graph there on every run), and so is
+ * the workspace lock's file: a command takes the lock (an OS file lock on
  * `.orchestrator/lock`, holding the pid) before it reads the files it then refuses; the file is
  * the lock's, not state. */
 function tree(dir) {
@@ -144,6 +151,8 @@ function tree(dir) {
   const walk = (d) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
+      // node_modules (the example's, linked) and Nx's own cache and workspace data are not ours.
+      if (e.isSymbolicLink() || (d === dir && e.name === '.nx')) continue;
       if (e.isDirectory()) walk(p);
       else if (path.relative(dir, p) !== path.join('.orchestrator', 'lock')) {
         out.push(`${path.relative(dir, p)} ${crypto.createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`);
@@ -252,22 +261,13 @@ test('bad input: every flag wrong, odd service names, broken files — a clear e
     }
   }
   // Through Nx, its schema refuses wrong types before our code runs; ours refuses the rest.
-  const nxWs = path.join(h.RUN_DIR, 'faults-nx');
-  if (!fs.existsSync(nxWs)) {
-    h.copyTree(ws, nxWs, ['node_modules']);
-    fs.symlinkSync(path.join(h.EXAMPLE, 'node_modules'), path.join(nxWs, 'node_modules'));
-    fs.writeFileSync(
-      path.join(nxWs, 'project.json'),
-      JSON.stringify({ name: 'workspace', targets: Object.fromEntries(['start', 'status', 'logs'].map((v) => [v, { executor: `@workspace/orchestrator:${v}` }])) }),
-    );
-  }
   for (const [args, says] of [
     [['workspace:logs', '--tail=abc'], /tail/],
     [['workspace:logs', '--stream=both'], /stream|both/],
     [['workspace:start', '--profile=../x'], /profile/],
     [['workspace:status', '--format=xml'], /format|xml/],
   ]) {
-    const r = await nx(args, nxWs);
+    const r = await nx(args, ws);
     assert.notStrictEqual(r.code, 0, `nx run ${args.join(' ')} is refused`);
     assert.match(r.out, says, r.out);
     refused++;
@@ -410,8 +410,12 @@ test('the agent SIGKILLed repeatedly during a crash loop: no restart lost or dou
 });
 
 // --- PM2's daemon killed while services run -------------------------------------------------
-test('pm2 kill while services run: status says so plainly, start brings everything back', async (t) => {
+test('pm2 kill while services run: workspace:status says so plainly, workspace:start brings everything back', async (t) => {
   await h.killPm2();
+  const viaNx = await nx(['workspace:status', '--json'], ws);
+  assert.strictEqual(viaNx.code, 0, viaNx.out);
+  assert.match(viaNx.out, /"pm2":"not running"/);
+  assert.match(viaNx.out, /PM2's daemon is not running \(killed\?\)/);
   const s = snap();
   assert.strictEqual(s.pm2, 'not running');
   for (const name of ['web', 'box']) {
@@ -422,7 +426,7 @@ test('pm2 kill while services run: status says so plainly, start brings everythi
   assert.match(table.stdout, /PM2 not running/);
   // The runner stopped its container when PM2 stopped it; no container runs unsupervised.
   assert.deepStrictEqual(labelled(ws, 'box').filter((c) => c.state === 'running'), []);
-  const r = cli(['start']);
+  const r = await nx(['workspace:start'], ws);
   assert.strictEqual(r.code, 0, r.out);
   const after = snap();
   assert.deepStrictEqual(['web', 'box'].map((n) => row(n, after).state), ['online', 'online']);
