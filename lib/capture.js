@@ -178,9 +178,18 @@ function install(env) {
       if (cb) process.nextTick(cb);
       return true;
     };
-    // PM2's cluster workers replace `write` with their own (which writes the same files): it is
-    // kept out, so every line is written once, here.
-    Object.defineProperty(stream, 'write', { configurable: true, enumerable: false, get: () => write, set: () => {} });
+    // PM2's cluster workers replace `write` with their own (which writes the same files): that
+    // one is kept out, so every line is written once, here. Any other replacement (an app's own
+    // wrapper, which calls the `write` it found: ours) is honoured.
+    let outer = null;
+    Object.defineProperty(stream, 'write', {
+      configurable: true,
+      enumerable: false,
+      get: () => outer || write,
+      set: (fn) => {
+        if (!/[/\\]ProcessContainer\.js:/.test(new Error().stack || '')) outer = fn === write ? null : fn;
+      },
+    });
   }
   const timer = setInterval(() => {
     const now = Date.now();
