@@ -1,7 +1,8 @@
 //! Property tests over the parsers that read user input or files we do not control: the env-file
 //! parser, compose interpolation, the log-line timestamp parser and `--since`. Arbitrary input
 //! must give an answer or a clear error, never a panic; valid timestamps must parse to what
-//! chrono says. Bounded (proptest's default 256 cases each, plus shaped inputs), so it runs in CI.
+//! chrono says. Bounded: proptest's default 256 cases each (plus shaped inputs) in `npm test`,
+//! 4096 each in CI (`.ci/run` sets `PROPTEST_CASES`).
 //! (A unit-test module, not `tests/`: an integration-test binary cannot link napi's symbols,
 //! which Node provides at load time.)
 
