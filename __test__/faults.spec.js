@@ -216,7 +216,6 @@ test('bad input: every flag wrong, odd service names, broken files — a clear e
   for (const [args, code, says] of cases) {
     const r = cli([...args, '--json']);
     const label = args.map((a) => (a.length > 40 ? `<${a.length} chars>` : a)).join(' ');
-    if (process.env.FAULTS_DEBUG) console.log(label, '→', r.code, r.out.slice(0, 300));
     assert.notStrictEqual(r.code, 0, `${label} is refused`);
     let err;
     try {
