@@ -11,7 +11,26 @@ const native = require('./native');
 const spec = process.env.ORCHESTRATOR_CONTAINER;
 const service = process.env.ORCHESTRATOR_SERVICE || 'dependency';
 // Our own lines in the service's error.log start with a UTC timestamp, like the container's.
-const say = (text) => process.stderr.write(`${new Date().toISOString()} [orchestrator] ${service}: ${text}\n`);
+// PM2's files for the runner are /dev/null (the runner writes the service's files itself, as the
+// addon does for the container's lines: PM2's writer drops queued lines at a rotation), so each
+// line is appended to the file and written to stderr (PM2's bus).
+const fs = require('fs');
+function say(text) {
+  const line = `${new Date().toISOString()} [orchestrator] ${service}: ${text}\n`;
+  if (process.env.ORCHESTRATOR_LOG_ERR) {
+    try {
+      fs.appendFileSync(process.env.ORCHESTRATOR_LOG_ERR, line);
+    } catch (_) {
+      /* the directory is gone: stderr still has it */
+    }
+  }
+  process.stderr.write(line);
+}
+// A crash of the runner itself is recorded where its operator will look.
+process.on('uncaughtException', (e) => {
+  say(`runner crashed: ${e && e.stack ? e.stack : e}`);
+  process.exit(1);
+});
 
 function fail(e) {
   let text = e && e.message ? e.message : String(e);

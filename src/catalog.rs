@@ -459,6 +459,16 @@ pub fn runner_app(
         serde_json::to_string(container).unwrap_or_default(),
     );
     let logs = catalog.log_dir(&spec.name);
+    // The runner writes its files itself (crate::sink): PM2's writer drops queued lines when it
+    // reopens them for a rotation. PM2 still gets every line on stdout/stderr, for its bus.
+    env.insert(
+        crate::sink::OUT_ENV.into(),
+        logs.join("out.log").display().to_string(),
+    );
+    env.insert(
+        crate::sink::ERR_ENV.into(),
+        logs.join("error.log").display().to_string(),
+    );
     serde_json::json!({
         "name": spec.name,
         "script": runner_script.display().to_string(),
@@ -472,8 +482,8 @@ pub fn runner_app(
         // One restart policy, ours: the agent restarts a runner whose container died, and gives
         // up at once when it exits with a cause restarting cannot fix (image unavailable…).
         "autorestart": false,
-        "out_file": logs.join("out.log").display().to_string(),
-        "error_file": logs.join("error.log").display().to_string(),
+        "out_file": "/dev/null",
+        "error_file": "/dev/null",
         "merge_logs": true,
     })
 }
@@ -661,7 +671,15 @@ mod tests {
         let back: crate::container::ContainerSpec =
             serde_json::from_str(app["env"][META_CONTAINER].as_str().unwrap()).unwrap();
         assert_eq!(back, spec);
-        assert_eq!(app["out_file"], "/ws/apps/logs/db/out.log");
+        assert_eq!(
+            app["out_file"], "/dev/null",
+            "the runner writes its files itself"
+        );
+        assert_eq!(app["env"][crate::sink::OUT_ENV], "/ws/apps/logs/db/out.log");
+        assert_eq!(
+            app["env"][crate::sink::ERR_ENV],
+            "/ws/apps/logs/db/error.log"
+        );
         // A compose service may not reuse an app's name.
         let clash = "services:\n  admin:\n    image: x\n";
         let err = build(

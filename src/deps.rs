@@ -207,9 +207,12 @@ pub async fn ensure_container(
 pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
     // The runner's own lines go to its stderr file, timestamped like the container's.
     let say = |line: String| {
-        eprintln!(
-            "{}",
-            crate::logs::stamp(&format!("[orchestrator] {line}"), chrono::Utc::now())
+        crate::sink::write(
+            true,
+            &format!(
+                "{}\n",
+                crate::logs::stamp(&format!("[orchestrator] {line}"), chrono::Utc::now())
+            ),
         )
     };
     let mut progress = |line: &str| say(line.to_string());

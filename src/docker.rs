@@ -3,7 +3,6 @@
 //! what an event means for a wait) are pure functions below the client, unit-tested.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bollard::errors::Error as BollardError;
@@ -704,18 +703,26 @@ impl Engine {
             }
             out
         };
-        while let Some(item) = stream.next().await {
+        // The lines go to the service's files directly (crate::sink: PM2's writer drops queued
+        // lines when it reopens for a rotation) and to our stdout/stderr for PM2's bus; a
+        // renamed file is let go within a second even when the container is quiet.
+        let mut idle = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = idle.tick() => {
+                    crate::sink::tick();
+                    continue;
+                }
+            };
+            let Some(item) = item else { break };
             match item.map_err(|e| DockerError::from(Op::Logs, id, e))? {
                 bollard::container::LogOutput::StdErr { message } => {
-                    let mut e = std::io::stderr().lock();
-                    let _ = e.write_all(stamped(&message).as_bytes());
-                    let _ = e.flush();
+                    crate::sink::write(true, &stamped(&message));
                 }
                 bollard::container::LogOutput::StdOut { message }
                 | bollard::container::LogOutput::Console { message } => {
-                    let mut o = std::io::stdout().lock();
-                    let _ = o.write_all(stamped(&message).as_bytes());
-                    let _ = o.flush();
+                    crate::sink::write(false, &stamped(&message));
                 }
                 bollard::container::LogOutput::StdIn { .. } => {}
             }

@@ -26,6 +26,7 @@ pub mod prereq;
 pub mod ready;
 pub mod rotate;
 pub mod scan;
+pub mod sink;
 pub mod state;
 pub mod status;
 pub mod supervise;
