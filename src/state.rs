@@ -86,6 +86,13 @@ fn write(root: &Path, rec: &Record) -> std::io::Result<()> {
 
 /// Runs `f` on the service's record (a fresh one when there is none) under the state lock,
 /// writes the result atomically, then appends the events it produced.
+///
+/// Exactly once across a kill (the fault suite SIGKILLs the agent in a loop, and once lost a
+/// `RESTART_THRESHOLD_EXCEEDED` that way): the events are journalled in the record
+/// (`pending_events`) in the same atomic write as the decision, then appended to `events.jsonl`
+/// and cleared. A process killed in between leaves them in the record; the next update of that
+/// service (the agent's reconcile touches every record every 2 s) appends those the file does not
+/// already end with.
 pub fn update<T>(
     root: &Path,
     service: &str,
@@ -102,12 +109,29 @@ pub fn update<T>(
     let mut rec = read(root, service).unwrap_or_else(|| Record::new(service, now));
     let before = rec.clone();
     let (value, outcome) = f(&mut rec);
+    rec.pending_events.extend(outcome.events.iter().cloned());
     if rec != before {
         write(root, &rec)?;
     }
+    if !rec.pending_events.is_empty() {
+        append_new_events(root, service, &rec.pending_events)?;
+        rec.pending_events.clear();
+        write(root, &rec)?;
+    }
     drop(lock);
-    append_events(root, service, &outcome.events)?;
     Ok((value, outcome))
+}
+
+/// Appends the events the file does not already hold among its last lines (an event is its
+/// whole JSON text: time to the millisecond, service, kind, details).
+fn append_new_events(root: &Path, service: &str, events: &[Value]) -> std::io::Result<()> {
+    let tail = crate::ready::tail_lines(&events_file(root, service), 1000);
+    let missing: Vec<Value> = events
+        .iter()
+        .filter(|e| !tail.contains(&e.to_string()))
+        .cloned()
+        .collect();
+    append_events(root, service, &missing)
 }
 
 /// Appends events, one JSON object a line, in one write (O_APPEND: lines never interleave).
@@ -201,6 +225,47 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn events_journalled_in_the_record_survive_a_kill_once() {
+        let dir = std::env::temp_dir().join(format!("orch-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let now = chrono::Utc::now();
+        let ev = |n: u32| serde_json::json!({"time": "2026-11-26T10:00:00.000Z", "event": "restarted", "service": "api", "n": n});
+        let count = || {
+            std::fs::read_to_string(events_file(&dir, "api"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        // A decision with events: journalled, appended, cleared.
+        update(&dir, "api", now, |_| {
+            (
+                (),
+                Outcome {
+                    events: vec![ev(1)],
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+        assert_eq!(count(), 1);
+        assert!(read(&dir, "api").unwrap().pending_events.is_empty());
+        // Killed after the record was written, before the append: the next update appends it.
+        let mut rec = read(&dir, "api").unwrap();
+        rec.pending_events = vec![ev(2)];
+        write(&dir, &rec).unwrap();
+        update(&dir, "api", now, |_| ((), Outcome::default())).unwrap();
+        assert_eq!(count(), 2);
+        // Killed after the append, before the clear: not appended again.
+        let mut rec = read(&dir, "api").unwrap();
+        rec.pending_events = vec![ev(2)];
+        write(&dir, &rec).unwrap();
+        update(&dir, "api", now, |_| ((), Outcome::default())).unwrap();
+        assert_eq!(count(), 2);
+        assert!(read(&dir, "api").unwrap().pending_events.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -117,6 +117,10 @@ pub struct Record {
     /// Declared ports, checked after an exit (fork-mode apps): held by another process = non-retryable.
     #[serde(default)]
     pub check_ports: Vec<u16>,
+    /// Events decided but not yet known to be in `events.jsonl` (state::update journals them
+    /// here, in the same atomic write as the decision, so a kill cannot lose them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_events: Vec<Value>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -171,6 +175,7 @@ impl Record {
             last_exit: None,
             last_failure: None,
             check_ports: Vec::new(),
+            pending_events: Vec::new(),
             updated_at: now,
         }
     }
