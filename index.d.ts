@@ -334,6 +334,12 @@ export interface ReadySpec {
  */
 export declare function runContainer(spec: string): Promise<number | null>
 
+/**
+ * One of the runner's own lines (already stamped, with its newline): to the service's error.log
+ * through the same sink as the container's stderr (crate::sink), and to stderr for PM2's bus.
+ */
+export declare function runnerSay(line: string): void
+
 export interface SelectRequest {
   workspaceRoot: string
   services?: Array<string>

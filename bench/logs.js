@@ -15,11 +15,6 @@ const { spawnSync } = require('child_process');
 const c = require('./common');
 
 const { ROOT, BIN, PM2 } = c;
-let SIZE;
-let dir;
-let logs;
-let env;
-let box;
 const now = Date.now();
 
 function line(t, i) {
@@ -44,7 +39,8 @@ function writeSpan(file, from, to, bytes) {
   return lines;
 }
 
-function generate() {
+/** The log set: a live file of `size` bytes over the last 24 h and 14 gzip days before it. */
+function generate({ dir, logs, size: SIZE }) {
   fs.mkdirSync(logs, { recursive: true });
   fs.writeFileSync(path.join(dir, 'package.json'), '{"name":"orch-bench-logs","private":true}');
   fs.writeFileSync(path.join(dir, 'nx.json'), '{}');
@@ -65,22 +61,21 @@ function generate() {
 }
 
 async function bench({ runs, sizeMiB = 1024 }) {
-  SIZE = sizeMiB * 1048576;
-  box = c.sandbox('logs');
-  ({ dir, env } = box);
-  logs = path.join(dir, 'apps', 'logs', 'svc');
+  const box = c.sandbox('logs');
+  const { dir, env } = box;
   try {
-    return await measureAll(runs);
+    return await measureAll({ box, dir, env, logs: path.join(dir, 'apps', 'logs', 'svc'), size: sizeMiB * 1048576 }, runs);
   } finally {
     spawnSync(process.execPath, [PM2, 'kill'], { cwd: dir, env, stdio: 'ignore' });
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function measureAll(RUNS) {
+async function measureAll(ctx, RUNS) {
+  const { box, dir, env, logs, size: SIZE } = ctx;
   const time = (cmd, args) => c.time(box, cmd, args);
   process.stderr.write(`bench logs: generating ${Math.round(SIZE / 1048576)} MiB live + 14 gzip days in ${dir}\n`);
-  const lines = generate();
+  const lines = generate(ctx);
   const hourAgo = new Date(now - 3600000).toISOString();
   const gzDay = fs.readdirSync(logs).filter((f) => f.endsWith('.gz')).sort()[7];
   const gzDate = gzDay.slice(4, 14);

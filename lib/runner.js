@@ -11,21 +11,9 @@ const native = require('./native');
 const spec = process.env.ORCHESTRATOR_CONTAINER;
 const service = process.env.ORCHESTRATOR_SERVICE || 'dependency';
 // Our own lines in the service's error.log start with a UTC timestamp, like the container's.
-// PM2's files for the runner are /dev/null (the runner writes the service's files itself, as the
-// addon does for the container's lines: PM2's writer drops queued lines at a rotation), so each
-// line is appended to the file and written to stderr (PM2's bus).
-const fs = require('fs');
-function say(text) {
-  const line = `${new Date().toISOString()} [orchestrator] ${service}: ${text}\n`;
-  if (process.env.ORCHESTRATOR_LOG_ERR) {
-    try {
-      fs.appendFileSync(process.env.ORCHESTRATOR_LOG_ERR, line);
-    } catch (_) {
-      /* the directory is gone: stderr still has it */
-    }
-  }
-  process.stderr.write(line);
-}
+// They go through the addon's sink, as the container's lines do (PM2's files for the runner are
+// /dev/null: PM2's writer drops queued lines at a rotation), and to stderr for PM2's bus.
+const say = (text) => native.runnerSay(`${new Date().toISOString()} [orchestrator] ${service}: ${text}\n`);
 // A crash of the runner itself is recorded where its operator will look.
 process.on('uncaughtException', (e) => {
   say(`runner crashed: ${e && e.stack ? e.stack : e}`);

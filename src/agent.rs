@@ -132,10 +132,8 @@ fn report(rec: &Record, root: &Path, e: &ExitEvent) -> ExitReport {
         // Only the runner's own refusal counts (it prints `[orchestrator] <service>: <CODE> (n)`),
         // not a container that happens to exit with the same number.
         runner_cause(e.exit_code).and_then(|code| {
-            let said = stderr
-                .iter()
-                .rev()
-                .find(|l| l.contains("[orchestrator]") && l.contains(code))?;
+            let said = crate::supervise::runner_said(&stderr, e.exit_code)
+                .filter(|s| s.starts_with(code))?;
             let reason = rec
                 .last_failure
                 .as_ref()

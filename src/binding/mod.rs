@@ -383,6 +383,13 @@ pub async fn run_container(spec: String) -> Result<Option<i64>> {
         .map_err(|e| js_error(e, &format!("runner of {}", spec.service)))
 }
 
+/// One of the runner's own lines (already stamped, with its newline): to the service's error.log
+/// through the same sink as the container's stderr (crate::sink), and to stderr for PM2's bus.
+#[napi]
+pub fn runner_say(line: String) {
+    crate::sink::write(true, &line);
+}
+
 /// The runner's SIGINT/SIGTERM: stops the container gracefully with its stop timeout.
 #[napi]
 pub async fn stop_container(spec: String) -> Result<()> {
