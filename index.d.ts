@@ -488,7 +488,7 @@ export interface VerifyRequest {
 export interface VerifyResult {
   /**
    * `{ workspace, ok, profiles: [{ profile, order, services: [{ name, kind, definition }] }],
-   * problems: [{ rule, file, at, profile, message, remediation }] }`
+   * problems: [{ rule, file, at, line, profile, message, remediation }], warnings: [same] }`
    */
   report: any
   ok: boolean

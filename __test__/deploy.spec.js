@@ -133,12 +133,13 @@ test('a verify problem stops the deploy before anything changes', async () => {
   const before = await pids();
   const eco = path.join(ws, 'ecosystem.config.js');
   const text = fs.readFileSync(eco, 'utf8');
-  fs.writeFileSync(eco, text.replace("instances: 2,", 'instances: 2, autorestart: true,'));
+  // An ecosystem problem (PM2's own options such as autorestart are accepted, with a warning).
+  fs.writeFileSync(eco, text.replace("instances: 2,", "instances: 2, env_production: 'not an object',"));
   try {
     const r = await nx(['api:deploy', '--profile', 'staging']);
     assert.strictEqual(r.code, 1, r.out);
     assert.match(r.out, /EXIT_USAGE \(2\): deploy stopped before changing anything: verify found 1 problem/);
-    assert.match(r.out, /autorestart: .*apps\[0\]\.autorestart/);
+    assert.match(r.out, /ecosystem: .*apps\[0\]\.env_production/);
     assert.deepStrictEqual(await pids(), before, 'the running workers are untouched');
   } finally {
     fs.writeFileSync(eco, text);

@@ -228,7 +228,7 @@ test('engine refusals → EXIT_CONTAINER_FAILED with the engine status and messa
   }
 });
 
-test('engine unreachable → EXIT_PREREQUISITE saying how to start it; unsupported compose key → file + key', async () => {
+test('engine unreachable → EXIT_PREREQUISITE saying how to start it; a key compose does not have → file, line + key', async () => {
   const env = { ...h.childEnv(), DOCKER_HOST: `unix://${path.join(h.RUN_DIR, 'no-engine.sock')}` };
   const r = require('child_process').spawnSync(process.execPath, [path.join(h.ROOT, 'bin', 'orchestrator.js'), 'start', 'web'], { cwd: ws, env, encoding: 'utf8' });
   assert.strictEqual(r.status, 13, r.stderr);
@@ -236,10 +236,10 @@ test('engine unreachable → EXIT_PREREQUISITE saying how to start it; unsupport
   assert.match(r.stderr, /systemctl start docker/);
 
   const other = h.tempWorkspace('docker-badkey');
-  h.edit(path.join(other, 'docker-compose.yml'), (t) => t.replace('  postgres:\n', '  postgres:\n    build: ./db\n'));
+  h.edit(path.join(other, 'docker-compose.yml'), (t) => t.replace('  postgres:\n', '  postgres:\n    imagee: typo\n'));
   const bad = h.cli(['start', 'postgres'], other);
   assert.strictEqual(bad.code, 2, bad.out);
-  assert.match(bad.stderr, /docker-compose\.yml: services\.postgres\.build/);
+  assert.match(bad.stderr, /docker-compose\.yml:\d+: services\.postgres\.imagee: is not a service key of the compose specification \(did you mean `image`\?\)/);
 });
 
 test('pull path: an image only in a local registry is pulled with progress', async (t) => {

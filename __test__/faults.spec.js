@@ -25,7 +25,7 @@ fs.writeFileSync(
   `\ufeff# faults suite\r\nexport API_TOKEN=${SECRETS.API_TOKEN}\r\nDB_PASSWORD="${SECRETS.DB_PASSWORD}"\r\nSINGLE='${SECRETS.SINGLE}'\r\nEMPTY=\r\n`,
 );
 // A line that is not NAME=value.
-fs.writeFileSync(path.join(ws, 'config', 'env', 'staging.env'), `API_TOKEN=${SECRETS.API_TOKEN}\nJUST_A_NAME\n`);
+fs.writeFileSync(path.join(ws, 'config', 'env', 'staging.env'), `API_TOKEN=${SECRETS.API_TOKEN}\nNOT A NAME\n`);
 
 // The burst: 1 GiB at 24 MiB/s (about 43 s), with the live file rotated at 32 MiB and a 256 MiB
 // cap per service.

@@ -106,7 +106,7 @@ test('a compose variable required with ${VAR:?msg} and missing → EXIT_ENV_MISS
   const before = await h.snapshot();
   const r = h.cli(['start', 'postgres'], ws);
   assert.strictEqual(r.code, 12, r.out);
-  assert.match(r.stderr, /services\.postgres\.environment\.POSTGRES_PASSWORD needs POSTGRES_PASSWORD, which is not set: set POSTGRES_PASSWORD in config\/env\/<profile>\.env/);
+  assert.match(r.stderr, /docker-compose\.yml:\d+: services\.postgres\.environment\.POSTGRES_PASSWORD: needs POSTGRES_PASSWORD, which is not set: set POSTGRES_PASSWORD in config\/env\/<profile>\.env/);
   assert.deepStrictEqual(await h.snapshot(), before);
 });
 

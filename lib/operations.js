@@ -208,7 +208,7 @@ async function deploy(opts = {}) {
   const v = verify({ cwd: opts.cwd, profile: opts.profile, command });
   if (!v.ok) {
     const err = failure(v, command);
-    const shown = v.report.problems.slice(0, 5).map((p) => `${p.rule}: ${p.file}${p.at ? ` ${p.at}` : ''}: ${p.message}`);
+    const shown = v.report.problems.slice(0, 5).map((p) => `${p.rule}: ${p.file}${p.line ? `:${p.line}` : ''}${p.at ? ` ${p.at}` : ''}: ${p.message}`);
     err.message = `deploy stopped before changing anything: ${err.message}\n${shown.join('\n')}${v.problems > 5 ? `\n… and ${v.problems - 5} more` : ''}`;
     err.remediation = ['Fix the problems verify lists (`nx run workspace:verify` shows all of them), then deploy again'];
     throw err;

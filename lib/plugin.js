@@ -7,12 +7,28 @@
 const fs = require('fs');
 const path = require('path');
 
-const ECOSYSTEM = '**/ecosystem.config.{js,cjs,json}';
+// Ecosystem files anywhere; a compose file alone (a compose-only workspace) at the Nx root or
+// beside an nx.json: compose files deeper down (examples, fixtures) are not workspaces.
+const ECOSYSTEM_NAMES = ['ecosystem.config.js', 'ecosystem.config.cjs', 'ecosystem.config.json'];
+const COMPOSE_NAMES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
+const PATTERN = '**/{ecosystem.config.{js,cjs,json},compose.{yaml,yml},docker-compose.{yml,yaml}}';
 
 // createNodesV2 and createDependencies run in the same plugin worker and need the same answer:
 // it is computed once per state of the files it reads (their modification times).
 const cache = new Map();
-const INPUTS = ['nx.json', 'docker-compose.yml', 'docker-compose.yaml', 'compose.yml', 'compose.yaml', 'config/env/development.env'];
+const INPUTS = ['nx.json', ...COMPOSE_NAMES, 'compose.override.yaml', 'compose.override.yml', 'docker-compose.override.yml', 'docker-compose.override.yaml', '.env', 'config/env/development.env'];
+
+/** The file a workspace directory is inferred from: its ecosystem file, else its compose file
+ * when the directory is a workspace root. */
+function workspaceFile(nxRoot, file) {
+  const rel = path.dirname(file);
+  const base = path.basename(file);
+  const has = (n) => fs.existsSync(path.join(nxRoot, rel, n));
+  if (ECOSYSTEM_NAMES.includes(base)) return file;
+  if (ECOSYSTEM_NAMES.some(has)) return null; // inferred from the ecosystem file
+  if (rel !== '.' && !has('nx.json')) return null;
+  return COMPOSE_NAMES.map((n) => path.join(rel, n)).find((f) => fs.existsSync(path.join(nxRoot, f))) === file ? file : null;
+}
 
 function infer(nxRoot, file) {
   const rel = path.dirname(file);
@@ -30,18 +46,20 @@ function infer(nxRoot, file) {
   if (hit && hit.stamp === stamp) return hit.value;
   const { loadEcosystem } = require('./workspace');
   const native = require('./native');
-  const { ecosystem } = loadEcosystem(root, 'nx graph');
-  const value = native.inferProjects({ workspaceRoot: root, ecosystem, ecosystemFile: path.join(nxRoot, file), rel: rel === '' ? '.' : rel });
+  const { ecosystem, file: ecosystemFile } = loadEcosystem(root, 'nx graph');
+  const value = native.inferProjects({ workspaceRoot: root, ecosystem, ecosystemFile, rel: rel === '' ? '.' : rel });
   cache.set(file, { stamp, value });
   return value;
 }
 
 const createNodesV2 = [
-  ECOSYSTEM,
+  PATTERN,
   async (files, _options, context) => {
     const out = [];
-    for (const file of files) {
-      if (file.split('/').includes('node_modules')) continue;
+    for (const candidate of files) {
+      if (candidate.split('/').includes('node_modules')) continue;
+      const file = workspaceFile(context.workspaceRoot, candidate);
+      if (!file) continue;
       try {
         out.push([file, { projects: infer(context.workspaceRoot, file).projects }]);
       } catch (e) {
@@ -67,7 +85,10 @@ async function createDependencies(_options, context) {
   }
   const edges = [];
   for (const root of roots) {
-    const file = ['ecosystem.config.js', 'ecosystem.config.cjs', 'ecosystem.config.json'].map((f) => path.join(root, f)).find((f) => fs.existsSync(path.join(context.workspaceRoot, f)));
+    const file = [...ECOSYSTEM_NAMES, ...COMPOSE_NAMES]
+      .map((f) => path.join(root, f))
+      .map((f) => fs.existsSync(path.join(context.workspaceRoot, f)) && workspaceFile(context.workspaceRoot, f))
+      .find(Boolean);
     if (!file) continue;
     let inferred;
     try {

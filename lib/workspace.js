@@ -6,11 +6,13 @@ const path = require('path');
 const { make } = require('./errors');
 
 const ECOSYSTEM_FILES = ['ecosystem.config.js', 'ecosystem.config.cjs', 'ecosystem.config.json'];
+// The names compose looks for (a compose-only workspace has no ecosystem file).
+const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
 
 function findRoot(start = process.cwd()) {
   let dir = path.resolve(start);
   for (;;) {
-    if (fs.existsSync(path.join(dir, 'nx.json')) || ECOSYSTEM_FILES.some((f) => fs.existsSync(path.join(dir, f)))) {
+    if (fs.existsSync(path.join(dir, 'nx.json')) || [...ECOSYSTEM_FILES, ...COMPOSE_FILES].some((f) => fs.existsSync(path.join(dir, f)))) {
       return dir;
     }
     const up = path.dirname(dir);
@@ -19,14 +21,18 @@ function findRoot(start = process.cwd()) {
   }
 }
 
-/** Evaluates the ecosystem file afresh and returns { file, ecosystem } as plain data. */
+/** Evaluates the ecosystem file afresh and returns { file, ecosystem } as plain data. A
+ * compose-only workspace (a compose file, no ecosystem file) has no apps. */
 function loadEcosystem(root, command) {
   const file = ECOSYSTEM_FILES.map((f) => path.join(root, f)).find((f) => fs.existsSync(f));
   if (!file) {
+    if (COMPOSE_FILES.some((f) => fs.existsSync(path.join(root, f)))) {
+      return { file: path.join(root, ECOSYSTEM_FILES[0]), ecosystem: { apps: [] }, composeOnly: true };
+    }
     throw make('EXIT_USAGE', {
       command,
-      message: `no ecosystem.config.js in ${root}`,
-      remediation: ['Declare the app services in ecosystem.config.js (PM2 format)', 'Run the command inside the workspace'],
+      message: `no ecosystem.config.js and no docker-compose.yml in ${root}`,
+      remediation: ['Declare the app services in ecosystem.config.js (PM2 format), or the docker dependencies in docker-compose.yml', 'Run the command inside the workspace'],
     });
   }
   let mod;
@@ -45,4 +51,4 @@ function loadEcosystem(root, command) {
   return { file, ecosystem: JSON.parse(JSON.stringify(mod && mod.__esModule ? mod.default : mod)) };
 }
 
-module.exports = { findRoot, loadEcosystem, ECOSYSTEM_FILES };
+module.exports = { findRoot, loadEcosystem, ECOSYSTEM_FILES, COMPOSE_FILES };

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The main job: bring the example workspace up (its default services, postgres first, under the
 # development profile unless PROFILE is set) and show what runs. Without a registry the example's
-# postgres comes from the local build (scripts/postgres-image.sh decides).
+# postgres comes from the local build (scripts/postgres-image.sh decides, scripts/example-env.sh
+# records it in examples/workspace/.env).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bash "$here/docker-engine.sh" >/dev/null
-POSTGRES_IMAGE="$(bash "$here/postgres-image.sh")"
-export POSTGRES_IMAGE NX_DAEMON=false
+# The image goes into the example's .env (beside its compose file), so later commands use it too.
+bash "$here/example-env.sh" >/dev/null
+export NX_DAEMON=false
 cd "$here/../examples/workspace"
 # server:setup starts postgres first (Nx graph) and applies the server's migrations (once).
 npx nx run server:setup --profile "${PROFILE:-development}"

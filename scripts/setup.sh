@@ -24,6 +24,6 @@ echo "setup: installing the example workspace (examples/workspace)"
 
 echo "setup: Docker engine and the example's Postgres image"
 bash scripts/docker-engine.sh
-echo "setup: Postgres image for the example: $(bash scripts/postgres-image.sh)"
+echo "setup: Postgres image for the example (in examples/workspace/.env): $(bash scripts/example-env.sh)"
 
 echo "setup: done. Main job: npm run example:up   Tests: npm test"

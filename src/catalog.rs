@@ -36,6 +36,9 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
     pub name: String,
+    /// Problems of its definition (`key`, `message`) in its file: it cannot start until they
+    /// are fixed, and nothing else is affected.
+    pub problems: Vec<(String, String)>,
     pub kind: Kind,
     /// The ecosystem entry as written (apps).
     pub app: Map<String, Value>,
@@ -51,17 +54,12 @@ pub struct Catalog {
     pub ecosystem_file: PathBuf,
     pub config: PluginConfig,
     pub services: Vec<ServiceSpec>,
-    /// `docker-compose.yml` (or `compose.yaml`) and its text, when the workspace has one.
-    pub compose: Option<(PathBuf, String)>,
+    /// The compose project as loaded without a profile (its service names, its file-level
+    /// problems), when the workspace has a compose file.
+    pub compose: Option<crate::compose::ComposeFile>,
 }
 
-/// The compose file names compose itself looks for, in its order of preference.
-pub const COMPOSE_FILES: &[&str] = &[
-    "compose.yaml",
-    "compose.yml",
-    "docker-compose.yml",
-    "docker-compose.yaml",
-];
+pub use crate::compose::COMPOSE_FILES;
 
 /// Service and profile names: they become PM2 names and log directories, so no path tricks.
 pub fn is_valid_name(name: &str) -> bool {
@@ -102,8 +100,28 @@ fn invalid(file: &Path, key: String, message: impl Into<String>) -> Error {
     }
 }
 
-/// Extracts the app list from an evaluated ecosystem module: `{ apps: [...] }`, an array, or one app.
+/// Extracts the app list from an evaluated ecosystem module: `{ apps: [...] }`, an array, or one
+/// app. The first problem is an error (see [`parse_ecosystem_lenient`] for all of them).
 pub fn parse_ecosystem(module: &Value, file: &Path) -> Result<Vec<Map<String, Value>>> {
+    let (apps, mut problems) = parse_ecosystem_lenient(module, file)?;
+    if problems.is_empty() {
+        Ok(apps.into_iter().map(|(a, _)| a).collect())
+    } else {
+        Err(problems.remove(0).1)
+    }
+}
+
+/// Every app of the ecosystem with the problems of each: an app with a usable name is kept
+/// (its problems stop only it); `(index, error)` for every problem. The module itself not being
+/// an app list is the only error that stops everything.
+#[allow(clippy::type_complexity)]
+pub fn parse_ecosystem_lenient(
+    module: &Value,
+    file: &Path,
+) -> Result<(
+    Vec<(Map<String, Value>, Vec<(String, String)>)>,
+    Vec<(usize, Error)>,
+)> {
     let apps = match module {
         Value::Object(o) if o.contains_key("apps") => o["apps"].clone(),
         Value::Array(_) => module.clone(),
@@ -123,57 +141,75 @@ pub fn parse_ecosystem(module: &Value, file: &Path) -> Result<Vec<Map<String, Va
             "must be an array of app definitions",
         ));
     };
-    let mut out: Vec<Map<String, Value>> = Vec::new();
+    let mut out: Vec<(Map<String, Value>, Vec<(String, String)>)> = Vec::new();
+    let mut problems: Vec<(usize, Error)> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
+        let mut mine: Vec<(String, String)> = Vec::new();
         let Value::Object(app) = item else {
-            return Err(invalid(file, format!("apps[{i}]"), "must be an object"));
+            problems.push((i, invalid(file, format!("apps[{i}]"), "must be an object")));
+            continue;
         };
         let name = match app.get("name") {
             Some(Value::String(s)) => s.clone(),
             _ => {
-                return Err(invalid(
-                    file,
-                    format!("apps[{i}].name"),
-                    "is required and must be a string",
-                ))
+                problems.push((
+                    i,
+                    invalid(
+                        file,
+                        format!("apps[{i}].name"),
+                        "is required and must be a string",
+                    ),
+                ));
+                continue;
             }
         };
         if !is_valid_name(&name) {
-            return Err(invalid(
-                file,
-                format!("apps[{i}].name"),
-                format!("\"{name}\" is not a valid service name (letters, digits, '.', '_', '-')"),
+            problems.push((
+                i,
+                invalid(
+                    file,
+                    format!("apps[{i}].name"),
+                    format!(
+                        "\"{name}\" is not a valid service name (letters, digits, '.', '_', '-')"
+                    ),
+                ),
             ));
-        }
-        if !matches!(app.get("script"), Some(Value::String(s)) if !s.is_empty()) {
-            return Err(invalid(
-                file,
-                format!("apps[{i}].script"),
-                "is required and must be a string",
-            ));
+            continue;
         }
         if out
             .iter()
-            .any(|a| a.get("name") == Some(&Value::String(name.clone())))
+            .any(|(a, _)| a.get("name") == Some(&Value::String(name.clone())))
         {
-            return Err(invalid(
-                file,
-                format!("apps[{i}].name"),
-                format!("duplicate app name \"{name}\""),
+            problems.push((
+                i,
+                invalid(
+                    file,
+                    format!("apps[{i}].name"),
+                    format!("duplicate app name \"{name}\""),
+                ),
+            ));
+            continue;
+        }
+        if !matches!(app.get("script"), Some(Value::String(s)) if !s.is_empty()) {
+            mine.push((
+                format!("apps[{i}].script"),
+                "is required and must be a string".into(),
             ));
         }
         for (k, v) in &app {
             if (k == "env" || k.starts_with("env_")) && !v.is_object() {
-                return Err(invalid(
-                    file,
+                mine.push((
                     format!("apps[{i}].{k}"),
-                    "must be an object of NAME: value",
+                    "must be an object of NAME: value".into(),
                 ));
             }
         }
-        out.push(app);
+        for (key, message) in &mine {
+            problems.push((i, invalid(file, key.clone(), message.clone())));
+        }
+        out.push((app, mine));
     }
-    Ok(out)
+    Ok((out, problems))
 }
 
 fn is_cluster(app: &Map<String, Value>) -> bool {
@@ -189,17 +225,18 @@ pub fn build(
     ecosystem_file: &Path,
     ecosystem: &Value,
     config: PluginConfig,
-    compose: Option<(PathBuf, String)>,
+    compose: Option<crate::compose::ComposeFile>,
 ) -> Result<Catalog> {
-    let apps = parse_ecosystem(ecosystem, ecosystem_file)?;
+    let (apps, _) = parse_ecosystem_lenient(ecosystem, ecosystem_file)?;
     let mut services = Vec::new();
-    for app in apps {
+    for (app, problems) in apps {
         let name = app["name"].as_str().unwrap_or_default().to_string();
         let cwd = match app.get("cwd").and_then(Value::as_str) {
             Some(c) => root.join(c),
             None => root.to_path_buf(),
         };
         services.push(ServiceSpec {
+            problems,
             cluster: is_cluster(&app),
             config: config.services.get(&name).cloned().unwrap_or_default(),
             name,
@@ -208,8 +245,12 @@ pub fn build(
             cwd,
         });
     }
-    if let Some((file, text)) = &compose {
-        for name in crate::compose::service_names(text, file)? {
+    if let Some(c) = &compose {
+        let file = &c.file;
+        for name in c.names.iter().cloned() {
+            if !is_valid_name(&name) {
+                continue; // reported by the compose loader, for that service only
+            }
             if services.iter().any(|s| s.name == name) {
                 return Err(invalid(
                     file,
@@ -221,6 +262,7 @@ pub fn build(
                 ));
             }
             services.push(ServiceSpec {
+                problems: Vec::new(),
                 config: config.services.get(&name).cloned().unwrap_or_default(),
                 name,
                 kind: Kind::Dependency,
@@ -231,9 +273,15 @@ pub fn build(
         }
     }
     let nx_json = crate::config::nx_json_path(root);
+    // A compose file whose services cannot be listed (it does not parse) may hold the names
+    // nx.json refers to: those references wait for the file to be fixed.
+    let compose_unreadable = compose
+        .as_ref()
+        .is_some_and(|c| c.names.is_empty() && c.errors().next().is_some());
+    let known = |n: &String| services.iter().any(|s| &s.name == n) || compose_unreadable;
     if let Some(defaults) = &config.default_services {
         for d in defaults {
-            if !services.iter().any(|s| &s.name == d) {
+            if !known(d) {
                 return Err(invalid(
                     &nx_json,
                     format!(
@@ -247,7 +295,7 @@ pub fn build(
     }
     for (name, svc) in &config.services {
         for d in &svc.depends_on {
-            if !services.iter().any(|s| &s.name == d) || d == name {
+            if !known(d) || d == name {
                 return Err(invalid(
                     &nx_json,
                     format!(
@@ -260,7 +308,7 @@ pub fn build(
         }
     }
     for name in config.services.keys() {
-        if !services.iter().any(|s| &s.name == name) {
+        if !known(name) {
             return Err(invalid(
                 &nx_json,
                 format!(
@@ -288,13 +336,33 @@ impl Catalog {
 
     pub fn get(&self, name: &str) -> Result<&ServiceSpec> {
         validate_name(name, "service")?;
-        self.services
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| Error::ServiceUnknown {
-                service: name.to_string(),
-                known: self.names(),
-            })
+        if let Some(s) = self.services.iter().find(|s| s.name == name) {
+            return Ok(s);
+        }
+        // Unknown because the compose file cannot be read: that is the error to show.
+        if let Some(c) = self.compose.as_ref().filter(|c| c.names.is_empty()) {
+            let problems: Vec<crate::compose::Diag> = c.errors().cloned().collect();
+            if !problems.is_empty() {
+                return Err(Error::Compose {
+                    service: None,
+                    problems,
+                });
+            }
+        }
+        Err(Error::ServiceUnknown {
+            service: name.to_string(),
+            known: self.names(),
+        })
+    }
+
+    /// The error that stops an app from starting: the problems of its ecosystem entry.
+    pub fn app_error(&self, spec: &ServiceSpec) -> Option<Error> {
+        let (key, message) = spec.problems.first()?;
+        let mut message = message.clone();
+        for (k, m) in spec.problems.iter().skip(1) {
+            message.push_str(&format!("; {k}: {m}"));
+        }
+        Some(invalid(&self.ecosystem_file, key.clone(), message))
     }
 
     /// Explicit names, else every service with `all`, else the default set (all when unset).
@@ -315,25 +383,29 @@ impl Catalog {
         }
     }
 
-    /// The compose file interpolated for a profile: the shell's variables first (as compose
-    /// does), then the profile's env file.
+    /// The compose project loaded for a profile: interpolated from the shell, then the
+    /// profile's env file, then the project's `.env`, with the compose profiles the
+    /// orchestrator profile enables. Problems are in its `diags`, per service.
     pub fn compose_for(
         &self,
+        profile: &str,
         profile_vars: &[(String, String)],
-    ) -> Result<Option<crate::compose::ComposeFile>> {
-        let Some((file, text)) = &self.compose else {
-            return Ok(None);
-        };
-        let lookup = |k: &str| {
-            std::env::var(k).ok().or_else(|| {
-                profile_vars
-                    .iter()
-                    .rev()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-            })
-        };
-        crate::compose::parse(text, file, &lookup).map(Some)
+    ) -> Option<crate::compose::ComposeFile> {
+        self.compose.as_ref()?;
+        let none = Vec::new();
+        let compose_profiles = self.config.compose_profiles.get(profile).unwrap_or(&none);
+        crate::compose::load(&crate::compose::LoadRequest {
+            fs: &crate::compose::Disk,
+            root: &self.root,
+            shell: &|k| std::env::var(k).ok(),
+            profile_vars,
+            compose_profiles,
+        })
+    }
+
+    /// The main compose file, when there is one.
+    pub fn compose_file(&self) -> Option<&Path> {
+        self.compose.as_ref().map(|c| c.file.as_path())
     }
 
     pub fn env_file(&self, profile: &str) -> PathBuf {
@@ -564,10 +636,37 @@ mod tests {
             (json!(7), "(module)"),
         ];
         for (value, key) in cases {
-            let err = catalog(value, PluginConfig::default()).unwrap_err();
+            let err = parse_ecosystem(&value, Path::new("/ws/ecosystem.config.js")).unwrap_err();
             assert!(err.message().contains(key), "{key}: {}", err.message());
             assert_eq!(err.exit_code(), crate::exit::ExitCode::Usage);
         }
+    }
+
+    #[test]
+    fn a_broken_app_is_kept_with_its_problems_and_the_others_are_untouched() {
+        let c = catalog(
+            json!({"apps": [{"name": "a", "env_staging": "oops"}, {"name": "b", "script": "b.js"}, {"script": "nameless"}]}),
+            PluginConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.names(), vec!["a", "b"]);
+        let e = c.app_error(c.get("a").unwrap()).unwrap();
+        assert!(
+            e.message().contains("apps[0].script") && e.message().contains("apps[0].env_staging"),
+            "{}",
+            e.message()
+        );
+        assert!(c.app_error(c.get("b").unwrap()).is_none());
+        let (_, problems) = parse_ecosystem_lenient(
+            &json!({"apps": [{"name": "a", "env_staging": "oops"}, {"script": "nameless"}]}),
+            Path::new("/ws/ecosystem.config.js"),
+        )
+        .unwrap();
+        assert_eq!(
+            problems.len(),
+            3,
+            "every problem: two of a, the nameless app"
+        );
     }
 
     #[test]
@@ -638,15 +737,14 @@ mod tests {
     #[test]
     fn runner_app_carries_the_spec_and_waits_out_the_stop_timeout() {
         let text = "services:\n  db:\n    image: pg:1\n    stop_grace_period: 20s\n";
-        let compose =
-            crate::compose::parse(text, Path::new("/ws/compose.yaml"), &|_| None).unwrap();
+        let compose = crate::compose::from_text(text, Path::new("/ws/compose.yaml"), &|_| None);
         let c = build(
             Path::new("/ws"),
             "example",
             Path::new("/ws/ecosystem.config.js"),
             &eco(),
             PluginConfig::default(),
-            Some((PathBuf::from("/ws/compose.yaml"), text.to_string())),
+            Some(compose.clone()),
         )
         .unwrap();
         assert_eq!(c.names(), vec!["admin", "server", "db"]);
@@ -660,6 +758,7 @@ mod tests {
             service: &compose.services[0],
             env_file_vars: vec![],
             health_timeout_seconds: None,
+            replica: 1,
         });
         let app = runner_app(&c, db, "staging", &spec, Path::new("/pkg/lib/runner.js"));
         assert_eq!(app["script"], "/pkg/lib/runner.js");
@@ -688,7 +787,11 @@ mod tests {
             Path::new("/ws/ecosystem.config.js"),
             &eco(),
             PluginConfig::default(),
-            Some((PathBuf::from("/ws/compose.yaml"), clash.to_string())),
+            Some(crate::compose::from_text(
+                clash,
+                Path::new("/ws/compose.yaml"),
+                &|_| None,
+            )),
         )
         .unwrap_err();
         assert!(

@@ -51,6 +51,10 @@ pub struct PluginConfig {
     pub logs: Option<serde_json::Value>,
     /// The workspace's restart policy over the defaults, with optional `profiles.<name>` layers.
     pub restart_policy: Option<serde_json::Value>,
+    /// Compose profiles (`profiles:` of compose services) each orchestrator profile enables,
+    /// besides `COMPOSE_PROFILES`: `{ "development": ["debug"] }`.
+    #[serde(default)]
+    pub compose_profiles: BTreeMap<String, Vec<String>>,
 }
 
 fn default_profiles() -> Vec<String> {
@@ -65,6 +69,7 @@ impl Default for PluginConfig {
             services: BTreeMap::new(),
             logs: None,
             restart_policy: None,
+            compose_profiles: BTreeMap::new(),
         }
     }
 }
@@ -126,8 +131,21 @@ impl PluginConfig {
         profile: &str,
         file: &Path,
     ) -> Result<crate::policy::RestartPolicy> {
-        crate::policy::resolve(
+        self.restart_policy_with(service, profile, file, None)
+    }
+
+    /// [`Self::restart_policy_for`] with what the service's own file says (compose `restart:`,
+    /// the ecosystem's PM2 options) between the workspace's layer and the service's.
+    pub fn restart_policy_with(
+        &self,
+        service: &str,
+        profile: &str,
+        file: &Path,
+        file_layer: Option<&serde_json::Value>,
+    ) -> Result<crate::policy::RestartPolicy> {
+        crate::policy::resolve_with(
             self.restart_policy.as_ref(),
+            file_layer,
             self.services
                 .get(service)
                 .and_then(|s| s.restart_policy.as_ref()),

@@ -1,55 +1,104 @@
-//! Pure: the container a compose service becomes for one workspace and profile — name, image,
-//! env, ports, mounts, healthcheck, network and the labels that make it recognisable (compose's
-//! own plus ours). The spec travels as JSON to the container runner, and its hash decides whether
-//! a running container can be adopted or must be recreated.
+//! Pure: the container a compose service becomes for one workspace and profile — name, image
+//! (or the build that makes it), env, ports, mounts, secrets, healthcheck, networks, the Engine
+//! API options compose takes, and the labels that make it recognisable (compose's own plus
+//! ours). The spec travels as JSON to the container runner, and its hash decides whether a
+//! running container can be adopted or must be recreated.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::compose::{ComposeFile, ComposeService, Condition, MountSource};
+use crate::compose::{
+    Build, ComposeFile, ComposeService, Condition, EngineOptions, MountKind, PortMapping,
+};
 
 pub const LABEL_WORKSPACE: &str = "dev.orchestrator.workspace";
 pub const LABEL_PROFILE: &str = "dev.orchestrator.profile";
 pub const LABEL_SERVICE: &str = "dev.orchestrator.service";
 pub const LABEL_HASH: &str = "dev.orchestrator.config-hash";
+/// On an image we built: the hash of its build context and settings.
+pub const LABEL_CONTEXT_HASH: &str = "dev.orchestrator.context-hash";
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 pub const COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
 pub const COMPOSE_NUMBER: &str = "com.docker.compose.container-number";
+pub const COMPOSE_NETWORK: &str = "com.docker.compose.network";
+pub const COMPOSE_VOLUME: &str = "com.docker.compose.volume";
 
 /// compose's default `stop_grace_period`.
 pub const DEFAULT_STOP_SECONDS: u64 = 10;
 pub const DEFAULT_HEALTH_TIMEOUT_SECONDS: u64 = 90;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PortSpec {
-    pub host_ip: Option<String>,
-    pub host_port: u16,
-    pub container_port: u16,
-    pub protocol: String,
-}
+pub type PortSpec = PortMapping;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSpec {
-    /// Engine-side volume name (`<project>_<name>` as compose names it).
+    /// Engine-side volume name: `name:` as written, else `<project>_<key>` as compose names it.
     pub name: String,
     pub target: String,
     pub read_only: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subpath: Option<String>,
+    /// Used exactly as named, never created: missing is an error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// Engine-side name: `name:` as written, else `<project>_<key>`.
+    pub name: String,
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attachable: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_ipv6: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam_driver: Option<String>,
+    /// `(subnet, gateway, ip_range)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipam: Vec<(Option<String>, Option<String>, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthSpec {
-    pub test: Vec<String>,
+    /// `None`: the image's test, with the timings below.
+    pub test: Option<Vec<String>>,
     pub interval_ns: Option<i64>,
     pub timeout_ns: Option<i64>,
     pub retries: Option<i64>,
     pub start_period_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval_ns: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,26 +108,52 @@ pub struct ContainerSpec {
     pub workspace: String,
     pub profile: String,
     pub project: String,
-    /// Container name: `container_name`, else `<project>-<service>-1` as compose names it.
+    /// Container name: `container_name`, else `<project>-<service>-<n>` as compose names it.
     pub name: String,
     pub image: String,
+    /// Set when the image is built from a context (`build:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    /// `always`, `missing`, `never`, `build`.
+    #[serde(default = "missing")]
+    pub pull_policy: String,
     /// `NAME=value`, sorted by name (env_file first, `environment` wins).
     pub env: Vec<String>,
     pub cmd: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
     pub ports: Vec<PortSpec>,
-    /// Bind mounts as the engine takes them: `/abs/src:/target[:ro]`.
+    /// Bind mounts as the engine takes them: `/abs/src:/target[:ro][,z]`, secrets and configs
+    /// included (read-only).
     pub binds: Vec<String>,
     pub volumes: Vec<VolumeSpec>,
+    /// Anonymous volumes (`- /data`): created by the engine, carried over on recreate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous: Vec<String>,
     /// `None`: the image's own healthcheck applies (if any). `["NONE"]` disables it.
     pub healthcheck: Option<HealthSpec>,
     pub labels: BTreeMap<String, String>,
-    /// The project network (`<project>_default`); services reach each other by service name.
-    pub network: String,
+    /// The networks to attach, the first at create time; empty with a `network_mode`.
+    pub networks: Vec<NetworkSpec>,
+    /// `host`, `none`, `container:<name>`, when the service has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
     pub stop_timeout_seconds: u64,
     /// How long `start` waits for healthy (not part of the container's identity).
     #[serde(default)]
     pub health_timeout_seconds: u64,
+    /// Engine options as compose gives them, `service:` references resolved.
+    #[serde(default)]
+    pub engine: EngineOptions,
+    /// What `restart:` says (`no`, `always`, `on-failure[:N]`, `unless-stopped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// Other services' containers it waits on to run to completion first (one-shot jobs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completes_before: Vec<String>,
+}
+
+fn missing() -> String {
+    "missing".into()
 }
 
 impl ContainerSpec {
@@ -99,14 +174,24 @@ impl ContainerSpec {
     }
 
     pub fn has_healthcheck(&self, image_has_one: bool) -> bool {
-        match &self.healthcheck {
-            Some(h) => h.test.first().map(String::as_str) != Some("NONE"),
+        match self.healthcheck.as_ref().and_then(|h| h.test.as_ref()) {
+            Some(t) => t.first().map(String::as_str) != Some("NONE"),
             None => image_has_one,
         }
     }
 
+    /// Host ports fixed by the file (ephemeral and ranged ones are the engine's choice).
     pub fn host_ports(&self) -> Vec<u16> {
-        self.ports.iter().map(|p| p.host_port).collect()
+        self.ports
+            .iter()
+            .filter(|p| p.host_port_end.is_none())
+            .filter_map(|p| p.host_port)
+            .collect()
+    }
+
+    /// The network the container is created on (its `NetworkMode`).
+    pub fn primary_network(&self) -> Option<&NetworkSpec> {
+        self.networks.first()
     }
 }
 
@@ -135,6 +220,13 @@ pub fn project_name(compose: &ComposeFile, workspace_name: &str) -> String {
     }
 }
 
+/// The container name of replica `n` of a service (what `service:<name>` references resolve to).
+pub fn container_name(project: &str, s: &ComposeService, n: u32) -> String {
+    s.container_name
+        .clone()
+        .unwrap_or_else(|| format!("{project}-{}-{n}", s.name))
+}
+
 fn nanos(d: Option<std::time::Duration>) -> Option<i64> {
     d.map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
 }
@@ -148,78 +240,276 @@ pub struct SpecInput<'a> {
     /// Variables read from the service's `env_file`s, in order.
     pub env_file_vars: Vec<(String, String)>,
     pub health_timeout_seconds: Option<u64>,
+    /// Which replica (1-based).
+    pub replica: u32,
+}
+
+/// Where the text of an `environment:` secret or a `content:` config is written for a bind
+/// mount: under the workspace's private state directory, never in the spec itself.
+pub fn secret_file(root: &Path, service: &str, kind: &str, name: &str) -> PathBuf {
+    root.join(".orchestrator")
+        .join("files")
+        .join(service)
+        .join(format!("{kind}-{name}"))
+}
+
+/// Pure: the files a service's secrets and configs need written first (`environment:` secrets,
+/// `content:` configs): path and text.
+pub fn secret_contents(
+    root: &Path,
+    compose: &ComposeFile,
+    s: &ComposeService,
+) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for (kind, list, defs) in [
+        ("secret", &s.secrets, &compose.secrets),
+        ("config", &s.configs, &compose.configs),
+    ] {
+        for f in list {
+            if let Some(text) = defs.get(&f.source).and_then(|d| d.content.clone()) {
+                out.push((secret_file(root, &s.name, kind, &f.source), text));
+            }
+        }
+    }
+    out
+}
+
+fn resolve_ref(v: &Option<String>, project: &str, compose: &ComposeFile) -> Option<String> {
+    let v = v.as_ref()?;
+    match v.strip_prefix("service:") {
+        Some(other) => Some(format!(
+            "container:{}",
+            compose
+                .service(other)
+                .map(|o| container_name(project, o, 1))
+                .unwrap_or_else(|| format!("{project}-{other}-1"))
+        )),
+        None => Some(v.clone()),
+    }
 }
 
 /// Pure: the container for a compose service.
 pub fn spec(input: SpecInput) -> ContainerSpec {
     let s = input.service;
-    let project = project_name(input.compose, input.workspace_name);
+    let c = input.compose;
+    let root = input.workspace_root;
+    let project = project_name(c, input.workspace_name);
     let mut env: BTreeMap<String, String> = input.env_file_vars.into_iter().collect();
     for (k, v) in &s.environment {
         env.insert(k.clone(), v.clone());
     }
     let mut binds = Vec::new();
     let mut volumes = Vec::new();
+    let mut anonymous = Vec::new();
+    let mut engine = s.engine.clone();
     for m in &s.volumes {
-        match &m.source {
-            MountSource::Bind(p) => binds.push(format!(
-                "{}:{}{}",
-                p.display(),
-                m.target,
-                if m.read_only { ":ro" } else { "" }
-            )),
-            MountSource::Named(n) => volumes.push(VolumeSpec {
-                name: format!("{project}_{n}"),
-                target: m.target.clone(),
-                read_only: m.read_only,
-            }),
+        match (m.kind, &m.source) {
+            (MountKind::Bind, Some(p)) => {
+                let mut opts: Vec<&str> = Vec::new();
+                if m.read_only {
+                    opts.push("ro");
+                }
+                if let Some(z) = &m.selinux {
+                    opts.push(z);
+                }
+                if let Some(p) = &m.propagation {
+                    opts.push(p);
+                }
+                binds.push(if opts.is_empty() {
+                    format!("{p}:{}", m.target)
+                } else {
+                    format!("{p}:{}:{}", m.target, opts.join(","))
+                });
+            }
+            (MountKind::Volume, Some(key)) => {
+                let def = c.volumes.get(key).cloned().unwrap_or_default();
+                let mut labels = def.labels.clone();
+                if !def.external {
+                    labels.insert(COMPOSE_PROJECT.into(), project.clone());
+                    labels.insert(COMPOSE_VOLUME.into(), key.clone());
+                }
+                volumes.push(VolumeSpec {
+                    name: def
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{project}_{key}")),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                    nocopy: m.nocopy,
+                    subpath: m.subpath.clone(),
+                    external: def.external,
+                    driver: def.driver.clone(),
+                    driver_opts: def.driver_opts.clone(),
+                    labels,
+                });
+            }
+            (MountKind::Volume, None) => anonymous.push(m.target.clone()),
+            (MountKind::Tmpfs, _) => {
+                let mut o = Vec::new();
+                if let Some(sz) = m.tmpfs_size {
+                    o.push(format!("size={sz}"));
+                }
+                if let Some(md) = m.tmpfs_mode {
+                    o.push(format!("mode={md:o}"));
+                }
+                engine.tmpfs.insert(m.target.clone(), o.join(","));
+            }
+            _ => {}
         }
     }
+    for (kind, list, defs) in [
+        ("secret", &s.secrets, &c.secrets),
+        ("config", &s.configs, &c.configs),
+    ] {
+        for f in list {
+            let Some(def) = defs.get(&f.source) else {
+                continue;
+            };
+            let host = match (&def.file, &def.content) {
+                (Some(p), _) => p.clone(),
+                (None, Some(_)) => secret_file(root, &s.name, kind, &f.source),
+                _ => continue,
+            };
+            binds.push(format!("{}:{}:ro", host.display(), f.target));
+        }
+    }
+    // Networks: the service's, or the project's `default`; aliases include the service name.
+    let mut networks = Vec::new();
+    let network_mode = match s.network_mode.as_deref() {
+        Some(m) => resolve_ref(&Some(m.to_string()), &project, c),
+        None => None,
+    };
+    if network_mode.is_none() {
+        let attach: Vec<crate::compose::NetworkAttach> = if s.networks.is_empty() {
+            vec![crate::compose::NetworkAttach {
+                key: "default".into(),
+                aliases: Vec::new(),
+                ipv4_address: None,
+                ipv6_address: None,
+                mac_address: engine.mac_address.clone(),
+                priority: 0,
+            }]
+        } else {
+            s.networks.clone()
+        };
+        for a in attach {
+            let def = c.networks.get(&a.key).cloned().unwrap_or_default();
+            let mut aliases = vec![s.name.clone()];
+            for al in &a.aliases {
+                if !aliases.contains(al) {
+                    aliases.push(al.clone());
+                }
+            }
+            let mut labels = def.labels.clone();
+            if !def.external {
+                labels.insert(COMPOSE_PROJECT.into(), project.clone());
+                labels.insert(COMPOSE_NETWORK.into(), a.key.clone());
+            }
+            networks.push(NetworkSpec {
+                name: def
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{project}_{}", a.key)),
+                aliases,
+                ipv4_address: a.ipv4_address.clone(),
+                ipv6_address: a.ipv6_address.clone(),
+                mac_address: a.mac_address.clone(),
+                external: def.external,
+                driver: def.driver.clone(),
+                driver_opts: def.driver_opts.clone(),
+                internal: def.internal,
+                attachable: def.attachable,
+                enable_ipv6: def.enable_ipv6,
+                labels,
+                ipam_driver: def.ipam_driver.clone(),
+                ipam: def
+                    .ipam
+                    .iter()
+                    .map(|p| (p.subnet.clone(), p.gateway.clone(), p.ip_range.clone()))
+                    .collect(),
+            });
+        }
+    }
+    engine.mac_address = None; // carried on the primary network's endpoint
+    engine.pid = resolve_ref(&engine.pid, &project, c);
+    engine.ipc = resolve_ref(&engine.ipc, &project, c);
+    engine.links = engine
+        .links
+        .iter()
+        .map(|l| {
+            let (svc, alias) = l.split_once(':').unwrap_or((l, l));
+            let target = c
+                .service(svc)
+                .map(|o| container_name(&project, o, 1))
+                .unwrap_or_else(|| svc.to_string());
+            format!("{target}:{alias}")
+        })
+        .collect();
+    engine.volumes_from = engine
+        .volumes_from
+        .iter()
+        .map(|v| match v.strip_prefix("container:") {
+            Some(rest) => rest.to_string(),
+            None => {
+                let (svc, mode) = v
+                    .split_once(':')
+                    .map(|(a, b)| (a, Some(b)))
+                    .unwrap_or((v, None));
+                let name = c
+                    .service(svc)
+                    .map(|o| container_name(&project, o, 1))
+                    .unwrap_or_else(|| svc.to_string());
+                match mode {
+                    Some(m) => format!("{name}:{m}"),
+                    None => name,
+                }
+            }
+        })
+        .collect();
     let mut labels = s.labels.clone();
     labels.insert(COMPOSE_PROJECT.into(), project.clone());
     labels.insert(COMPOSE_SERVICE.into(), s.name.clone());
     labels.insert(COMPOSE_ONEOFF.into(), "False".into());
-    labels.insert(COMPOSE_NUMBER.into(), "1".into());
-    labels.insert(
-        LABEL_WORKSPACE.into(),
-        input.workspace_root.display().to_string(),
-    );
+    labels.insert(COMPOSE_NUMBER.into(), input.replica.to_string());
+    labels.insert(LABEL_WORKSPACE.into(), root.display().to_string());
     labels.insert(LABEL_PROFILE.into(), input.profile.into());
     labels.insert(LABEL_SERVICE.into(), s.name.clone());
+    let completes_before = s
+        .depends_on
+        .iter()
+        .filter(|d| d.condition == Condition::CompletedSuccessfully)
+        .map(|d| d.name.clone())
+        .collect();
     ContainerSpec {
         service: s.name.clone(),
-        workspace: input.workspace_root.display().to_string(),
+        workspace: root.display().to_string(),
         profile: input.profile.into(),
-        name: s
-            .container_name
+        name: container_name(&project, s, input.replica),
+        image: s
+            .image
             .clone()
-            .unwrap_or_else(|| format!("{project}-{}-1", s.name)),
-        network: format!("{project}_default"),
+            .unwrap_or_else(|| format!("{project}-{}", s.name)),
+        build: s.build.clone(),
+        pull_policy: s.pull_policy.clone(),
         project,
-        image: s.image.clone(),
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         cmd: s.command.clone(),
         entrypoint: s.entrypoint.clone(),
-        ports: s
-            .ports
-            .iter()
-            .map(|p| PortSpec {
-                host_ip: p.host_ip.clone(),
-                host_port: p.host_port,
-                container_port: p.container_port,
-                protocol: p.protocol.clone(),
-            })
-            .collect(),
+        ports: s.ports.clone(),
         binds,
         volumes,
+        anonymous,
         healthcheck: s.healthcheck.as_ref().map(|h| HealthSpec {
             test: h.test.clone(),
             interval_ns: nanos(h.interval),
             timeout_ns: nanos(h.timeout),
             retries: h.retries.map(i64::from),
             start_period_ns: nanos(h.start_period),
+            start_interval_ns: nanos(h.start_interval),
         }),
         labels,
+        networks,
+        network_mode,
         stop_timeout_seconds: s
             .stop_grace_period
             .map(|d| d.as_secs().max(1))
@@ -227,16 +517,26 @@ pub fn spec(input: SpecInput) -> ContainerSpec {
         health_timeout_seconds: input
             .health_timeout_seconds
             .unwrap_or(DEFAULT_HEALTH_TIMEOUT_SECONDS),
+        engine,
+        restart: s.restart.clone(),
+        completes_before,
     }
 }
 
-/// Whether some service depends on `name` with `condition: service_healthy` (or any condition
-/// when `any`): then `name` must be ready before its dependents start.
+/// Whether some service depends on `name` with a condition that needs `name` up first.
 pub fn gates(compose: &ComposeFile, name: &str) -> bool {
+    compose
+        .services
+        .iter()
+        .any(|s| s.depends_on.iter().any(|d| d.name == name))
+}
+
+/// Whether `name` is a one-shot job: some service waits for it to complete successfully.
+pub fn is_one_shot(compose: &ComposeFile, name: &str) -> bool {
     compose.services.iter().any(|s| {
         s.depends_on
             .iter()
-            .any(|(d, c)| d == name && matches!(c, Condition::Healthy | Condition::Started))
+            .any(|d| d.name == name && d.condition == Condition::CompletedSuccessfully)
     })
 }
 
@@ -252,9 +552,9 @@ pub fn with_dependencies(
         if set.contains(&n) {
             continue;
         }
-        if let Some(s) = compose.services.iter().find(|s| s.name == n) {
-            for (d, _) in &s.depends_on {
-                stack.push(d.clone());
+        if let Some(s) = compose.service(&n) {
+            for d in &s.depends_on {
+                stack.push(d.name.clone());
             }
         }
         set.push(n);
@@ -265,14 +565,12 @@ pub fn with_dependencies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn compose(text: &str) -> ComposeFile {
         let vars: BTreeMap<&str, &str> = [("PGPASS", "secret"), ("PGPORT", "15432")].into();
-        crate::compose::parse(text, Path::new("/ws/docker-compose.yml"), &|k| {
+        crate::compose::from_text(text, Path::new("/ws/docker-compose.yml"), &|k| {
             vars.get(k).map(|v| v.to_string())
         })
-        .unwrap()
     }
 
     const TEXT: &str = r#"
@@ -283,42 +581,58 @@ services:
       POSTGRES_PASSWORD: ${PGPASS}
       SHARED: from-environment
     ports: ["${PGPORT}:5432"]
-    volumes: [pgdata:/var/lib/postgresql/data, ./init:/docker-entrypoint-initdb.d:ro]
+    volumes: [pgdata:/var/lib/postgresql/data, ./init:/docker-entrypoint-initdb.d:ro, /scratch]
     healthcheck:
       test: ["CMD-SHELL", "pg_isready"]
       interval: 1s
       retries: 30
     labels: { team: data }
     stop_grace_period: 20s
+    secrets: [pw]
   zitadel:
     image: ghcr.io/zitadel/zitadel:v2
     container_name: my-zitadel
-    depends_on: { postgres: { condition: service_healthy } }
-volumes: { pgdata: {} }
+    depends_on: { postgres: { condition: service_healthy }, init: { condition: service_completed_successfully } }
+    networks: { back: { aliases: [auth] }, default: {} }
+    pid: "service:postgres"
+  init:
+    build: ./init
+    network_mode: "service:zitadel"
+volumes:
+  pgdata:
+    external: true
+    name: prod_pgdata
+networks:
+  back: { internal: true }
+secrets:
+  pw: { file: ./pw.txt }
 "#;
 
-    fn build(c: &ComposeFile, i: usize) -> ContainerSpec {
+    fn build(c: &ComposeFile, name: &str) -> ContainerSpec {
         spec(SpecInput {
             workspace_root: Path::new("/ws"),
             workspace_name: "@acme/Shop",
             profile: "staging",
             compose: c,
-            service: &c.services[i],
+            service: c.service(name).unwrap(),
             env_file_vars: vec![
                 ("SHARED".into(), "from-file".into()),
                 ("ONLY_FILE".into(), "1".into()),
             ],
             health_timeout_seconds: None,
+            replica: 1,
         })
     }
 
     #[test]
     fn spec_carries_compose_and_our_labels_names_and_mounts() {
         let c = compose(TEXT);
-        let s = build(&c, 0);
+        assert!(c.errors().next().is_none(), "{:?}", c.diags);
+        let s = build(&c, "postgres");
         assert_eq!(s.project, "acme-shop");
         assert_eq!(s.name, "acme-shop-postgres-1");
-        assert_eq!(s.network, "acme-shop_default");
+        assert_eq!(s.networks[0].name, "acme-shop_default");
+        assert_eq!(s.networks[0].aliases, vec!["postgres"]);
         assert_eq!(s.labels[COMPOSE_PROJECT], "acme-shop");
         assert_eq!(s.labels[COMPOSE_SERVICE], "postgres");
         assert_eq!(s.labels[LABEL_WORKSPACE], "/ws");
@@ -332,25 +646,58 @@ volumes: { pgdata: {} }
                 "SHARED=from-environment"
             ]
         );
-        assert_eq!(s.ports[0].host_port, 15432);
-        assert_eq!(s.binds, vec!["/ws/init:/docker-entrypoint-initdb.d:ro"]);
-        assert_eq!(s.volumes[0].name, "acme-shop_pgdata");
+        assert_eq!(s.ports[0].host_port, Some(15432));
+        assert_eq!(
+            s.binds,
+            vec![
+                "/ws/init:/docker-entrypoint-initdb.d:ro",
+                "/ws/pw.txt:/run/secrets/pw:ro"
+            ]
+        );
+        assert_eq!(
+            (s.volumes[0].name.as_str(), s.volumes[0].external),
+            ("prod_pgdata", true),
+            "an external volume keeps its name"
+        );
+        assert_eq!(s.anonymous, vec!["/scratch"]);
         assert_eq!(s.stop_timeout_seconds, 20);
         assert_eq!(s.health_timeout_seconds, 90);
         let h = s.healthcheck.as_ref().unwrap();
         assert_eq!(h.interval_ns, Some(1_000_000_000));
         assert_eq!(h.retries, Some(30));
         assert!(s.has_healthcheck(false));
-        let z = build(&c, 1);
+        let z = build(&c, "zitadel");
         assert_eq!(z.name, "my-zitadel");
         assert!(!z.has_healthcheck(false) && z.has_healthcheck(true));
         assert_eq!(z.stop_timeout_seconds, DEFAULT_STOP_SECONDS);
+        assert_eq!(
+            z.networks
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["acme-shop_back", "acme-shop_default"]
+        );
+        assert_eq!(z.networks[0].aliases, vec!["zitadel", "auth"]);
+        assert!(z.networks[0].internal);
+        assert_eq!(
+            z.engine.pid.as_deref(),
+            Some("container:acme-shop-postgres-1")
+        );
+        assert_eq!(z.completes_before, vec!["init"]);
+        let i = build(&c, "init");
+        assert_eq!(
+            i.image, "acme-shop-init",
+            "a built image is named after project and service"
+        );
+        assert_eq!(i.network_mode.as_deref(), Some("container:my-zitadel"));
+        assert!(i.networks.is_empty());
+        assert!(is_one_shot(&c, "init") && !is_one_shot(&c, "postgres"));
     }
 
     #[test]
     fn hash_follows_identity_not_wait_limit() {
         let c = compose(TEXT);
-        let a = build(&c, 0);
+        let a = build(&c, "postgres");
         let mut b = a.clone();
         b.health_timeout_seconds = 5;
         assert_eq!(a.config_hash(), b.config_hash());
@@ -365,11 +712,11 @@ volumes: { pgdata: {} }
     #[test]
     fn dependency_closure_and_gates() {
         let c = compose(TEXT);
-        let order = crate::compose::start_order(&c.services, &PathBuf::from("/ws/x.yml")).unwrap();
-        assert_eq!(order, vec!["postgres", "zitadel"]);
+        let order = crate::compose::start_order(&c.services);
+        assert_eq!(order, vec!["postgres", "init", "zitadel"]);
         assert_eq!(
             with_dependencies(&c, &["zitadel".into()], &order),
-            vec!["postgres", "zitadel"]
+            vec!["postgres", "init", "zitadel"]
         );
         assert_eq!(
             with_dependencies(&c, &["postgres".into()], &order),

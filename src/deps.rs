@@ -141,6 +141,7 @@ pub async fn ensure_container(
                 started_at: o.started_at,
                 has_healthcheck,
                 pulled,
+                host_ports: o.host_ports.clone(),
             });
         }
         Existing::Foreign(owner) => {
@@ -177,12 +178,21 @@ pub async fn ensure_container(
                 } else {
                     Vec::new()
                 };
-                let err = Error::ContainerFailed {
-                    service: spec.service.clone(),
-                    failure: e,
-                    holders,
+                let err = match e.missing_external() {
+                    Some((kind, name)) => Error::ExternalMissing {
+                        service: spec.service.clone(),
+                        kind,
+                        name: name.to_string(),
+                    },
+                    None => Error::ContainerFailed {
+                        service: spec.service.clone(),
+                        failure: e,
+                        holders,
+                    },
                 };
-                record(spec, &err, "failed", true);
+                // A missing external resource stays missing until someone creates it.
+                let retryable = !matches!(err, Error::ExternalMissing { .. });
+                record(spec, &err, "failed", retryable);
                 err
             })?,
     };
@@ -199,6 +209,7 @@ pub async fn ensure_container(
         started_at: o.started_at,
         has_healthcheck,
         pulled,
+        host_ports: o.host_ports.clone(),
     })
 }
 

@@ -31,6 +31,8 @@ pub enum Op {
     InspectImage,
     Pull,
     Network,
+    Volume,
+    Build,
     Create,
     Start,
     Stop,
@@ -49,6 +51,8 @@ impl Op {
             Op::InspectImage => "inspect image",
             Op::Pull => "pull",
             Op::Network => "create network",
+            Op::Volume => "create volume",
+            Op::Build => "build image",
             Op::Create => "create",
             Op::Start => "start",
             Op::Stop => "stop",
@@ -87,6 +91,30 @@ impl DockerError {
             target: target.into(),
             status,
             message: message.trim().to_string(),
+        }
+    }
+
+    /// An external network or volume that does not exist (compose never creates those).
+    pub fn missing(op: Op, target: &str, what: &str) -> Self {
+        DockerError {
+            op,
+            target: target.into(),
+            status: Some(404),
+            message: format!(
+                "{what} \"{target}\" does not exist, and an external one is never created"
+            ),
+        }
+    }
+
+    /// The missing external resource this error names: ("volume" | "network", name).
+    pub fn missing_external(&self) -> Option<(&'static str, &str)> {
+        if self.status != Some(404) || !self.message.contains("an external one is never created") {
+            return None;
+        }
+        match self.op {
+            Op::Volume => Some(("volume", &self.target)),
+            Op::Network => Some(("network", &self.target)),
+            _ => None,
         }
     }
 
@@ -151,6 +179,8 @@ pub struct Running {
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub has_healthcheck: bool,
     pub pulled: bool,
+    /// Host ports the engine bound for it.
+    pub host_ports: Vec<u16>,
 }
 
 /// What the engine said about a container, reduced to what decisions need.
@@ -173,6 +203,8 @@ pub struct Observed {
     /// Our service label.
     pub service: Option<String>,
     pub name: String,
+    /// Host ports the engine actually bound (ephemeral ones included), sorted.
+    pub host_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +288,21 @@ fn observe(c: &ContainerInspectResponse) -> Observed {
             .map(|d| d.with_timezone(&chrono::Utc))
             .filter(|d| d.timestamp() > 0),
         service: labels.get(crate::container::LABEL_SERVICE).cloned(),
+        host_ports: {
+            let mut ports: Vec<u16> = c
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.ports.clone())
+                .unwrap_or_default()
+                .values()
+                .flatten()
+                .flatten()
+                .filter_map(|b| b.host_port.as_deref().and_then(|p| p.parse().ok()))
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            ports
+        },
         name: c
             .name
             .clone()
@@ -265,23 +312,60 @@ fn observe(c: &ContainerInspectResponse) -> Observed {
     }
 }
 
-/// Pure: the engine's create body for a spec (plus anonymous volumes carried over).
+fn some_vec<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    (!v.is_empty()).then(|| v.to_vec())
+}
+
+fn some_map(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<String, String>> {
+    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+fn endpoint(n: &crate::container::NetworkSpec) -> EndpointSettings {
+    let ipam = (n.ipv4_address.is_some() || n.ipv6_address.is_some()).then(|| {
+        bollard::models::EndpointIpamConfig {
+            ipv4_address: n.ipv4_address.clone(),
+            ipv6_address: n.ipv6_address.clone(),
+            ..Default::default()
+        }
+    });
+    EndpointSettings {
+        aliases: Some(n.aliases.clone()),
+        ipam_config: ipam,
+        mac_address: n.mac_address.clone(),
+        ..Default::default()
+    }
+}
+
+/// Pure: the engine's create body for a spec (plus anonymous volumes carried over). The
+/// container is created on its first network; [`Engine::create_and_start`] connects the others
+/// before it starts (Engine API 1.41 takes one endpoint at create time).
 pub fn create_body(spec: &ContainerSpec, carry: &[(String, String)]) -> ContainerCreateBody {
-    let mut exposed = Vec::new();
+    let e = &spec.engine;
+    let mut exposed: Vec<String> = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &spec.ports {
         let key = format!("{}/{}", p.container_port, p.protocol);
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
+        let host_port = match (p.host_port, p.host_port_end) {
+            (Some(a), Some(b)) => Some(format!("{a}-{b}")),
+            (Some(a), None) => Some(a.to_string()),
+            (None, _) => Some(String::new()),
+        };
         bindings
             .entry(key)
             .or_insert_with(|| Some(Vec::new()))
             .get_or_insert_with(Vec::new)
             .push(PortBinding {
                 host_ip: p.host_ip.clone(),
-                host_port: Some(p.host_port.to_string()),
+                host_port,
             });
+    }
+    for x in &e.expose {
+        if !exposed.contains(x) {
+            exposed.push(x.clone());
+        }
     }
     let mut mounts: Vec<EngineMount> = spec
         .volumes
@@ -291,16 +375,22 @@ pub fn create_body(spec: &ContainerSpec, carry: &[(String, String)]) -> Containe
             source: Some(v.name.clone()),
             target: Some(v.target.clone()),
             read_only: Some(v.read_only),
+            volume_options: (v.nocopy || v.subpath.is_some()).then(|| {
+                bollard::models::MountVolumeOptions {
+                    no_copy: v.nocopy.then_some(true),
+                    subpath: v.subpath.clone(),
+                    ..Default::default()
+                }
+            }),
             ..Default::default()
         })
         .collect();
+    let covered = |dest: &str| {
+        spec.volumes.iter().any(|v| v.target == dest)
+            || spec.binds.iter().any(|b| b.split(':').nth(1) == Some(dest))
+    };
     for (name, dest) in carry {
-        let covered = spec.volumes.iter().any(|v| &v.target == dest)
-            || spec
-                .binds
-                .iter()
-                .any(|b| b.split(':').nth(1) == Some(dest.as_str()));
-        if !covered {
+        if !covered(dest) {
             mounts.push(EngineMount {
                 typ: Some(MountType::VOLUME),
                 source: Some(name.clone()),
@@ -309,14 +399,33 @@ pub fn create_body(spec: &ContainerSpec, carry: &[(String, String)]) -> Containe
             });
         }
     }
-    let mut endpoints = HashMap::new();
-    endpoints.insert(
-        spec.network.clone(),
-        EndpointSettings {
-            aliases: Some(vec![spec.service.clone()]),
-            ..Default::default()
-        },
-    );
+    let fresh_anonymous: Vec<String> = spec
+        .anonymous
+        .iter()
+        .filter(|t| !carry.iter().any(|(_, d)| d == *t))
+        .cloned()
+        .collect();
+    let network_mode = spec
+        .network_mode
+        .clone()
+        .or_else(|| spec.primary_network().map(|n| n.name.clone()));
+    let endpoints = spec.primary_network().map(|n| {
+        let mut m = HashMap::new();
+        m.insert(n.name.clone(), endpoint(n));
+        m
+    });
+    let devices: Vec<bollard::models::DeviceMapping> = e
+        .devices
+        .iter()
+        .map(|d| {
+            let parts: Vec<&str> = d.split(':').collect();
+            bollard::models::DeviceMapping {
+                path_on_host: parts.first().map(|s| s.to_string()),
+                path_in_container: Some(parts.get(1).unwrap_or(&parts[0]).to_string()),
+                cgroup_permissions: Some(parts.get(2).unwrap_or(&"rwm").to_string()),
+            }
+        })
+        .collect();
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         env: Some(spec.env.clone()),
@@ -325,23 +434,125 @@ pub fn create_body(spec: &ContainerSpec, carry: &[(String, String)]) -> Containe
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         labels: Some(spec.container_labels().into_iter().collect()),
         stop_timeout: Some(spec.stop_timeout_seconds as i64),
+        stop_signal: e.stop_signal.clone(),
+        hostname: e.hostname.clone(),
+        domainname: e.domainname.clone(),
+        user: e.user.clone(),
+        working_dir: e.working_dir.clone(),
+        tty: e.tty.then_some(true),
+        open_stdin: e.stdin_open.then_some(true),
+        volumes: some_vec(&fresh_anonymous),
         healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
-            test: Some(h.test.clone()),
+            test: h.test.clone(),
             interval: h.interval_ns,
             timeout: h.timeout_ns,
             retries: h.retries,
             start_period: h.start_period_ns,
-            ..Default::default()
+            start_interval: h.start_interval_ns,
         }),
         host_config: Some(HostConfig {
             port_bindings: (!bindings.is_empty()).then_some(bindings),
-            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            binds: some_vec(&spec.binds),
             mounts: (!mounts.is_empty()).then_some(mounts),
-            network_mode: Some(spec.network.clone()),
+            network_mode,
+            cap_add: some_vec(&e.cap_add),
+            cap_drop: some_vec(&e.cap_drop),
+            privileged: e.privileged.then_some(true),
+            init: e.init,
+            readonly_rootfs: e.read_only.then_some(true),
+            shm_size: e.shm_size,
+            ulimits: (!e.ulimits.is_empty()).then(|| {
+                e.ulimits
+                    .iter()
+                    .map(|u| bollard::models::ResourcesUlimits {
+                        name: Some(u.name.clone()),
+                        soft: Some(u.soft),
+                        hard: Some(u.hard),
+                    })
+                    .collect()
+            }),
+            sysctls: some_map(&e.sysctls),
+            extra_hosts: some_vec(&e.extra_hosts),
+            dns: some_vec(&e.dns),
+            dns_search: some_vec(&e.dns_search),
+            dns_options: some_vec(&e.dns_opt),
+            tmpfs: some_map(&e.tmpfs),
+            devices: some_vec(&devices),
+            device_cgroup_rules: some_vec(&e.device_cgroup_rules),
+            security_opt: some_vec(&e.security_opt),
+            pid_mode: e.pid.clone(),
+            ipc_mode: e.ipc.clone(),
+            uts_mode: e.uts.clone(),
+            userns_mode: e.userns_mode.clone(),
+            cgroupns_mode: match e.cgroup.as_deref() {
+                Some("host") => Some(bollard::models::HostConfigCgroupnsModeEnum::HOST),
+                Some("private") => Some(bollard::models::HostConfigCgroupnsModeEnum::PRIVATE),
+                _ => None,
+            },
+            cgroup_parent: e.cgroup_parent.clone(),
+            runtime: e.runtime.clone(),
+            memory: e.memory,
+            memory_reservation: e.memory_reservation,
+            memory_swap: e.memory_swap,
+            memory_swappiness: e.memory_swappiness,
+            nano_cpus: e.nano_cpus,
+            cpu_shares: e.cpu_shares,
+            cpu_period: e.cpu_period,
+            cpu_quota: e.cpu_quota,
+            cpuset_cpus: e.cpuset_cpus.clone(),
+            pids_limit: e.pids_limit,
+            group_add: some_vec(&e.group_add),
+            oom_score_adj: e.oom_score_adj,
+            oom_kill_disable: e.oom_kill_disable,
+            log_config: e
+                .log_driver
+                .as_ref()
+                .map(|d| bollard::models::HostConfigLogConfig {
+                    typ: Some(d.clone()),
+                    config: some_map(&e.log_opts),
+                }),
+            storage_opt: some_map(&e.storage_opt),
+            links: some_vec(&e.links),
+            volumes_from: some_vec(&e.volumes_from),
             ..Default::default()
         }),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(endpoints),
+        networking_config: endpoints.map(|m| NetworkingConfig {
+            endpoints_config: Some(m),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Pure: the engine's request to create a network of the project.
+pub fn network_request(n: &crate::container::NetworkSpec, workspace: &str) -> NetworkCreateRequest {
+    let mut labels: HashMap<String, String> = n
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_WORKSPACE.to_string(), workspace.to_string());
+    NetworkCreateRequest {
+        name: n.name.clone(),
+        driver: Some(n.driver.clone().unwrap_or_else(|| "bridge".into())),
+        internal: n.internal.then_some(true),
+        attachable: n.attachable.then_some(true),
+        enable_ipv6: n.enable_ipv6.then_some(true),
+        options: some_map(&n.driver_opts),
+        labels: Some(labels),
+        ipam: (!n.ipam.is_empty() || n.ipam_driver.is_some()).then(|| bollard::models::Ipam {
+            driver: n.ipam_driver.clone(),
+            config: Some(
+                n.ipam
+                    .iter()
+                    .map(|(subnet, gateway, ip_range)| bollard::models::IpamConfig {
+                        subnet: subnet.clone(),
+                        gateway: gateway.clone(),
+                        ip_range: ip_range.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -542,46 +753,74 @@ impl Engine {
         Ok(())
     }
 
-    async fn ensure_network(&self, spec: &ContainerSpec) -> DResult<()> {
-        if self
-            .docker
-            .inspect_network(
-                &spec.network,
-                None::<bollard::query_parameters::InspectNetworkOptions>,
-            )
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        let mut labels = HashMap::new();
-        labels.insert(
-            crate::container::COMPOSE_PROJECT.to_string(),
-            spec.project.clone(),
-        );
-        labels.insert(
-            "com.docker.compose.network".to_string(),
-            "default".to_string(),
-        );
-        labels.insert(LABEL_WORKSPACE.to_string(), spec.workspace.clone());
-        let req = NetworkCreateRequest {
-            name: spec.network.clone(),
-            driver: Some("bridge".into()),
-            labels: Some(labels),
-            ..Default::default()
-        };
-        match self.docker.create_network(req).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = DockerError::from(Op::Network, &spec.network, e);
+    /// The spec's networks and volumes: external ones must exist (a missing one is an error
+    /// naming it, never created); the project's are created when absent, with compose's labels.
+    pub async fn ensure_resources(&self, spec: &ContainerSpec) -> DResult<()> {
+        for n in &spec.networks {
+            let found = self
+                .docker
+                .inspect_network(
+                    &n.name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+                .is_ok();
+            if found {
+                continue;
+            }
+            if n.external {
+                return Err(DockerError::missing(
+                    Op::Network,
+                    &n.name,
+                    "external network",
+                ));
+            }
+            if let Err(e) = self
+                .docker
+                .create_network(network_request(n, &spec.workspace))
+                .await
+            {
+                let e = DockerError::from(Op::Network, &n.name, e);
                 // Another command created it in between.
-                if e.status == Some(409) {
-                    Ok(())
-                } else {
-                    Err(e)
+                if e.status != Some(409) {
+                    return Err(e);
                 }
             }
         }
+        for v in &spec.volumes {
+            match self.docker.inspect_volume(&v.name).await {
+                Ok(_) => continue,
+                Err(e) => {
+                    let e = DockerError::from(Op::Volume, &v.name, e);
+                    if !e.not_found() {
+                        return Err(e);
+                    }
+                }
+            }
+            if v.external {
+                return Err(DockerError::missing(Op::Volume, &v.name, "external volume"));
+            }
+            let mut labels: HashMap<String, String> = v
+                .labels
+                .iter()
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect();
+            labels.insert(LABEL_WORKSPACE.to_string(), spec.workspace.clone());
+            let req = bollard::models::VolumeCreateRequest {
+                name: Some(v.name.clone()),
+                driver: v.driver.clone(),
+                driver_opts: some_map(&v.driver_opts),
+                labels: Some(labels),
+                ..Default::default()
+            };
+            if let Err(e) = self.docker.create_volume(req).await {
+                let e = DockerError::from(Op::Volume, &v.name, e);
+                if e.status != Some(409) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub async fn remove(&self, name: &str) -> DResult<()> {
@@ -612,15 +851,26 @@ impl Engine {
         if seen.is_some() {
             self.remove(&spec.name).await?;
         }
-        self.ensure_network(spec).await?;
-        let opts = CreateContainerOptionsBuilder::new()
-            .name(&spec.name)
-            .build();
+        self.ensure_resources(spec).await?;
+        let mut opts = CreateContainerOptionsBuilder::new().name(&spec.name);
+        if let Some(p) = &spec.engine.platform {
+            opts = opts.platform(p);
+        }
         let created = self
             .docker
-            .create_container(Some(opts), create_body(spec, &carry))
+            .create_container(Some(opts.build()), create_body(spec, &carry))
             .await
             .map_err(|e| DockerError::from(Op::Create, &spec.name, e))?;
+        for n in spec.networks.iter().skip(1) {
+            let req = bollard::models::NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(endpoint(n)),
+            };
+            self.docker
+                .connect_network(&n.name, req)
+                .await
+                .map_err(|e| DockerError::from(Op::Network, &n.name, e))?;
+        }
         self.docker
             .start_container(
                 &created.id,
@@ -888,8 +1138,8 @@ mod tests {
 
     fn spec() -> ContainerSpec {
         let text = "services:\n  db:\n    image: localhost:5000/db:1\n    ports: ['15432:5432', '127.0.0.1:15433:5433/udp']\n    volumes: [data:/data, ./conf:/conf:ro]\nvolumes: { data: {} }\n";
-        let c = crate::compose::parse(text, std::path::Path::new("/ws/compose.yaml"), &|_| None)
-            .unwrap();
+        let c =
+            crate::compose::from_text(text, std::path::Path::new("/ws/compose.yaml"), &|_| None);
         crate::container::spec(crate::container::SpecInput {
             workspace_root: std::path::Path::new("/ws"),
             workspace_name: "ws",
@@ -898,6 +1148,7 @@ mod tests {
             service: &c.services[0],
             env_file_vars: vec![],
             health_timeout_seconds: None,
+            replica: 1,
         })
     }
 

@@ -44,36 +44,208 @@ pub fn env_file_path(root: &Path, profile: &str) -> PathBuf {
         .join(format!("{profile}.env"))
 }
 
-/// Parses dotenv text. A leading BOM and CRLF line ends are accepted; a bad line is reported
-/// with the file and line number.
+/// Parses dotenv text as compose reads `.env` and `env_file`s (compose-go's dotenv rules): a
+/// leading BOM and CRLF line ends are accepted; `export ` is skipped; `#` starts a comment line,
+/// and ` #` a comment after an unquoted value; unquoted values run to the end of the line
+/// (spaces included, trailing ones trimmed); `'…'` is literal; `"…"` takes `\n`, `\t`, `\"`,
+/// `\\` and `\$` escapes and may span lines; `${VAR}` in unquoted and double-quoted values
+/// expands from the variables above it, then from the process environment; a bare `NAME` line
+/// takes the variable from the environment. A bad line is reported with its line and column
+/// (counted from the start of the line).
 pub fn parse_env_text(text: &str, file: &Path) -> Result<Vec<(String, String)>> {
+    parse_dotenv(text, file, &|k| std::env::var(k).ok())
+}
+
+/// [`parse_env_text`] with the environment that answers `${VAR}` and bare names given.
+pub fn parse_dotenv(
+    text: &str,
+    file: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let normalised = text.replace("\r\n", "\n");
-    let mut out = Vec::new();
-    for item in dotenvy::from_read_iter(normalised.as_bytes()) {
-        match item {
-            Ok(pair) => out.push(pair),
-            Err(dotenvy::Error::LineParse(line, index)) => {
-                let line_no = normalised[..normalised.find(&line).unwrap_or(0)]
-                    .matches('\n')
-                    .count()
-                    + 1;
-                return Err(Error::InvalidConfig {
-                    file: file.to_path_buf(),
-                    key: format!("line {line_no}"),
-                    message: format!(
-                        "cannot parse dotenv line at column {index}; expected NAME=value"
-                    ),
-                });
+    let text = text.replace("\r\n", "\n");
+    let bad = |line: usize, col: usize, what: String| Error::InvalidConfig {
+        file: file.to_path_buf(),
+        key: format!("line {line}"),
+        message: format!("column {col}: {what}"),
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let mut line = 1;
+    let mut line_start = 0;
+    while i < chars.len() {
+        // Skip blank space and comment lines.
+        let c = chars[i];
+        if c == '\n' {
+            line += 1;
+            i += 1;
+            line_start = i;
+            continue;
+        }
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == '#' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
             }
-            Err(e) => {
-                return Err(Error::InvalidConfig {
-                    file: file.to_path_buf(),
-                    key: "(file)".into(),
-                    message: e.to_string(),
-                })
+            continue;
+        }
+        // `export NAME=…`
+        let rest: String = chars[i..chars.len().min(i + 7)].iter().collect();
+        if rest.starts_with("export") && rest[6..].starts_with([' ', '\t']) {
+            i += 6;
+            while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+                i += 1;
             }
         }
+        let key_start = i;
+        while i < chars.len() && !matches!(chars[i], '=' | ':' | '\n') {
+            let k = chars[i];
+            if !(k.is_alphanumeric()
+                || matches!(k, '_' | '.' | '-' | '[' | ']')
+                || k == ' '
+                || k == '\t')
+            {
+                return Err(bad(
+                    line,
+                    i - line_start + 1,
+                    format!("unexpected character {k:?} in a variable name; expected NAME=value"),
+                ));
+            }
+            i += 1;
+        }
+        let key: String = chars[key_start..i]
+            .iter()
+            .collect::<String>()
+            .trim_end()
+            .to_string();
+        if key.is_empty() {
+            return Err(bad(
+                line,
+                i - line_start + 1,
+                "a line must start with a variable name; expected NAME=value".into(),
+            ));
+        }
+        if key.contains([' ', '\t']) {
+            return Err(bad(
+                line,
+                key_start - line_start + 1,
+                format!("variable name \"{key}\" contains a space; expected NAME=value"),
+            ));
+        }
+        if i >= chars.len() || chars[i] == '\n' {
+            // A bare name: inherited from the environment.
+            if let Some(v) = lookup(&key) {
+                out.push((key, v));
+            }
+            continue;
+        }
+        i += 1; // `=` or `:`
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+            i += 1;
+        }
+        let known = |k: &str, out: &[(String, String)]| {
+            out.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .or_else(|| lookup(k))
+        };
+        let value = match chars.get(i) {
+            Some(q @ ('\'' | '"')) => {
+                let q = *q;
+                let open_line = line;
+                let open_col = i - line_start + 1;
+                i += 1;
+                let mut v = String::new();
+                let mut closed = false;
+                while i < chars.len() {
+                    let ch = chars[i];
+                    if ch == '\\' && q == '"' && i + 1 < chars.len() {
+                        let n = chars[i + 1];
+                        match n {
+                            'n' => v.push('\n'),
+                            't' => v.push('\t'),
+                            'r' => v.push('\r'),
+                            '"' => v.push('"'),
+                            '\\' => v.push('\\'),
+                            '$' => v.push_str("$$"),
+                            other => {
+                                v.push('\\');
+                                v.push(other);
+                            }
+                        }
+                        i += 2;
+                        continue;
+                    }
+                    if ch == '\\' && q == '\'' && chars.get(i + 1) == Some(&'\'') {
+                        v.push('\'');
+                        i += 2;
+                        continue;
+                    }
+                    if ch == q {
+                        closed = true;
+                        i += 1;
+                        break;
+                    }
+                    if ch == '\n' {
+                        line += 1;
+                        line_start = i + 1;
+                    }
+                    v.push(ch);
+                    i += 1;
+                }
+                if !closed {
+                    return Err(bad(
+                        open_line,
+                        open_col,
+                        format!("unterminated {q}quoted{q} value"),
+                    ));
+                }
+                // The rest of the line may only hold a comment.
+                while i < chars.len() && chars[i] != '\n' {
+                    if chars[i] == '#' {
+                        while i < chars.len() && chars[i] != '\n' {
+                            i += 1;
+                        }
+                        break;
+                    }
+                    if !chars[i].is_whitespace() {
+                        return Err(bad(
+                            line,
+                            i - line_start + 1,
+                            "unexpected text after the closing quote".into(),
+                        ));
+                    }
+                    i += 1;
+                }
+                if q == '"' {
+                    crate::compose::interpolate(&v, &|k| known(k, &out))
+                        .map_err(|m| bad(open_line, open_col, m))?
+                } else {
+                    v
+                }
+            }
+            _ => {
+                let start = i;
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                let raw: String = chars[start..i].iter().collect();
+                let raw = match raw.find(" #").or_else(|| raw.find("\t#")) {
+                    Some(p) => raw[..p].to_string(),
+                    None if raw.starts_with('#') => String::new(),
+                    None => raw,
+                };
+                let raw = raw.trim_end().to_string();
+                crate::compose::interpolate(&raw, &|k| known(k, &out))
+                    .map_err(|m| bad(line, start - line_start + 1, m))?
+            }
+        };
+        out.push((key, value));
     }
     Ok(out)
 }

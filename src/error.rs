@@ -120,6 +120,17 @@ pub enum Error {
         service: Option<String>,
         failure: DockerError,
     },
+    /// An `external: true` volume or network that does not exist: never created by us.
+    ExternalMissing {
+        service: String,
+        kind: &'static str,
+        name: String,
+    },
+    /// A compose service (or the file) has problems: every one, with file, key and line.
+    Compose {
+        service: Option<String>,
+        problems: Vec<crate::compose::Diag>,
+    },
     /// `status --strict` found services failed or degraded: (name, state, why).
     Unhealthy {
         services: Vec<(String, String, String)>,
@@ -165,6 +176,14 @@ impl Error {
             Error::StartFailed { .. } => ExitCode::Failure,
             Error::EngineUnreachable { .. } => ExitCode::Prerequisite,
             Error::ComposeVarMissing { .. } => ExitCode::EnvMissing,
+            Error::ExternalMissing { .. } => ExitCode::ContainerFailed,
+            Error::Compose { problems, .. } => {
+                if !problems.is_empty() && problems.iter().all(|p| p.var.is_some()) {
+                    ExitCode::EnvMissing
+                } else {
+                    ExitCode::Usage
+                }
+            }
             Error::ImageUnavailable { .. } => ExitCode::ImageUnavailable,
             Error::ContainerFailed { .. } | Error::ContainerExited { .. } => {
                 ExitCode::ContainerFailed
@@ -188,8 +207,9 @@ impl Error {
             | Error::ContainerFailed { service, .. }
             | Error::ContainerExited { service, .. }
             | Error::DependencyDegraded { service, .. }
-            | Error::ServiceFailed { service, .. } => Some(service),
-            Error::Docker { service, .. } => service.as_deref(),
+            | Error::ServiceFailed { service, .. }
+            | Error::ExternalMissing { service, .. } => Some(service),
+            Error::Docker { service, .. } | Error::Compose { service, .. } => service.as_deref(),
             _ => None,
         }
     }
@@ -273,6 +293,24 @@ impl Error {
                 if !last_stderr.is_empty() {
                     m.push_str("\nlast lines of its stderr:\n");
                     m.push_str(&last_stderr.join("\n"));
+                }
+                m
+            }
+            Error::ExternalMissing { service, kind, name } => format!(
+                "{service} uses the external {kind} \"{name}\", which does not exist; an external {kind} is used exactly as named and never created (so no empty one replaces your data)"
+            ),
+            Error::Compose { service, problems } => {
+                let mut m = match (service, problems.len()) {
+                    (Some(s), 1) => format!("compose service \"{s}\" cannot start: "),
+                    (Some(s), n) => format!("compose service \"{s}\" cannot start ({n} problems):"),
+                    (None, 1) => String::new(),
+                    (None, n) => format!("{n} compose problems:"),
+                };
+                for (i, p) in problems.iter().enumerate() {
+                    if problems.len() > 1 || i > 0 {
+                        m.push_str("\n  ");
+                    }
+                    m.push_str(&p.located());
                 }
                 m
             }
@@ -411,6 +449,20 @@ impl Error {
                 format!("Fix the cause, then start it again: `nx run {service}:start` (an explicit start clears the failed mark)"),
                 "Or loosen its restartPolicy in nx.json (pluginsConfig[\"@workspace/orchestrator\"].services)".into(),
             ],
+            Error::ExternalMissing { kind, name, .. } => vec![
+                format!("Create it, or restore it: `docker {kind} create {name}`"),
+                format!("Or check its name: `docker {kind} ls`"),
+            ],
+            Error::Compose { problems, .. } => {
+                let mut r: Vec<String> = Vec::new();
+                for p in problems {
+                    if !r.contains(&p.remediation) {
+                        r.push(p.remediation.clone());
+                    }
+                }
+                r.push("Run `orchestrator verify` (or nx run workspace:verify) to list every problem of every file".into());
+                r
+            }
             Error::ComposeVarMissing { var, .. } => vec![
                 format!("Set {var} in config/env/<profile>.env (or export it in the shell)"),
             ],

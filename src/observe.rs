@@ -40,7 +40,7 @@ impl<'a> Profiles<'a> {
         if !self.vars.contains_key(profile) {
             let vars = envfile::read_env_file(&self.cat.env_file(profile))?;
             // A compose file the profile cannot interpolate still lets status show the rest.
-            let compose = self.cat.compose_for(&vars).ok().flatten();
+            let compose = self.cat.compose_for(profile, &vars);
             self.composes.insert(profile.to_string(), compose);
             self.vars.insert(profile.to_string(), vars);
         }
@@ -136,6 +136,17 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
     });
 
     let cat = ops::load_catalog(&root, &req.ecosystem, &req.ecosystem_file)?;
+    // A compose file that cannot be read at all would silently drop every dependency's row:
+    // that is the error to show (a problem of one service only marks that service).
+    if let Some(c) = cat.compose.as_ref().filter(|c| c.names.is_empty()) {
+        let problems: Vec<crate::compose::Diag> = c.errors().cloned().collect();
+        if !problems.is_empty() {
+            return Err(crate::error::Error::Compose {
+                service: None,
+                problems,
+            });
+        }
+    }
     let nx_json = config::nx_json_path(&root);
     let profile = config::resolve_profile(req.profile.as_deref(), &cat.config, &nx_json)?;
     if let Some(s) = &req.service {
@@ -187,7 +198,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
             .or_else(|| record.as_ref().map(|r| r.profile.clone()))
             .filter(|p| cat.config.profiles.contains(p))
             .unwrap_or_else(|| profile.clone());
-        let ports = profiles.ports(spec, &row_profile);
+        let mut ports = profiles.ports(spec, &row_profile);
         let container = (spec.kind == Kind::Dependency)
             .then(|| {
                 let mut theirs: Vec<&crate::docker::Observed> = containers
@@ -195,7 +206,13 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
                     .filter(|c| c.service.as_deref() == Some(spec.name.as_str()))
                     .collect();
                 theirs.sort_by_key(|c| (c.running, c.started_at));
-                theirs.last().map(|c| container_obs(c))
+                theirs.last().map(|c| {
+                    // The ports the engine actually bound (an ephemeral one included).
+                    if c.running && !c.host_ports.is_empty() {
+                        ports = c.host_ports.clone();
+                    }
+                    container_obs(c)
+                })
             })
             .flatten();
         let live = mine.iter().any(|p| p.status == "online");

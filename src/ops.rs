@@ -89,22 +89,21 @@ pub fn workspace_name(root: &Path) -> String {
         .to_string()
 }
 
+/// The compose project without a profile: its service names (broken ones included) for the
+/// catalog; a problem of one service never hides the others, nor the apps.
+pub fn load_compose(root: &Path) -> Option<ComposeFile> {
+    compose::load(&compose::LoadRequest {
+        fs: &compose::Disk,
+        root,
+        shell: &|k| std::env::var(k).ok(),
+        profile_vars: &[],
+        compose_profiles: &[],
+    })
+}
+
 pub fn load_catalog(root: &Path, ecosystem: &Value, ecosystem_file: &Path) -> Result<Catalog> {
     let cfg = config::load_plugin_config(root)?;
-    let compose = match catalog::COMPOSE_FILES
-        .iter()
-        .map(|f| root.join(f))
-        .find(|p| p.is_file())
-    {
-        Some(file) => {
-            let text = std::fs::read_to_string(&file).map_err(|source| Error::ReadFile {
-                path: file.clone(),
-                source,
-            })?;
-            Some((file, text))
-        }
-        None => None,
-    };
+    let compose = load_compose(root);
     catalog::build(
         root,
         &workspace_name(root),
@@ -154,8 +153,17 @@ pub(crate) fn ordered<'a>(
         .filter(|s| s.kind == Kind::Dependency)
         .map(|s| s.name.clone())
         .collect();
-    if let (Some(c), Some((file, _))) = (compose, &cat.compose) {
-        let order = compose::start_order(&c.services, file)?;
+    if let Some(c) = compose {
+        // Services that failed to load keep their place after the ones that loaded: acting on
+        // them reports their problems.
+        let mut order = compose::start_order(&c.services);
+        let rest: Vec<String> = c
+            .names
+            .iter()
+            .filter(|n| !order.contains(n))
+            .cloned()
+            .collect();
+        order.extend(rest);
         if matches!(verb, Verb::Start | Verb::Deploy) {
             deps = container::with_dependencies(c, &deps, &order);
         } else {
@@ -181,30 +189,55 @@ pub(crate) fn container_spec(
     profile: &str,
     compose: &ComposeFile,
 ) -> Result<ContainerSpec> {
+    if let Some(e) = compose::service_error(compose, &spec.name) {
+        return Err(e);
+    }
     let svc = compose
-        .services
-        .iter()
-        .find(|s| s.name == spec.name)
+        .service(&spec.name)
         .ok_or_else(|| Error::ServiceUnknown {
             service: spec.name.clone(),
             known: cat.names(),
         })?;
     let mut vars = Vec::new();
-    for f in &svc.env_files {
-        if !f.is_file() {
+    for (i, f) in svc.env_files.iter().enumerate() {
+        if !f.path.is_file() {
+            if !f.required {
+                continue;
+            }
             return Err(Error::InvalidConfig {
-                file: cat
-                    .compose
-                    .as_ref()
-                    .map(|c| c.0.clone())
-                    .unwrap_or_default(),
-                key: format!("services.{}.env_file", spec.name),
-                message: format!("{} does not exist", f.display()),
+                file: compose.file.clone(),
+                key: format!("services.{}.env_file[{i}]", spec.name),
+                message: format!(
+                    "{} does not exist (give it `required: false` if it is optional)",
+                    f.path.display()
+                ),
             });
         }
-        vars.extend(envfile::read_env_file(f)?);
+        let text = std::fs::read_to_string(&f.path).map_err(|source| Error::ReadFile {
+            path: f.path.clone(),
+            source,
+        })?;
+        let lookup = |k: &str| std::env::var(k).ok();
+        vars.extend(envfile::parse_dotenv(&text, &f.path, &lookup)?);
     }
-    Ok(container::spec(container::SpecInput {
+    for lf in &svc.label_files {
+        if !lf.is_file() {
+            return Err(Error::InvalidConfig {
+                file: compose.file.clone(),
+                key: format!("services.{}.label_file", spec.name),
+                message: format!("{} does not exist", lf.display()),
+            });
+        }
+    }
+    let mut label_vars = Vec::new();
+    for lf in &svc.label_files {
+        let text = std::fs::read_to_string(lf).map_err(|source| Error::ReadFile {
+            path: lf.clone(),
+            source,
+        })?;
+        label_vars.extend(envfile::parse_dotenv(&text, lf, &|_| None)?);
+    }
+    let mut c = container::spec(container::SpecInput {
         workspace_root: &cat.root,
         workspace_name: &cat.workspace_name,
         profile,
@@ -212,7 +245,13 @@ pub(crate) fn container_spec(
         service: svc,
         env_file_vars: vars,
         health_timeout_seconds: spec.config.health_timeout_seconds,
-    }))
+        replica: 1,
+    });
+    // `labels` win over `label_file`.
+    for (k, v) in label_vars {
+        c.labels.entry(k).or_insert(v);
+    }
+    Ok(c)
 }
 
 /// Runs every guard for every selected service before anything changes, then installs what the
@@ -277,7 +316,7 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
      -> Result<()> {
         if !env_files.contains_key(p) {
             let vars = envfile::read_env_file(&cat.env_file(p))?;
-            if let Some(c) = cat.compose_for(&vars)? {
+            if let Some(c) = cat.compose_for(p, &vars) {
                 composes.insert(p.to_string(), c);
             }
             env_files.insert(p.to_string(), vars);
@@ -285,6 +324,13 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
         Ok(())
     };
     read_profile(&default_profile, &mut env_files, &mut composes)?;
+    // Compose profiles: a service whose profiles are not enabled is left out of every selection
+    // that does not name it (as `docker compose up` leaves it out).
+    if req.services.is_empty() {
+        if let Some(c) = composes.get(&default_profile) {
+            selected.retain(|s| s.kind == Kind::App || c.is_active(&s.name));
+        }
+    }
     let selected = ordered(&cat, selected, composes.get(&default_profile), verb)?;
 
     let mut steps = Vec::new();
@@ -334,6 +380,9 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
             Kind::App => {
                 let env = catalog::resolve_env(spec, &profile, env_files[&profile].clone(), &file);
                 if action.launches() {
+                    if let Some(e) = cat.app_error(spec) {
+                        return Err(e);
+                    }
                     check_required(&cat, spec, &profile, &env)?;
                     step.app = Some(catalog::pm2_app(&cat, spec, &profile, &env));
                 }
@@ -364,14 +413,26 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
                 }
             }
         }
+        // What the service's own file says about restarts (compose `restart:`, PM2 options).
+        let file_layer = match spec.kind {
+            Kind::App => crate::policy::ecosystem_layer(&spec.app),
+            Kind::Dependency => composes
+                .get(&profile)
+                .and_then(|c| c.service(&spec.name))
+                .and_then(|s| s.restart.as_deref())
+                .map(crate::policy::compose_layer),
+        };
         if action.launches() {
             step.launch = Some(Launch {
                 service: spec.name.clone(),
                 kind: spec.kind.as_str().into(),
                 profile: profile.clone(),
-                policy: cat
-                    .config
-                    .restart_policy_for(&spec.name, &profile, &nx_json)?,
+                policy: cat.config.restart_policy_with(
+                    &spec.name,
+                    &profile,
+                    &nx_json,
+                    file_layer.as_ref(),
+                )?,
                 // A fork-mode app's own port held by another process after it exits is a cause
                 // restarting cannot fix (a cluster's listening socket is held by PM2 itself).
                 check_ports: if spec.kind == Kind::App && !spec.cluster {

@@ -29,6 +29,22 @@ pub struct RestartPolicy {
     /// Runs with the `RESTART_THRESHOLD_EXCEEDED` event as JSON on stdin (`sh -c`, workspace root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_command: Option<String>,
+    /// Which exits are restarted: compose's `restart:` (`no`, `on-failure`, `always`) or PM2's
+    /// `autorestart: false` set it; `always` by default.
+    #[serde(default)]
+    pub restart: RestartWhen,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartWhen {
+    /// Every exit it did not ask for (compose `always`, `unless-stopped`).
+    #[default]
+    Always,
+    /// Only a non-zero exit (or a signal); an exit with code 0 stays stopped.
+    OnFailure,
+    /// Never: an exit with code 0 stays stopped, any other is `failed` at once.
+    No,
 }
 
 impl Default for RestartPolicy {
@@ -41,12 +57,14 @@ impl Default for RestartPolicy {
             backoff_multiplier: 2.0,
             stable_seconds: 60,
             alert_command: None,
+            restart: RestartWhen::Always,
         }
     }
 }
 
 /// The keys a `restartPolicy` object may hold (besides `profiles`).
-const FIELDS: [&str; 7] = [
+const FIELDS: [&str; 8] = [
+    "restart",
     "maxRestarts",
     "windowSeconds",
     "backoffInitialMs",
@@ -115,6 +133,20 @@ fn apply(policy: &mut RestartPolicy, layer: &Value, file: &Path, key: &str) -> R
                     ))
                 }
             },
+            "restart" => {
+                policy.restart = match v.as_str() {
+                    Some("always") => RestartWhen::Always,
+                    Some("on-failure") => RestartWhen::OnFailure,
+                    Some("no") => RestartWhen::No,
+                    _ => {
+                        return Err(invalid(
+                            file,
+                            &at,
+                            format!("must be \"always\", \"on-failure\" or \"no\", got {v}"),
+                        ))
+                    }
+                }
+            }
             "profiles" => {}
             other => {
                 return Err(invalid(
@@ -159,11 +191,39 @@ pub fn resolve(
     profile: &str,
     file: &Path,
 ) -> Result<RestartPolicy> {
+    resolve_with(workspace_layer, None, service_layer, service, profile, file)
+}
+
+/// [`resolve`] with the service's own file between the workspace's and the service's layers
+/// in nx.json: what compose's `restart:` or the ecosystem's PM2 options say ([`compose_layer`],
+/// [`ecosystem_layer`]).
+pub fn resolve_with(
+    workspace_layer: Option<&Value>,
+    file_layer: Option<&Value>,
+    service_layer: Option<&Value>,
+    service: &str,
+    profile: &str,
+    file: &Path,
+) -> Result<RestartPolicy> {
     let base = format!("pluginsConfig[\"{}\"]", crate::config::PLUGIN_KEY);
     let mut p = RestartPolicy::default();
     let ws_key = format!("{base}.restartPolicy");
     let svc_key = format!("{base}.services.{service}.restartPolicy");
-    for (layer, key) in [(workspace_layer, ws_key), (service_layer, svc_key)] {
+    if let Some(layer) = workspace_layer {
+        apply(&mut p, layer, file, &ws_key)?;
+        if let Some(pl) = profile_layer(layer, profile, file, &ws_key)? {
+            apply(&mut p, pl, file, &format!("{ws_key}.profiles.{profile}"))?;
+        }
+    }
+    if let Some(layer) = file_layer {
+        apply(
+            &mut p,
+            layer,
+            file,
+            &format!("{service} (its restart settings)"),
+        )?;
+    }
+    for (layer, key) in [(service_layer, svc_key)] {
         let Some(layer) = layer else { continue };
         apply(&mut p, layer, file, &key)?;
         if let Some(pl) = profile_layer(layer, profile, file, &key)? {
@@ -189,6 +249,54 @@ fn svc_key_or_ws(service_layer: Option<&Value>, base: &str, service: &str) -> St
     } else {
         format!("{base}.restartPolicy.backoffMaxMs")
     }
+}
+
+/// Pure: compose's `restart:` as a policy layer: `no`, `on-failure[:N]` (N as maxRestarts),
+/// `always` and `unless-stopped` (both: every exit, as the engine does while not stopped).
+pub fn compose_layer(restart: &str) -> Value {
+    match restart {
+        "no" => serde_json::json!({ "restart": "no" }),
+        "on-failure" => serde_json::json!({ "restart": "on-failure" }),
+        r => match r
+            .strip_prefix("on-failure:")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(n) => serde_json::json!({ "restart": "on-failure", "maxRestarts": n }),
+            None => serde_json::json!({ "restart": "always" }),
+        },
+    }
+}
+
+/// Pure: an ecosystem app's PM2 restart options as a policy layer: `autorestart: false` → no
+/// restarts, `max_restarts` → maxRestarts, `restart_delay` → a fixed backoff,
+/// `exp_backoff_restart_delay` → a doubling backoff from that delay.
+pub fn ecosystem_layer(app: &Map<String, Value>) -> Option<Value> {
+    let mut m = Map::new();
+    if app.get("autorestart") == Some(&Value::Bool(false)) {
+        m.insert("restart".into(), "no".into());
+    }
+    if let Some(n) = app.get("max_restarts").and_then(Value::as_u64) {
+        m.insert("maxRestarts".into(), n.min(10_000).into());
+    }
+    if let Some(d) = app
+        .get("restart_delay")
+        .and_then(Value::as_u64)
+        .filter(|d| *d > 0)
+    {
+        m.insert("backoffInitialMs".into(), d.into());
+        m.insert("backoffMaxMs".into(), d.into());
+        m.insert("backoffMultiplier".into(), 1.into());
+    }
+    if let Some(d) = app
+        .get("exp_backoff_restart_delay")
+        .and_then(Value::as_u64)
+        .filter(|d| *d > 0)
+    {
+        m.insert("backoffInitialMs".into(), d.into());
+        m.insert("backoffMaxMs".into(), d.max(120_000).into());
+        m.insert("backoffMultiplier".into(), 2.into());
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
 }
 
 /// Checks every layer's own fields (also profiles no command uses yet), so a typo fails at once.
@@ -258,6 +366,8 @@ pub enum Cause {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exit {
+    /// The exit code, when it exited with one (not by a signal).
+    pub exit_code: Option<i64>,
     pub at: DateTime<Utc>,
     /// When the process that exited had started, if known.
     pub started_at: Option<DateTime<Utc>>,
@@ -266,8 +376,17 @@ pub struct Exit {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GiveUp {
-    ThresholdExceeded { restarts: Vec<DateTime<Utc>> },
-    NonRetryable { code: String, reason: String },
+    ThresholdExceeded {
+        restarts: Vec<DateTime<Utc>>,
+    },
+    /// Its policy restarts no exit of this kind (`restart: no`).
+    NoRestart {
+        reason: String,
+    },
+    NonRetryable {
+        code: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -297,6 +416,21 @@ pub fn decide(
             })
         }
         Cause::Crash => {}
+    }
+    let clean = exit.exit_code == Some(0);
+    match policy.restart {
+        RestartWhen::OnFailure | RestartWhen::No if clean => return Decision::Ignore,
+        RestartWhen::No => {
+            return Decision::GiveUp(GiveUp::NoRestart {
+                reason: format!(
+                    "exited with {}; its restart policy is `no`",
+                    exit.exit_code
+                        .map(|c| format!("code {c}"))
+                        .unwrap_or_else(|| "a signal".into())
+                ),
+            })
+        }
+        _ => {}
     }
     let recent = history.recent(policy, now);
     if recent.len() as u64 >= policy.max_restarts as u64 {
@@ -341,6 +475,7 @@ mod tests {
 
     fn crash(at: i64, up: i64) -> Exit {
         Exit {
+            exit_code: Some(1),
             at: t(at),
             started_at: Some(t(at - up)),
             cause: Cause::Crash,
@@ -521,6 +656,7 @@ mod tests {
     fn non_retryable_causes_give_up_at_once_and_stops_are_ignored() {
         let p = RestartPolicy::default();
         let e = Exit {
+            exit_code: Some(1),
             at: t(0),
             started_at: Some(t(-1)),
             cause: Cause::NonRetryable {
@@ -646,5 +782,85 @@ mod tests {
         let bad = json!({"profiles": {"qa": {"maxRestarts": -2}}});
         assert!(validate_layer(&bad, file(), "k").is_err());
         assert!(validate_layer(&json!({"maxRestarts": 2}), file(), "k").is_ok());
+    }
+
+    #[test]
+    fn compose_restart_maps_onto_the_policy() {
+        let p = |r: &str| {
+            resolve_with(
+                None,
+                Some(&compose_layer(r)),
+                None,
+                "db",
+                "development",
+                file(),
+            )
+            .unwrap()
+        };
+        assert_eq!(p("no").restart, RestartWhen::No);
+        assert_eq!(p("always").restart, RestartWhen::Always);
+        assert_eq!(p("unless-stopped").restart, RestartWhen::Always);
+        let f = p("on-failure:3");
+        assert_eq!((f.restart, f.max_restarts), (RestartWhen::OnFailure, 3));
+        // nx.json's per-service layer wins over the file.
+        let svc = json!({"restart": "always", "maxRestarts": 9});
+        let w = resolve_with(
+            None,
+            Some(&compose_layer("on-failure:3")),
+            Some(&svc),
+            "db",
+            "development",
+            file(),
+        )
+        .unwrap();
+        assert_eq!((w.restart, w.max_restarts), (RestartWhen::Always, 9));
+        let exit = |code: Option<i64>| Exit {
+            exit_code: code,
+            at: t(100),
+            started_at: Some(t(0)),
+            cause: Cause::Crash,
+        };
+        let h = History::default();
+        assert_eq!(
+            decide(&f, &h, &exit(Some(0)), t(100)),
+            Decision::Ignore,
+            "on-failure leaves a clean exit stopped"
+        );
+        assert!(matches!(
+            decide(&f, &h, &exit(Some(2)), t(100)),
+            Decision::Restart { .. }
+        ));
+        assert!(
+            matches!(
+                decide(&f, &h, &exit(None), t(100)),
+                Decision::Restart { .. }
+            ),
+            "a signal is a failure"
+        );
+        let no = p("no");
+        assert_eq!(decide(&no, &h, &exit(Some(0)), t(100)), Decision::Ignore);
+        assert!(matches!(
+            decide(&no, &h, &exit(Some(1)), t(100)),
+            Decision::GiveUp(GiveUp::NoRestart { .. })
+        ));
+    }
+
+    #[test]
+    fn pm2_restart_options_map_onto_the_policy() {
+        let app = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(ecosystem_layer(&app(json!({"name": "a"}))), None);
+        let l = ecosystem_layer(&app(
+            json!({"autorestart": false, "max_restarts": 3, "restart_delay": 2000}),
+        ))
+        .unwrap();
+        let p = resolve_with(None, Some(&l), None, "a", "development", file()).unwrap();
+        assert_eq!(p.restart, RestartWhen::No);
+        assert_eq!(
+            (p.max_restarts, p.backoff_initial_ms, p.backoff_multiplier),
+            (3, 2000, 1.0)
+        );
+        let e = ecosystem_layer(&app(json!({"exp_backoff_restart_delay": 100}))).unwrap();
+        let p = resolve_with(None, Some(&e), None, "a", "development", file()).unwrap();
+        assert_eq!((p.backoff_initial_ms, p.backoff_multiplier), (100, 2.0));
     }
 }

@@ -306,6 +306,7 @@ impl Record {
             None => Cause::Crash,
         };
         let exit = Exit {
+            exit_code: x.exit_code,
             at: now,
             started_at,
             cause,
@@ -368,6 +369,14 @@ impl Record {
             }
             Decision::GiveUp(GiveUp::NonRetryable { code, reason }) => {
                 self.fail(&code, &reason, false, x, now, &mut out);
+            }
+            Decision::GiveUp(GiveUp::NoRestart { reason }) => {
+                let code = if self.kind == "dependency" {
+                    "EXIT_CONTAINER_FAILED"
+                } else {
+                    "EXIT_FAILURE"
+                };
+                self.fail(code, &reason, false, x, now, &mut out);
             }
         }
         out
@@ -558,6 +567,7 @@ mod tests {
             backoff_multiplier: 2.0,
             stable_seconds: 2,
             alert_command: Some("cat".into()),
+            restart: crate::policy::RestartWhen::Always,
         }
     }
 

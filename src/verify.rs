@@ -24,6 +24,8 @@ pub struct Problem {
     pub file: PathBuf,
     /// The key (`apps[1].env_staging`, `services.postgres.healthcheck.interval`) or `line N`.
     pub at: String,
+    /// The line in `file`, when known.
+    pub line: Option<u32>,
     /// The profile the problem belongs to, when it depends on one.
     pub profile: Option<String>,
     pub message: String,
@@ -55,7 +57,11 @@ pub struct Report {
     pub workspace: PathBuf,
     pub ok: bool,
     pub profiles: Vec<ProfilePlan>,
+    /// Errors: each stops what it names from running. `ok` is false when there is one.
     pub problems: Vec<Problem>,
+    /// What is accepted but not honoured as written (a swarm-only key, an unset variable, a
+    /// dependency without a healthcheck): never a failure.
+    pub warnings: Vec<Problem>,
 }
 
 pub struct VerifyRequest {
@@ -72,20 +78,100 @@ pub struct VerifyRequest {
 pub const MASK: &str = "***";
 /// Compose healthchecks slower than this make a dependency's health visible too late.
 pub const MAX_HEALTH_INTERVAL_SECS: u64 = 30;
-/// PM2 options that would compete with the workspace agent's restart policy.
-const PM2_RESTART_KEYS: [&str; 5] = [
-    "autorestart",
-    "max_restarts",
-    "restart_delay",
-    "exp_backoff_restart_delay",
-    "min_uptime",
+/// PM2 options the orchestrator supersedes, and what it does with each (docs/restart-policy.md).
+pub const PM2_SUPERSEDED: [(&str, &str); 8] = [
+    ("autorestart", "the workspace agent restarts crashed apps by the restart policy; PM2's own restart is turned off (`autorestart: false` becomes maxRestarts 0)"),
+    ("max_restarts", "taken as the restart policy's maxRestarts"),
+    ("restart_delay", "taken as the restart policy's backoffInitialMs (with no growth)"),
+    ("exp_backoff_restart_delay", "taken as the restart policy's backoffInitialMs (doubling)"),
+    ("min_uptime", "a run shorter than min_uptime counts as a crash anyway; the policy's window decides"),
+    ("out_file", "logs are written to apps/logs/<service>/out.log (rotation and `logs` read them there)"),
+    ("error_file", "logs are written to apps/logs/<service>/error.log"),
+    ("log_date_format", "every line is stamped with an RFC 3339 UTC timestamp (the format `logs` reads)"),
 ];
 
 struct Collector {
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    /// Line indexes of files problems point into, built once.
+    lines: BTreeMap<PathBuf, crate::compose::yaml::LineIndex>,
 }
 
 impl Collector {
+    fn new() -> Collector {
+        Collector {
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            lines: BTreeMap::new(),
+        }
+    }
+
+    /// The line of a key path in a YAML file (ecosystem keys have none we can find).
+    fn line_of(&mut self, file: &Path, at: &str) -> Option<u32> {
+        if let Some(n) = at
+            .strip_prefix("line ")
+            .and_then(|n| n.split_whitespace().next()?.parse().ok())
+        {
+            return Some(n);
+        }
+        let is_yaml = file.extension().is_some_and(|e| e == "yml" || e == "yaml");
+        if !is_yaml || at.is_empty() {
+            return None;
+        }
+        let ix = self.lines.entry(file.to_path_buf()).or_insert_with(|| {
+            crate::compose::yaml::LineIndex::build(
+                &std::fs::read_to_string(file).unwrap_or_default(),
+            )
+        });
+        ix.line(at)
+    }
+
+    fn warn(
+        &mut self,
+        rule: &'static str,
+        file: &Path,
+        at: impl Into<String>,
+        profile: Option<&str>,
+        message: impl Into<String>,
+        remediation: impl Into<String>,
+    ) {
+        let at = at.into();
+        let line = self.line_of(file, &at);
+        let p = Problem {
+            rule,
+            file: file.to_path_buf(),
+            at,
+            line,
+            profile: profile.map(str::to_string),
+            message: message.into(),
+            remediation: remediation.into(),
+        };
+        push_once(&mut self.warnings, p);
+    }
+
+    /// A loader finding: an error or a warning, as the loader said.
+    fn diag(&mut self, d: &crate::compose::Diag, profile: Option<&str>) {
+        let rule = if d.key.contains(".depends_on") {
+            "depends-on"
+        } else {
+            "compose"
+        };
+        let p = Problem {
+            rule,
+            file: d.file.clone(),
+            at: d.key.clone(),
+            line: d.line,
+            profile: profile.map(str::to_string),
+            message: d.message.clone(),
+            remediation: d.remediation.clone(),
+        };
+        if d.is_error() {
+            push_once(&mut self.problems, p);
+        } else {
+            push_once(&mut self.warnings, p);
+        }
+    }
+
     fn add(
         &mut self,
         rule: &'static str,
@@ -95,23 +181,18 @@ impl Collector {
         message: impl Into<String>,
         remediation: impl Into<String>,
     ) {
+        let at = at.into();
+        let line = self.line_of(file, &at);
         let p = Problem {
             rule,
             file: file.to_path_buf(),
-            at: at.into(),
+            at,
+            line,
             profile: profile.map(str::to_string),
             message: message.into(),
             remediation: remediation.into(),
         };
-        // The same problem in several profiles is one problem (of no single profile).
-        let same = |q: &Problem| {
-            q.rule == p.rule && q.file == p.file && q.at == p.at && q.message == p.message
-        };
-        match self.problems.iter_mut().find(|q| same(q)) {
-            Some(q) if q.profile != p.profile => q.profile = None,
-            Some(_) => {}
-            None => self.problems.push(p),
-        }
+        push_once(&mut self.problems, p);
     }
 
     /// An error of one of our parsers as a problem of `rule`.
@@ -132,14 +213,24 @@ impl Collector {
     }
 }
 
+/// The same problem in several profiles is one problem (of no single profile).
+fn push_once(list: &mut Vec<Problem>, p: Problem) {
+    let same = |q: &Problem| {
+        q.rule == p.rule && q.file == p.file && q.at == p.at && q.message == p.message
+    };
+    match list.iter_mut().find(|q| same(q)) {
+        Some(q) if q.profile != p.profile => q.profile = None,
+        Some(_) => {}
+        None => list.push(p),
+    }
+}
+
 /// Runs every check and the dry run. Never changes anything. An unregistered `--profile` is
 /// bad input, not a problem of the workspace: `EXIT_PROFILE_UNDEFINED`.
 pub fn verify(req: &VerifyRequest) -> crate::error::Result<Report> {
     let root = &req.workspace_root;
     let nx_json = config::nx_json_path(root);
-    let mut c = Collector {
-        problems: Vec::new(),
-    };
+    let mut c = Collector::new();
     let cfg = match config::load_plugin_config(root) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -179,7 +270,7 @@ pub fn verify(req: &VerifyRequest) -> crate::error::Result<Report> {
             None
         }
     };
-    let compose = compose_text(&mut c, root);
+    let compose = compose_project(root);
     // The catalog: the ecosystem (an empty one when it could not be loaded, so compose is
     // still checked), compose service names, nx.json's references to both.
     let eco = ecosystem
@@ -222,53 +313,38 @@ pub fn verify(req: &VerifyRequest) -> crate::error::Result<Report> {
         ok: c.problems.is_empty(),
         profiles: plans,
         problems: c.problems,
+        warnings: c.warnings,
     })
 }
 
-fn compose_text(c: &mut Collector, root: &Path) -> Option<(PathBuf, String)> {
-    let file = catalog::COMPOSE_FILES
-        .iter()
-        .map(|f| root.join(f))
-        .find(|p| p.is_file())?;
-    match std::fs::read_to_string(&file) {
-        Ok(text) => {
-            if let Err(e) = crate::compose::service_names(&text, &file) {
-                c.error("compose", &e, &file, None);
-                return None;
-            }
-            Some((file, text))
-        }
-        Err(source) => {
-            c.error(
-                "compose",
-                &Error::ReadFile {
-                    path: file.clone(),
-                    source,
-                },
-                &file,
-                None,
-            );
-            None
-        }
-    }
+/// The compose project without a profile; its problems are reported per profile below.
+fn compose_project(root: &Path) -> Option<crate::compose::ComposeFile> {
+    crate::ops::load_compose(root)
 }
 
 /// The ecosystem's own rules beyond parsing: restart options left to our policy, and an
 /// `env_<profile>` block or an env file for every checked profile.
 fn check_ecosystem(c: &mut Collector, eco: &Value, file: &Path, root: &Path, profiles: &[String]) {
-    let Ok(apps) = catalog::parse_ecosystem(eco, file) else {
-        return; // reported by the catalog
+    let apps = match catalog::parse_ecosystem_lenient(eco, file) {
+        Ok((apps, problems)) => {
+            // Every problem of every app (the catalog keeps the apps that have a name).
+            for (_, e) in &problems {
+                c.error("ecosystem", e, file, None);
+            }
+            apps.into_iter().map(|(a, _)| a).collect::<Vec<_>>()
+        }
+        Err(_) => return, // reported by the catalog
     };
     for (i, app) in apps.iter().enumerate() {
-        for key in PM2_RESTART_KEYS {
+        for (key, what) in PM2_SUPERSEDED {
             if app.contains_key(key) {
-                c.add(
+                c.warn(
                     "autorestart",
                     file,
                     format!("apps[{i}].{key}"),
                     None,
-                    format!("\"{key}\" is PM2's restart policy; the workspace agent's applies (it is overridden)"),
-                    format!("Remove {key} and configure restartPolicy in nx.json (docs/restart-policy.md)"),
+                    format!("\"{key}\" is PM2's own; the orchestrator supersedes it: {what}"),
+                    "Nothing to do; restartPolicy in nx.json says the same explicitly (docs/restart-policy.md)",
                 );
             }
         }
@@ -307,41 +383,49 @@ fn check_profile(c: &mut Collector, cat: &Catalog, profile: &str) -> Option<Prof
     } else {
         Vec::new()
     };
-    let compose = match cat.compose_for(&file_vars) {
-        Ok(x) => x,
-        Err(e) => {
-            let f = cat
-                .compose
-                .as_ref()
-                .map(|x| x.0.clone())
-                .unwrap_or_default();
-            c.error("compose", &e, &f, Some(profile));
-            None
-        }
-    };
+    let compose = cat.compose_for(profile, &file_vars);
     let compose_file = cat
-        .compose
-        .as_ref()
-        .map(|x| x.0.clone())
+        .compose_file()
+        .map(Path::to_path_buf)
         .unwrap_or_default();
     let mut order: Vec<String> = Vec::new();
     if let Some(cf) = &compose {
-        match crate::compose::start_order(&cf.services, &compose_file) {
-            Ok(o) => order = o,
-            Err(e) => c.error("depends-on", &e, &compose_file, Some(profile)),
+        for d in &cf.diags {
+            c.diag(d, Some(profile));
         }
+        order = crate::compose::start_order(&cf.services);
         for s in &cf.services {
             let at = format!("services.{}.healthcheck", s.name);
+            if s.replicas > 1 {
+                c.warn(
+                    "compose",
+                    &compose_file,
+                    format!("services.{}.deploy.replicas", s.name),
+                    Some(profile),
+                    format!("\"{}\" asks for {} replicas; one container runs (replicas are not started yet)", s.name, s.replicas),
+                    "Run more replicas with docker compose, or scale the app behind it",
+                );
+            }
+            if !cf.is_active(&s.name) {
+                c.warn(
+                    "compose",
+                    &compose_file,
+                    format!("services.{}.profiles", s.name),
+                    Some(profile),
+                    format!("\"{}\" belongs to compose profiles {} that are not enabled: it starts only when named", s.name, s.profiles.join(", ")),
+                    format!("Enable them with COMPOSE_PROFILES, or composeProfiles.{profile} in nx.json"),
+                );
+            }
             match &s.healthcheck {
-                None => c.add(
+                None if !crate::container::is_one_shot(cf, &s.name) => c.warn(
                     "healthcheck",
                     &compose_file,
                     at,
                     Some(profile),
-                    format!("dependency \"{}\" has no healthcheck: start cannot tell when it is ready", s.name),
-                    "Add a healthcheck (test, interval ≤ 30s) as docs/dependencies.md shows",
+                    format!("dependency \"{}\" has no healthcheck in the compose file: it counts as ready once running (or by its image's own healthcheck)", s.name),
+                    "Add a healthcheck (test, interval ≤ 30s) so that start waits until it is really ready (docs/dependencies.md)",
                 ),
-                Some(h) if h.interval.is_some_and(|i| i.as_secs() > MAX_HEALTH_INTERVAL_SECS) => c.add(
+                Some(h) if h.interval.is_some_and(|i| i.as_secs() > MAX_HEALTH_INTERVAL_SECS) => c.warn(
                     "healthcheck",
                     &compose_file,
                     format!("{at}.interval"),
@@ -413,9 +497,12 @@ fn check_profile(c: &mut Collector, cat: &Catalog, profile: &str) -> Option<Prof
             }
             Kind::Dependency => {
                 let Some(cf) = &compose else { continue };
+                if cf.errors_for(name).iter().any(|_| true) {
+                    continue; // its problems are reported above, each with its line
+                }
                 match crate::ops::container_spec(cat, spec, profile, cf) {
                     Ok(cs) => {
-                        for p in cs.ports.iter().map(|p| p.host_port).filter(|p| *p != 0) {
+                        for p in cs.host_ports() {
                             port_clash(c, p, name, &compose_file, format!("services.{name}.ports"));
                         }
                         masked_container(&cs)
@@ -760,34 +847,43 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    if r.problems.is_empty() {
-        s += "verify: no problems\n";
-        return s;
-    }
-    for p in &r.problems {
+    let item = |mark: &str, p: &Problem| {
         let at = if p.at.is_empty() {
             String::new()
         } else {
             format!(" {}", p.at)
         };
+        let line = p.line.map(|l| format!(":{l}")).unwrap_or_default();
         let profile = p
             .profile
             .as_ref()
             .map(|x| format!(" [{x}]"))
             .unwrap_or_default();
-        s += &format!(
-            "✗ {}{profile}: {}{at}\n    {}\n    → {}\n",
+        format!(
+            "{mark} {}{profile}: {}{line}{at}\n    {}\n    → {}\n",
             p.rule,
             p.file.display(),
             p.message,
             p.remediation
-        );
+        )
+    };
+    for p in &r.warnings {
+        s += &item("⚠", p);
     }
-    s += &format!(
-        "verify: {} problem{}\n",
-        r.problems.len(),
-        if r.problems.len() == 1 { "" } else { "s" }
-    );
+    for p in &r.problems {
+        s += &item("✗", p);
+    }
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    s += &match (r.problems.len(), r.warnings.len()) {
+        (0, 0) => "verify: no problems\n".to_string(),
+        (0, w) => format!("verify: no problems ({})\n", plural(w, "warning")),
+        (p, 0) => format!("verify: {}\n", plural(p, "problem")),
+        (p, w) => format!(
+            "verify: {} ({})\n",
+            plural(p, "problem"),
+            plural(w, "warning")
+        ),
+    };
     s
 }
 
@@ -896,20 +992,34 @@ mod tests {
             ok: false,
             profiles: vec![],
             problems: vec![Problem {
+                rule: "compose",
+                file: "/ws/docker-compose.yml".into(),
+                at: "services.db.ports[0]".into(),
+                line: Some(7),
+                profile: Some("staging".into()),
+                message: "\"99999:1\" is not a port mapping".into(),
+                remediation: "Fix `services.db.ports[0]`".into(),
+            }],
+            warnings: vec![Problem {
                 rule: "healthcheck",
                 file: "/ws/docker-compose.yml".into(),
                 at: "services.db.healthcheck.interval".into(),
+                line: None,
                 profile: Some("staging".into()),
                 message: "interval 60s is longer than 30s".into(),
                 remediation: "Set healthcheck.interval to 30s or less".into(),
             }],
         };
         let t = render(&r);
+        assert!(
+            t.contains("✗ compose [staging]: /ws/docker-compose.yml:7 services.db.ports[0]"),
+            "{t}"
+        );
         assert!(t.contains(
-            "✗ healthcheck [staging]: /ws/docker-compose.yml services.db.healthcheck.interval"
+            "⚠ healthcheck [staging]: /ws/docker-compose.yml services.db.healthcheck.interval"
         ));
         assert!(t.contains("→ Set healthcheck.interval"));
-        assert!(t.ends_with("verify: 1 problem\n"));
+        assert!(t.ends_with("verify: 1 problem (1 warning)\n"));
     }
 }
 

@@ -26,19 +26,20 @@ pub fn infer_projects(req: InferRequest) -> Result<serde_json::Value> {
     // `depends_on` does not depend on a profile; the default profile's env answers ${VARS}.
     let vars = crate::envfile::read_env_file(&cat.env_file(crate::config::DEFAULT_PROFILE))
         .unwrap_or_default();
-    let deps: Vec<(String, Vec<String>)> = match cat.compose_for(&vars) {
-        Ok(Some(c)) => c
-            .services
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    s.depends_on.iter().map(|(d, _)| d.clone()).collect(),
-                )
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let deps: Vec<(String, Vec<String>)> =
+        match cat.compose_for(crate::config::DEFAULT_PROFILE, &vars) {
+            Some(c) => c
+                .services
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        s.depends_on.iter().map(|d| d.name.clone()).collect(),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
     let inferred = crate::infer::infer(&cat, &req.rel, &deps);
     Ok(serde_json::to_value(inferred).unwrap_or_default())
 }

@@ -369,7 +369,7 @@ pub async fn ensure_container(spec: String, command: String) -> Result<Container
         adopted: r.adopted,
         pulled: r.pulled,
         has_healthcheck: r.has_healthcheck,
-        ports: spec.ports.iter().map(|p| p.host_port as u32).collect(),
+        ports: r.host_ports.iter().map(|p| *p as u32).collect(),
     })
 }
 

@@ -26,7 +26,7 @@ pub struct VerifyRequest {
 #[napi(object)]
 pub struct VerifyResult {
     /// `{ workspace, ok, profiles: [{ profile, order, services: [{ name, kind, definition }] }],
-    /// problems: [{ rule, file, at, profile, message, remediation }] }`
+    /// problems: [{ rule, file, at, line, profile, message, remediation }], warnings: [same] }`
     pub report: serde_json::Value,
     pub ok: bool,
     pub problems: u32,
