@@ -139,6 +139,12 @@ export interface InferRequest {
   rel: string
 }
 
+export interface JobResult {
+  service: string
+  id: string
+  exitCode: number
+}
+
 export interface LastFailureView {
   /** RFC 3339 UTC. */
   at: string
@@ -240,6 +246,10 @@ export interface PlanStep {
   container?: any
   /** Wait for this step to be ready before carrying out the next ones (dependencies). */
   gate: boolean
+  /** A one-shot job: `runJob` runs its container to completion instead of PM2 launching it. */
+  job: boolean
+  /** For a job: the services that wait for it to complete successfully. */
+  blocked: Array<string>
   /**
    * Launching steps: what the agent supervises (service, kind, profile, restart policy) as
    * JSON, handed to `markLaunched` before PM2 launches it.
@@ -333,6 +343,12 @@ export interface ReadySpec {
  * process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
  */
 export declare function runContainer(spec: string): Promise<number | null>
+
+/**
+ * Runs a one-shot job's container to completion (a plan step with `job`), its output into the
+ * service's log files; throws `EXIT_CONTAINER_FAILED` with its last lines when it exits non-zero.
+ */
+export declare function runJob(spec: string, blocked: Array<string>, command: string): Promise<JobResult>
 
 /**
  * One of the runner's own lines (already stamped, with its newline): to the service's error.log

@@ -860,6 +860,7 @@ module.exports.prepareStart = nativeBinding.prepareStart
 module.exports.prepareStop = nativeBinding.prepareStop
 module.exports.printLogs = nativeBinding.printLogs
 module.exports.runContainer = nativeBinding.runContainer
+module.exports.runJob = nativeBinding.runJob
 module.exports.runnerSay = nativeBinding.runnerSay
 module.exports.selectServices = nativeBinding.selectServices
 module.exports.setupService = nativeBinding.setupService

@@ -113,7 +113,7 @@ function summarize(plan, list, ready, containers = {}) {
         kind: s.kind,
         action: s.action,
         profile: s.profile,
-        status: entries.length ? entries[0].status : 'stopped',
+        status: entries.length ? entries[0].status : containers[s.service]?.completed ? 'completed' : 'stopped',
         pids: entries.map((p) => p.pid).filter(Boolean),
         ports: s.ports,
         install: s.install ?? null,
@@ -123,6 +123,7 @@ function summarize(plan, list, ready, containers = {}) {
               containerId: containers[s.service]?.id ?? readyBy[s.service]?.containerId ?? null,
               image: containers[s.service]?.image ?? s.container?.image ?? null,
               health: readyBy[s.service]?.health ?? null,
+              exitCode: containers[s.service]?.exitCode ?? null,
               adopted: containers[s.service]?.adopted ?? null,
               pulled: containers[s.service]?.pulled ?? null,
             }
@@ -157,6 +158,15 @@ async function launch(kind, opts) {
         ...(containers[step.service] ? { containerId: containers[step.service].id, hasHealthcheck: containers[step.service].hasHealthcheck } : {}),
       });
       for (const step of plan.steps) {
+        // A one-shot job runs to completion here (not under PM2); a failure stops the command
+        // before what waits for it starts, with the job's last lines.
+        if (step.job) {
+          if (step.action !== 'already-stopped' && step.action !== 'stop') {
+            const job = await native.runJob(JSON.stringify(step.container), step.blocked, ctx.command);
+            containers[step.service] = { id: job.id, image: step.container.image, completed: true, exitCode: job.exitCode };
+          }
+          continue;
+        }
         // A dependency's container is made to run here, in the command (pull progress and
         // engine refusals reach the user); the runner PM2 starts next adopts it.
         const ensure = step.container

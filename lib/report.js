@@ -23,7 +23,8 @@ function result(res, write = (l) => process.stdout.write(l + '\n')) {
     if (s.readyMs != null) parts.push(s.health === 'healthy' ? `healthy in ${(s.readyMs / 1000).toFixed(1)} s` : `ready in ${s.readyMs} ms`);
     if (s.install === 'installed') parts.push('dependencies installed');
     if (s.passed) parts.push('tests passed');
-    const what = s.action ? VERB[s.action] || s.action : s.passed ? 'tested' : `set up (${s.install})`;
+    if (s.status === 'completed') parts.push('one-shot job, exit code 0');
+    const what = s.status === 'completed' ? 'completed' : s.action ? VERB[s.action] || s.action : s.passed ? 'tested' : `set up (${s.install})`;
     write(`✔ ${s.service.padEnd(12)} ${what} — ${parts.join(', ')}`);
   }
 }

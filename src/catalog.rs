@@ -61,6 +61,11 @@ pub struct Catalog {
 
 pub use crate::compose::COMPOSE_FILES;
 
+/// A service's log directory: `apps/logs/<service>` under the workspace root.
+pub fn log_dir_of(root: &Path, service: &str) -> PathBuf {
+    root.join("apps").join("logs").join(service)
+}
+
 /// Service and profile names: they become PM2 names and log directories, so no path tricks.
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -413,7 +418,7 @@ impl Catalog {
     }
 
     pub fn log_dir(&self, service: &str) -> PathBuf {
-        self.root.join("apps").join("logs").join(service)
+        log_dir_of(&self.root, service)
     }
 }
 

@@ -540,6 +540,31 @@ pub fn is_one_shot(compose: &ComposeFile, name: &str) -> bool {
     })
 }
 
+/// Pure: the services that restart because one of `restarted` does (`depends_on` with
+/// `restart: true`), transitively, not already in `restarted`.
+pub fn restart_cascade(compose: &ComposeFile, restarted: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = restarted.to_vec();
+    let mut added = Vec::new();
+    loop {
+        let next: Vec<String> = compose
+            .services
+            .iter()
+            .filter(|s| !all.contains(&s.name))
+            .filter(|s| {
+                s.depends_on
+                    .iter()
+                    .any(|d| d.restart && all.contains(&d.name))
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        if next.is_empty() {
+            return added;
+        }
+        all.extend(next.iter().cloned());
+        added.extend(next);
+    }
+}
+
 /// Pure: `wanted` plus everything it depends on (transitively), in `order`.
 pub fn with_dependencies(
     compose: &ComposeFile,
@@ -724,5 +749,13 @@ secrets:
         );
         assert!(gates(&c, "postgres"));
         assert!(!gates(&c, "zitadel"));
+    }
+
+    #[test]
+    fn restart_true_cascades_to_dependents_transitively() {
+        let c = compose("services:\n  db: {image: x}\n  api:\n    image: x\n    depends_on: {db: {condition: service_started, restart: true}}\n  worker:\n    image: x\n    depends_on: {api: {condition: service_started, restart: true}}\n  report:\n    image: x\n    depends_on: [db]\n");
+        assert_eq!(restart_cascade(&c, &["db".into()]), vec!["api", "worker"]);
+        assert_eq!(restart_cascade(&c, &["api".into()]), vec!["worker"]);
+        assert!(restart_cascade(&c, &["report".into()]).is_empty());
     }
 }

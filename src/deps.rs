@@ -72,13 +72,48 @@ fn host_holders(spec: &ContainerSpec) -> Vec<(u16, Option<ports::PortHolder>)> {
         .collect()
 }
 
-/// Image present or pulled (progress lines go to `progress`); failure is recorded as
-/// non-retryable and reported as `EXIT_IMAGE_UNAVAILABLE`.
+/// The image, as `pull_policy` and `build:` say (`fresh`: a command's start or restart, as
+/// `docker compose up`); built or pulled with progress lines to `progress`. A failure is recorded
+/// as non-retryable and reported as `EXIT_IMAGE_UNAVAILABLE`.
 pub async fn ensure_image(
     engine: &Engine,
     spec: &ContainerSpec,
+    fresh: bool,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(bool, bool)> {
+    // The runner (started by PM2 after the command, or by the agent's restart) uses the image
+    // that is there: the command built or pulled it for this plan, and a context edited since
+    // must not be built behind the user's back (only an absent image is obtained again).
+    if !fresh {
+        if let Some(hc) = engine
+            .image_healthcheck(&spec.image)
+            .await
+            .map_err(|e| docker_err(&spec.service, e))?
+        {
+            return Ok((hc, false));
+        }
+    }
+    if let Some(b) = &spec.build {
+        if spec.pull_policy != "always" {
+            return build_if_changed(engine, spec, b, progress).await;
+        }
+    }
+    let present = engine
+        .image_healthcheck(&spec.image)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?;
+    if spec.pull_policy == "never" && present.is_none() {
+        let err = Error::ImageUnavailable {
+            service: spec.service.clone(),
+            image: spec.image.clone(),
+            cause: "it is not present locally and its pull_policy is `never`".into(),
+        };
+        record(spec, &err, "failed", false);
+        return Err(err);
+    }
+    if spec.pull_policy == "always" {
+        return pull_image(engine, spec, progress).await;
+    }
     if let Some(hc) = engine
         .image_healthcheck(&spec.image)
         .await
@@ -86,6 +121,71 @@ pub async fn ensure_image(
     {
         return Ok((hc, false));
     }
+    pull_image(engine, spec, progress).await
+}
+
+/// `build:`: the image is built when absent, when `pull_policy: build`, or when its context or
+/// settings changed since we built it (the context hash label differs); an image of that name
+/// we did not build is used as it is (pull_policy `missing`). Builder errors are
+/// `EXIT_IMAGE_UNAVAILABLE` with the builder's message.
+async fn build_if_changed(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    b: &crate::compose::Build,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(bool, bool)> {
+    let fail = |cause: String| {
+        let err = Error::ImageUnavailable {
+            service: spec.service.clone(),
+            image: spec.image.clone(),
+            cause,
+        };
+        record(spec, &err, "failed", false);
+        err
+    };
+    let hash = crate::build::context_hash(b, &spec.image).map_err(|e| {
+        fail(format!(
+            "cannot read the build context {}: {e}",
+            b.context.display()
+        ))
+    })?;
+    let seen = engine
+        .image_context_hash(&spec.image)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?;
+    let needed = match &seen {
+        None => true,
+        Some(_) if spec.pull_policy == "build" => true,
+        Some(Some(h)) => h != &hash,
+        Some(None) => false,
+    };
+    if needed {
+        progress(&format!(
+            "building {} from {}",
+            spec.image,
+            b.remote
+                .clone()
+                .unwrap_or_else(|| b.context.display().to_string())
+        ));
+        engine
+            .build(&spec.image, b, &hash, progress)
+            .await
+            .map_err(|e| fail(format!("the build failed: {}", e.message)))?;
+        progress(&format!("built {}", spec.image));
+    }
+    let hc = engine
+        .image_healthcheck(&spec.image)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?
+        .unwrap_or(false);
+    Ok((hc, false))
+}
+
+async fn pull_image(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(bool, bool)> {
     progress(&format!("pulling {} for {}", spec.image, spec.service));
     let mut attempt = 0;
     loop {
@@ -121,10 +221,11 @@ pub async fn ensure_image(
 /// message, naming host processes that hold a published port.
 pub async fn ensure_container(
     spec: &ContainerSpec,
+    fresh: bool,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<docker::Running> {
     let engine = connect().await?;
-    let (image_hc, pulled) = ensure_image(&engine, spec, progress).await?;
+    let (image_hc, pulled) = ensure_image(&engine, spec, fresh, progress).await?;
     let seen = engine
         .inspect(&spec.name)
         .await
@@ -213,6 +314,115 @@ pub async fn ensure_container(
     })
 }
 
+/// What a one-shot job did.
+pub struct JobReport {
+    pub id: String,
+    pub exit_code: i64,
+}
+
+/// A one-shot job (some service waits on it with `service_completed_successfully`): runs its
+/// container to completion in the command — not supervised, not under PM2 — writes its output to
+/// the service's log files, and checks its exit code. A non-zero exit is `JobFailed` with its
+/// last lines and the services it blocks (`blocked`); it is recorded as the service's failure.
+pub async fn run_job(
+    spec: &ContainerSpec,
+    blocked: &[String],
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<JobReport> {
+    let engine = connect().await?;
+    ensure_image(&engine, spec, true, progress).await?;
+    let seen = engine
+        .inspect(&spec.name)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?;
+    let id = match docker::decide_existing(spec, seen.as_ref()) {
+        // The same job still running (another command started it): wait for that run.
+        Existing::Adopt => seen.clone().unwrap_or_default().id,
+        Existing::Foreign(owner) => {
+            return Err(Error::ContainerFailed {
+                service: spec.service.clone(),
+                failure: DockerError {
+                    op: Op::Create,
+                    target: spec.name.clone(),
+                    status: Some(409),
+                    message: format!(
+                        "the container name \"{}\" is already in use by a container {}",
+                        spec.name,
+                        match owner {
+                            Some(w) => format!("of another workspace ({w})"),
+                            None => "the orchestrator did not create".into(),
+                        }
+                    ),
+                },
+                holders: Vec::new(),
+            })
+        }
+        Existing::Absent | Existing::Recreate => engine
+            .create_and_start(spec, seen.as_ref())
+            .await
+            .map_err(|e| match e.missing_external() {
+                Some((kind, name)) => Error::ExternalMissing {
+                    service: spec.service.clone(),
+                    kind,
+                    name: name.to_string(),
+                },
+                None => Error::ContainerFailed {
+                    service: spec.service.clone(),
+                    failure: e,
+                    holders: Vec::new(),
+                },
+            })?,
+    };
+    progress(&format!(
+        "running one-shot job {} to completion",
+        spec.service
+    ));
+    let code = engine
+        .wait_exit(&id)
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?;
+    // Its whole output into the service's files, with the engine's timestamps.
+    let logs = crate::catalog::log_dir_of(std::path::Path::new(&spec.workspace), &spec.service);
+    let lines = engine.all_logs(&id).await;
+    let mut out = crate::sink::Sink::open(logs.join("out.log"));
+    let mut err = crate::sink::Sink::open(logs.join("error.log"));
+    for (is_err, line) in &lines {
+        let text = format!("{line}\n");
+        if *is_err {
+            err.write(text.as_bytes());
+        } else {
+            out.write(text.as_bytes());
+        }
+    }
+    let root = std::path::Path::new(&spec.workspace);
+    if code != 0 {
+        let last: Vec<String> = lines
+            .iter()
+            .rev()
+            .take(20)
+            .rev()
+            .map(|(_, l)| {
+                crate::logs::parse_ts(l)
+                    .map(|(_, rest)| rest.to_string())
+                    .unwrap_or_else(|| l.clone())
+            })
+            .collect();
+        let e = Error::JobFailed {
+            service: spec.service.clone(),
+            exit_code: code,
+            last_lines: last,
+            blocked: blocked.to_vec(),
+        };
+        record(spec, &e, "failed", false);
+        return Err(e);
+    }
+    state::clear(root, &spec.service);
+    Ok(JobReport {
+        id,
+        exit_code: code,
+    })
+}
+
 /// The runner's life: ensure the container, copy its output to ours until it stops, and return
 /// its exit code. `None` when a stop was requested (the caller exits 0).
 pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
@@ -227,7 +437,7 @@ pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
         )
     };
     let mut progress = |line: &str| say(line.to_string());
-    let running = ensure_container(spec, &mut progress).await?;
+    let running = ensure_container(spec, false, &mut progress).await?;
     say(format!(
         "{} container {} ({}) {}",
         spec.service,

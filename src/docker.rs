@@ -712,6 +712,102 @@ impl Engine {
     }
 
     /// Pulls an image, reporting progress lines (deduplicated per layer and status).
+    /// The context hash label of a local image (`None`: absent; `Some(None)`: present, not built
+    /// by us).
+    pub async fn image_context_hash(&self, image: &str) -> DResult<Option<Option<String>>> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => {
+                Ok(Some(i.config.and_then(|c| c.labels).and_then(|l| {
+                    l.get(crate::container::LABEL_CONTEXT_HASH).cloned()
+                })))
+            }
+            Err(e) => {
+                let e = DockerError::from(Op::InspectImage, image, e);
+                if e.not_found() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Builds `image` from `b` through the build API, the builder's output lines to `progress`;
+    /// the image carries `hash` as its context-hash label.
+    pub async fn build(
+        &self,
+        image: &str,
+        b: &crate::compose::Build,
+        hash: &str,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> DResult<()> {
+        let fail = |m: String| DockerError {
+            op: Op::Build,
+            target: image.into(),
+            status: None,
+            message: m,
+        };
+        let mut labels: HashMap<String, String> = b
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.insert(crate::container::LABEL_CONTEXT_HASH.into(), hash.into());
+        let mut opts = bollard::query_parameters::BuildImageOptionsBuilder::new()
+            .t(image)
+            .dockerfile(&crate::build::dockerfile_of(b))
+            .rm(true)
+            .nocache(b.no_cache)
+            .buildargs(&b.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .labels(&labels);
+        if let Some(t) = &b.target {
+            opts = opts.target(t);
+        }
+        if b.pull {
+            opts = opts.pull("1");
+        }
+        if let Some(n) = &b.network {
+            opts = opts.networkmode(n);
+        }
+        if !b.extra_hosts.is_empty() {
+            opts = opts.extrahosts(&b.extra_hosts.join(","));
+        }
+        if let Some(sz) = b.shm_size {
+            opts = opts.shmsize(sz.min(i32::MAX as i64) as i32);
+        }
+        let body = match &b.remote {
+            Some(url) => {
+                opts = opts.remote(url);
+                None
+            }
+            None => {
+                let tar = crate::build::context_tar(b).map_err(|e| {
+                    fail(format!(
+                        "cannot read the build context {}: {e}",
+                        b.context.display()
+                    ))
+                })?;
+                Some(bollard::body_full(bytes::Bytes::from(tar)))
+            }
+        };
+        let mut stream = self.docker.build_image(opts.build(), None, body);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| DockerError::from(Op::Build, image, e))?;
+            if let Some(m) = info.error_detail.and_then(|d| d.message) {
+                return Err(fail(m));
+            }
+            if let Some(line) = info
+                .stream
+                .as_deref()
+                .map(str::trim_end)
+                .filter(|l| !l.is_empty())
+            {
+                progress(line);
+            }
+        }
+        Ok(())
+    }
+
     pub async fn pull(&self, image: &str, progress: &mut (dyn FnMut(&str) + Send)) -> DResult<()> {
         let (repo, tag) = split_image(image);
         let opts = CreateImageOptionsBuilder::new()
@@ -996,6 +1092,31 @@ impl Engine {
     }
 
     /// The last `n` lines the container wrote (both streams).
+    /// Everything a (stopped) container wrote, each line stamped with the engine's time:
+    /// `(from stderr, line)`.
+    pub async fn all_logs(&self, id: &str) -> Vec<(bool, String)> {
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .build();
+        let mut out = Vec::new();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let now = chrono::Utc::now();
+        while let Some(Ok(item)) = stream.next().await {
+            let (is_err, message) = match item {
+                bollard::container::LogOutput::StdErr { message } => (true, message),
+                bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::Console { message } => (false, message),
+                bollard::container::LogOutput::StdIn { .. } => continue,
+            };
+            for line in String::from_utf8_lossy(&message).lines() {
+                out.push((is_err, crate::logs::stamp(line, now)));
+            }
+        }
+        out
+    }
+
     pub async fn tail(&self, id: &str, n: usize) -> Vec<String> {
         let opts = LogsOptionsBuilder::new()
             .stdout(true)

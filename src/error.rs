@@ -120,6 +120,14 @@ pub enum Error {
         service: Option<String>,
         failure: DockerError,
     },
+    /// A one-shot job (a service others wait on with `service_completed_successfully`) exited
+    /// with a non-zero code: the services waiting for it were not started.
+    JobFailed {
+        service: String,
+        exit_code: i64,
+        last_lines: Vec<String>,
+        blocked: Vec<String>,
+    },
     /// An `external: true` volume or network that does not exist: never created by us.
     ExternalMissing {
         service: String,
@@ -176,7 +184,7 @@ impl Error {
             Error::StartFailed { .. } => ExitCode::Failure,
             Error::EngineUnreachable { .. } => ExitCode::Prerequisite,
             Error::ComposeVarMissing { .. } => ExitCode::EnvMissing,
-            Error::ExternalMissing { .. } => ExitCode::ContainerFailed,
+            Error::ExternalMissing { .. } | Error::JobFailed { .. } => ExitCode::ContainerFailed,
             Error::Compose { problems, .. } => {
                 if !problems.is_empty() && problems.iter().all(|p| p.var.is_some()) {
                     ExitCode::EnvMissing
@@ -208,7 +216,8 @@ impl Error {
             | Error::ContainerExited { service, .. }
             | Error::DependencyDegraded { service, .. }
             | Error::ServiceFailed { service, .. }
-            | Error::ExternalMissing { service, .. } => Some(service),
+            | Error::ExternalMissing { service, .. }
+            | Error::JobFailed { service, .. } => Some(service),
             Error::Docker { service, .. } | Error::Compose { service, .. } => service.as_deref(),
             _ => None,
         }
@@ -293,6 +302,19 @@ impl Error {
                 if !last_stderr.is_empty() {
                     m.push_str("\nlast lines of its stderr:\n");
                     m.push_str(&last_stderr.join("\n"));
+                }
+                m
+            }
+            Error::JobFailed { service, exit_code, last_lines, blocked } => {
+                let mut m = format!("one-shot job {service} exited with code {exit_code}");
+                if !blocked.is_empty() {
+                    m.push_str(&format!(
+                        "; not started because they wait for it to complete successfully: {}",
+                        blocked.join(", ")
+                    ));
+                }
+                if !last_lines.is_empty() {
+                    m.push_str(&format!("\nits last lines:\n  {}", last_lines.join("\n  ")));
                 }
                 m
             }
@@ -448,6 +470,10 @@ impl Error {
                 format!("Read why in {} (and its stderr in apps/logs/{service}/error.log)", events_file.display()),
                 format!("Fix the cause, then start it again: `nx run {service}:start` (an explicit start clears the failed mark)"),
                 "Or loosen its restartPolicy in nx.json (pluginsConfig[\"@workspace/orchestrator\"].services)".into(),
+            ],
+            Error::JobFailed { service, .. } => vec![
+                format!("Read its whole output: orchestrator logs {service}"),
+                format!("Fix the job, then start again: it runs to completion before {service}'s dependents start"),
             ],
             Error::ExternalMissing { kind, name, .. } => vec![
                 format!("Create it, or restore it: `docker {kind} create {name}`"),

@@ -2,6 +2,7 @@
 //! the code; `binding` is the only module that touches napi.
 
 pub mod agent;
+pub mod build;
 pub mod catalog;
 pub mod compose;
 pub mod config;

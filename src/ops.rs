@@ -64,6 +64,11 @@ pub struct Step {
     pub container: Option<ContainerSpec>,
     /// What the agent supervises for a launching step (its restart policy under the profile).
     pub launch: Option<Launch>,
+    /// A one-shot job (others wait on it with `service_completed_successfully`): run to
+    /// completion by the command, not supervised, not under PM2.
+    pub job: bool,
+    /// For a job: the services that wait for it (not started when it fails).
+    pub blocked: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -251,6 +256,13 @@ pub(crate) fn container_spec(
     for (k, v) in label_vars {
         c.labels.entry(k).or_insert(v);
     }
+    // A built image's context is part of the container's identity: a changed context rebuilds
+    // the image and recreates the container.
+    if let Some(b) = &c.build {
+        if let Ok(h) = crate::build::context_hash(b, &c.image) {
+            c.labels.insert(container::LABEL_CONTEXT_HASH.into(), h);
+        }
+    }
     Ok(c)
 }
 
@@ -324,6 +336,17 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
         Ok(())
     };
     read_profile(&default_profile, &mut env_files, &mut composes)?;
+    // `depends_on: {x: {restart: true}}`: restarting x restarts what declares it, after x.
+    if verb == Verb::Restart {
+        if let Some(c) = composes.get(&default_profile) {
+            let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
+            for extra in container::restart_cascade(c, &names) {
+                if let Ok(s) = cat.get(&extra) {
+                    selected.push(s);
+                }
+            }
+        }
+    }
     // Compose profiles: a service whose profiles are not enabled is left out of every selection
     // that does not name it (as `docker compose up` leaves it out).
     if req.services.is_empty() {
@@ -375,6 +398,8 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
             install: None,
             container: None,
             launch: None,
+            job: false,
+            blocked: Vec::new(),
         };
         match spec.kind {
             Kind::App => {
@@ -400,6 +425,24 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
                             known: cat.names(),
                         })?;
                     let c = container_spec(&cat, spec, &profile, compose)?;
+                    if container::is_one_shot(compose, &spec.name) {
+                        step.job = true;
+                        step.blocked = compose
+                            .services
+                            .iter()
+                            .filter(|s| {
+                                s.depends_on.iter().any(|d| {
+                                    d.name == spec.name
+                                        && d.condition == compose::Condition::CompletedSuccessfully
+                                })
+                            })
+                            .map(|s| s.name.clone())
+                            .collect();
+                        step.ports = c.host_ports();
+                        step.container = Some(c);
+                        steps.push(step);
+                        continue;
+                    }
                     step.app = Some(catalog::runner_app(
                         &cat,
                         spec,

@@ -136,6 +136,10 @@ pub struct PlanStep {
     pub container: Option<serde_json::Value>,
     /// Wait for this step to be ready before carrying out the next ones (dependencies).
     pub gate: bool,
+    /// A one-shot job: `runJob` runs its container to completion instead of PM2 launching it.
+    pub job: bool,
+    /// For a job: the services that wait for it to complete successfully.
+    pub blocked: Vec<String>,
     /// Launching steps: what the agent supervises (service, kind, profile, restart policy) as
     /// JSON, handed to `markLaunched` before PM2 launches it.
     pub supervision: Option<String>,
@@ -184,7 +188,7 @@ fn to_plan(p: ops::Plan) -> Plan {
                 app: s.app.clone(),
                 ports: s.ports.iter().map(|p| *p as u32).collect(),
                 install: s.install.map(|i| i.as_str().into()),
-                ready: s.action.launches().then(|| ReadySpec {
+                ready: (s.action.launches() && !s.job).then(|| ReadySpec {
                     service: s.service.clone(),
                     ports: s.ports.iter().map(|p| *p as u32).collect(),
                     health_http: s.health_http.clone(),
@@ -197,7 +201,9 @@ fn to_plan(p: ops::Plan) -> Plan {
                     has_healthcheck: None,
                     workspace: Some(workspace_root.clone()),
                 }),
-                gate: s.kind == crate::catalog::Kind::Dependency && s.action.launches(),
+                gate: s.kind == crate::catalog::Kind::Dependency && s.action.launches() && !s.job,
+                job: s.job,
+                blocked: s.blocked.clone(),
                 container: s
                     .container
                     .as_ref()
@@ -358,7 +364,7 @@ pub struct ContainerReport {
 pub async fn ensure_container(spec: String, command: String) -> Result<ContainerReport> {
     let spec = parse_spec(&spec, &command)?;
     let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
-    let r = crate::deps::ensure_container(&spec, &mut progress)
+    let r = crate::deps::ensure_container(&spec, true, &mut progress)
         .await
         .map_err(|e| js_error(e, &command))?;
     Ok(ContainerReport {
@@ -370,6 +376,29 @@ pub async fn ensure_container(spec: String, command: String) -> Result<Container
         pulled: r.pulled,
         has_healthcheck: r.has_healthcheck,
         ports: r.host_ports.iter().map(|p| *p as u32).collect(),
+    })
+}
+
+#[napi(object)]
+pub struct JobResult {
+    pub service: String,
+    pub id: String,
+    pub exit_code: i64,
+}
+
+/// Runs a one-shot job's container to completion (a plan step with `job`), its output into the
+/// service's log files; throws `EXIT_CONTAINER_FAILED` with its last lines when it exits non-zero.
+#[napi]
+pub async fn run_job(spec: String, blocked: Vec<String>, command: String) -> Result<JobResult> {
+    let spec = parse_spec(&spec, &command)?;
+    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+    let r = crate::deps::run_job(&spec, &blocked, &mut progress)
+        .await
+        .map_err(|e| js_error(e, &command))?;
+    Ok(JobResult {
+        service: spec.service.clone(),
+        id: r.id,
+        exit_code: r.exit_code,
     })
 }
 
