@@ -18,7 +18,7 @@ const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const GROUPS = ['status', 'logs', 'supervision'];
+const GROUPS = ['status', 'logs', 'supervision', 'compose'];
 
 function option(argv, name, dflt) {
   const i = argv.indexOf(`--${name}`);

@@ -492,14 +492,22 @@ impl Loader<'_> {
                 // own services, as the specification says; another file's for its services).
                 let from = file.parent().unwrap_or(&self.main_dir);
                 let path = service::clean(&from.join(f));
-                let Some(l) = self.read(&path) else {
+                let readable = self.fs.is_file(&path);
+                let Some(l) = readable.then(|| self.read(&path)).flatten() else {
                     self.file_diag(
                         Severity::Error,
                         file,
                         Some(lines),
                         &format!("{key}.file"),
-                        format!("{} cannot be loaded", path.display()),
-                        "Check the path (relative to the main compose file)".into(),
+                        if readable {
+                            format!(
+                                "{} cannot be loaded (its problems are listed too)",
+                                path.display()
+                            )
+                        } else {
+                            format!("names {}, which does not exist", path.display())
+                        },
+                        "Check the path (relative to the file that says `extends`)".into(),
                     );
                     return svc;
                 };
