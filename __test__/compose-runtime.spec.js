@@ -22,6 +22,9 @@ const w = (f, text) => {
 };
 w('package.json', JSON.stringify({ name: project, private: true }));
 w('secrets/token.txt', 's3cr3t-token-value\n');
+// An `environment:` secret: its value comes from the project's .env and reaches the container as
+// a file, never through the spec (PM2's env) or the container's env.
+w('.env', 'API_KEY=k3y-from-dotenv-value\n');
 w('web/Dockerfile', 'FROM orchestrator-local/busybox:1\nCOPY message /message\nCMD ["sh", "-c", "cat /message; exec sleep 600"]\n');
 w('web/message', 'first build\n');
 w('web/.dockerignore', 'scratch\n');
@@ -36,6 +39,7 @@ w(
 services:
   db:
     <<: *base
+    ports: ["127.0.0.1::80"]
     networks:
       back:
         aliases: [db.internal]
@@ -43,7 +47,7 @@ services:
     <<: *base
     networks: [back]
     depends_on: [db]
-    secrets: [token]
+    secrets: [token, api_key]
   keeper:
     <<: *base
     command: ["sh", "-c", "date +%s%N >> /data/runs; trap 'exit 0' TERM; while true; do sleep 1; done"]
@@ -94,6 +98,8 @@ volumes:
 secrets:
   token:
     file: ./secrets/token.txt
+  api_key:
+    environment: API_KEY
 `,
 );
 
@@ -119,8 +125,17 @@ test('networks: a service reaches another by its alias on their network; a secre
   assert.strictEqual(exec('client', 'ping', '-c', '1', '-W', '2', 'db').code, 0, 'the service name resolves too');
   assert.strictEqual(exec('client', 'cat', '/run/secrets/token').stdout, 's3cr3t-token-value\n');
   assert.notStrictEqual(exec('client', 'sh', '-c', 'echo x > /run/secrets/token').code, 0, 'read-only');
+  assert.strictEqual(exec('client', 'cat', '/run/secrets/api_key').stdout, 'k3y-from-dotenv-value');
+  const jlist = require('child_process').spawnSync(process.execPath, [path.join(h.ROOT, 'node_modules', 'pm2', 'bin', 'pm2'), 'jlist'], { env: h.childEnv(), encoding: 'utf8' }).stdout;
+  assert.ok(jlist.includes('"client"') && !jlist.includes('k3y-from-dotenv-value'), 'the secret is not in PM2');
+  assert.ok(!h.docker(['inspect', id('client')]).stdout.includes('k3y-from-dotenv-value'), 'nor in the container config');
   const nets = JSON.parse(h.docker(['inspect', id('client')]).stdout)[0].NetworkSettings.Networks;
   assert.deepStrictEqual(Object.keys(nets), [`${project}_back`]);
+  // A container-only port gets an ephemeral host port; status shows the one the engine bound.
+  const bound = Number(h.docker(['port', id('db'), '80/tcp']).stdout.trim().split(':').pop());
+  assert.ok(bound > 0, 'an ephemeral port');
+  const row = JSON.parse(h.cli(['status', '--json', '--service', 'db'], ws).stdout).services[0];
+  assert.deepStrictEqual(row.ports, [bound]);
 });
 
 test('an external volume keeps its data across a recreate; a missing one is refused and never created', () => {

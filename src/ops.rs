@@ -513,6 +513,15 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
     {
         let dir = cat.log_dir(&step.service);
         std::fs::create_dir_all(&dir).map_err(|source| Error::ReadFile { path: dir, source })?;
+        // `environment:` secrets and `content:` configs become files the container mounts
+        // read-only; their text never travels in the spec (PM2 would show it in the env).
+        if let Some(c) = composes.get(&step.profile) {
+            if let Some(svc) = c.service(&step.service) {
+                for (path, text) in container::secret_contents(&cat.root, c, svc) {
+                    write_private(&path, &text)?;
+                }
+            }
+        }
     }
     Ok(Plan {
         workspace_root: root,
@@ -520,6 +529,24 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
         profile: default_profile,
         steps,
     })
+}
+
+/// A file only its directory's owner can reach on the host (the directory is 0700); readable
+/// inside the container by whatever user it runs as (0444), as compose mounts secrets.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
 }
 
 fn check_ports(steps: &[Step], cat: &Catalog) -> Result<()> {
