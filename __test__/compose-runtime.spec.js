@@ -77,6 +77,10 @@ services:
   web:
     build: ./web
     stop_grace_period: 1s
+  replicated:
+    <<: *base
+    deploy:
+      replicas: 3
   parent:
     <<: *base
   child:
@@ -202,6 +206,25 @@ test('depends_on restart: true — restarting a service restarts what declares i
   assert.match(r.stdout, /parent[\s\S]*child/, 'parent first, then child');
   assert.notStrictEqual(id('parent'), before.parent);
   assert.notStrictEqual(id('child'), before.child, 'the child was restarted too');
+});
+
+test('replicas: three containers numbered as compose numbers them, one runner each; stop stops all', async () => {
+  const r = h.cli(['start', 'replicated'], ws);
+  assert.strictEqual(r.code, 0, r.out);
+  const names = () => h.docker(['ps', '--format', '{{.Names}}', '--filter', `label=dev.orchestrator.service=replicated`, '--filter', `label=dev.orchestrator.workspace=${ws}`]).stdout.trim().split('\n').filter(Boolean).sort();
+  assert.deepStrictEqual(names(), [1, 2, 3].map((n) => `${project}-replicated-${n}`));
+  await h.until('three runners online', async () => (await h.list()).filter((p) => p.name === 'replicated' && p.status === 'online').length === 3);
+  // Each runner owns its container: killing one container restarts that one only.
+  const second = h.docker(['ps', '-q', '--filter', `name=${project}-replicated-2`]).stdout.trim();
+  h.docker(['kill', second]);
+  await h.until('replica 2 replaced', () => {
+    const now = h.docker(['ps', '-q', '--filter', `name=${project}-replicated-2`]).stdout.trim();
+    return now && now !== second;
+  }, 30000);
+  assert.deepStrictEqual(names(), [1, 2, 3].map((n) => `${project}-replicated-${n}`));
+  const stop = h.cli(['stop', 'replicated'], ws);
+  assert.strictEqual(stop.code, 0, stop.out);
+  assert.deepStrictEqual(names(), []);
 });
 
 test('stop --all stops every service of the compose-only workspace', () => {

@@ -551,7 +551,8 @@ pub fn runner_app(
         "script": runner_script.display().to_string(),
         "interpreter": "node",
         "exec_mode": "fork",
-        "instances": 1,
+        // A replicated service: one runner per container (PM2 numbers them NODE_APP_INSTANCE).
+        "instances": container.replicas.max(1),
         "cwd": catalog.root.display().to_string(),
         "namespace": catalog.workspace_name,
         "env": env,

@@ -150,6 +150,17 @@ pub struct ContainerSpec {
     /// Other services' containers it waits on to run to completion first (one-shot jobs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub completes_before: Vec<String>,
+    /// `deploy.replicas` / `scale`: this many containers, one runner (PM2 instance) each.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub replicas: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn missing() -> String {
@@ -186,6 +197,24 @@ impl ContainerSpec {
             .iter()
             .filter(|p| p.host_port_end.is_none())
             .filter_map(|p| p.host_port)
+            .collect()
+    }
+
+    /// Replica `n` (1-based) of a replicated service: its own container name
+    /// (`<project>-<service>-<n>`, as compose numbers them) and container-number label.
+    pub fn replica(&self, n: u32) -> ContainerSpec {
+        let mut r = self.clone();
+        if n > 1 || self.replicas > 1 {
+            r.name = format!("{}-{}-{n}", self.project, self.service);
+            r.labels.insert(COMPOSE_NUMBER.into(), n.to_string());
+        }
+        r
+    }
+
+    /// Every replica's spec, in order.
+    pub fn replicas(&self) -> Vec<ContainerSpec> {
+        (1..=self.replicas.max(1))
+            .map(|n| self.replica(n))
             .collect()
     }
 
@@ -520,6 +549,7 @@ pub fn spec(input: SpecInput) -> ContainerSpec {
         engine,
         restart: s.restart.clone(),
         completes_before,
+        replicas: s.replicas.max(1),
     }
 }
 
@@ -749,6 +779,23 @@ secrets:
         );
         assert!(gates(&c, "postgres"));
         assert!(!gates(&c, "zitadel"));
+    }
+
+    #[test]
+    fn replicas_are_numbered_as_compose_numbers_them() {
+        let c = compose("services:\n  web:\n    image: x\n    deploy: {replicas: 3}\n");
+        let s = build(&c, "web");
+        assert_eq!(s.replicas, 3);
+        let names: Vec<String> = s.replicas().iter().map(|r| r.name.clone()).collect();
+        assert_eq!(
+            names,
+            vec!["acme-shop-web-1", "acme-shop-web-2", "acme-shop-web-3"]
+        );
+        assert_eq!(s.replica(2).labels[COMPOSE_NUMBER], "2");
+        assert_ne!(s.replica(2).config_hash(), s.replica(3).config_hash());
+        let one = build(&compose("services:\n  db: {image: x}\n"), "db");
+        assert_eq!(one.replicas().len(), 1);
+        assert_eq!(one.replica(1), one);
     }
 
     #[test]

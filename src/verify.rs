@@ -396,16 +396,6 @@ fn check_profile(c: &mut Collector, cat: &Catalog, profile: &str) -> Option<Prof
         order = crate::compose::start_order(&cf.services);
         for s in &cf.services {
             let at = format!("services.{}.healthcheck", s.name);
-            if s.replicas > 1 {
-                c.warn(
-                    "compose",
-                    &compose_file,
-                    format!("services.{}.deploy.replicas", s.name),
-                    Some(profile),
-                    format!("\"{}\" asks for {} replicas; one container runs (replicas are not started yet)", s.name, s.replicas),
-                    "Run more replicas with docker compose, or scale the app behind it",
-                );
-            }
             if !cf.is_active(&s.name) {
                 c.warn(
                     "compose",

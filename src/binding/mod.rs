@@ -364,9 +364,19 @@ pub struct ContainerReport {
 pub async fn ensure_container(spec: String, command: String) -> Result<ContainerReport> {
     let spec = parse_spec(&spec, &command)?;
     let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
-    let r = crate::deps::ensure_container(&spec, true, &mut progress)
-        .await
-        .map_err(|e| js_error(e, &command))?;
+    // Every replica's container (the first is the one the health wait follows).
+    let mut reports = Vec::new();
+    for replica in spec.replicas() {
+        reports.push(
+            crate::deps::ensure_container(&replica, reports.is_empty(), &mut progress)
+                .await
+                .map_err(|e| js_error(e, &command))?,
+        );
+    }
+    let mut r = reports.remove(0);
+    for other in reports {
+        r.host_ports.extend(other.host_ports);
+    }
     Ok(ContainerReport {
         service: spec.service.clone(),
         id: r.id,
@@ -402,11 +412,21 @@ pub async fn run_job(spec: String, blocked: Vec<String>, command: String) -> Res
     })
 }
 
+/// A runner's own replica: PM2 numbers the instances of a replicated service's runner
+/// (`NODE_APP_INSTANCE` 0, 1, …); replica n + 1 is that runner's container.
+fn this_replica(spec: crate::container::ContainerSpec) -> crate::container::ContainerSpec {
+    let n = std::env::var("NODE_APP_INSTANCE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    spec.replica(n + 1)
+}
+
 /// The container runner's main call: ensures the container, forwards its stdout/stderr to this
 /// process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
 #[napi]
 pub async fn run_container(spec: String) -> Result<Option<i64>> {
-    let spec = parse_spec(&spec, "container runner")?;
+    let spec = this_replica(parse_spec(&spec, "container runner")?);
     crate::deps::run(&spec)
         .await
         .map_err(|e| js_error(e, &format!("runner of {}", spec.service)))
@@ -423,7 +443,7 @@ pub fn runner_say(line: String) {
 #[napi]
 pub async fn stop_container(spec: String) -> Result<()> {
     let command = "container runner";
-    let spec = parse_spec(&spec, command)?;
+    let spec = this_replica(parse_spec(&spec, command)?);
     crate::deps::stop(&spec)
         .await
         .map_err(|e| js_error(e, command))
