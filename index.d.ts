@@ -388,6 +388,8 @@ export interface ServiceRequest {
 
 export interface ServiceStatus {
   name: string
+  /** A replicated dependency's row: which replica (1-based); null otherwise. */
+  replica: number | null
   /** `app` | `dependency` */
   kind: string
   /** `online` | `starting` | `backoff` | `stopped` | `degraded` | `failed` | `unknown` */

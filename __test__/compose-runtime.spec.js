@@ -214,6 +214,12 @@ test('replicas: three containers numbered as compose numbers them, one runner ea
   const names = () => h.docker(['ps', '--format', '{{.Names}}', '--filter', `label=dev.orchestrator.service=replicated`, '--filter', `label=dev.orchestrator.workspace=${ws}`]).stdout.trim().split('\n').filter(Boolean).sort();
   assert.deepStrictEqual(names(), [1, 2, 3].map((n) => `${project}-replicated-${n}`));
   await h.until('three runners online', async () => (await h.list()).filter((p) => p.name === 'replicated' && p.status === 'online').length === 3);
+  // status: a row per replica, each with its runner and its container.
+  const rows = JSON.parse(h.cli(['status', '--json', '--service', 'replicated'], ws).stdout).services;
+  assert.deepStrictEqual(rows.map((x) => [x.name, x.replica, x.state]), [1, 2, 3].map((n) => ['replicated', n, 'online']));
+  assert.strictEqual(new Set(rows.map((x) => x.containerId)).size, 3, JSON.stringify(rows));
+  assert.ok(rows.every((x) => x.pids.length === 1), 'one runner each');
+  assert.match(h.cli(['status', '--service', 'replicated'], ws).stdout, /replicated\[2\]/);
   // Each runner owns its container: killing one container restarts that one only.
   const second = h.docker(['ps', '-q', '--filter', `name=${project}-replicated-2`]).stdout.trim();
   h.docker(['kill', second]);

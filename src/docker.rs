@@ -205,6 +205,8 @@ pub struct Observed {
     pub name: String,
     /// Host ports the engine actually bound (ephemeral ones included), sorted.
     pub host_ports: Vec<u16>,
+    /// compose's container number (the replica).
+    pub number: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +290,9 @@ fn observe(c: &ContainerInspectResponse) -> Observed {
             .map(|d| d.with_timezone(&chrono::Utc))
             .filter(|d| d.timestamp() > 0),
         service: labels.get(crate::container::LABEL_SERVICE).cloned(),
+        number: labels
+            .get(crate::container::COMPOSE_NUMBER)
+            .and_then(|n| n.parse().ok()),
         host_ports: {
             let mut ports: Vec<u16> = c
                 .network_settings

@@ -47,6 +47,20 @@ impl<'a> Profiles<'a> {
         Ok(())
     }
 
+    /// How many replicas a dependency runs under a profile (1 for everything else).
+    fn replicas(&mut self, spec: &ServiceSpec, profile: &str) -> u32 {
+        if spec.kind != Kind::Dependency || self.load(profile).is_err() {
+            return 1;
+        }
+        match &self.composes[profile] {
+            Some(c) => c
+                .service(&spec.name)
+                .map(|s| s.replicas.max(1))
+                .unwrap_or(1),
+            None => 1,
+        }
+    }
+
     /// The host ports a service declares under a profile (names only ever; no values shown).
     fn ports(&mut self, spec: &ServiceSpec, profile: &str) -> Vec<u16> {
         if self.load(profile).is_err() {
@@ -198,47 +212,70 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
             .or_else(|| record.as_ref().map(|r| r.profile.clone()))
             .filter(|p| cat.config.profiles.contains(p))
             .unwrap_or_else(|| profile.clone());
-        let mut ports = profiles.ports(spec, &row_profile);
-        let container = (spec.kind == Kind::Dependency)
-            .then(|| {
-                let mut theirs: Vec<&crate::docker::Observed> = containers
+        let declared = profiles.ports(spec, &row_profile);
+        let replicas = profiles.replicas(spec, &row_profile);
+        // A replicated dependency: a row per replica, each with its runner (PM2 instance n - 1)
+        // and its container (compose's number n).
+        let rows: Vec<Option<u32>> = if spec.kind == Kind::Dependency && replicas > 1 {
+            (1..=replicas).map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for replica in rows {
+            let mut ports = declared.clone();
+            let procs_of: Vec<&pm2rpc::Proc> = match replica {
+                Some(n) => mine
                     .iter()
-                    .filter(|c| c.service.as_deref() == Some(spec.name.as_str()))
-                    .collect();
-                theirs.sort_by_key(|c| (c.running, c.started_at));
-                theirs.last().map(|c| {
-                    // The ports the engine actually bound (an ephemeral one included).
-                    if c.running && !c.host_ports.is_empty() {
-                        ports = c.host_ports.clone();
-                    }
-                    container_obs(c)
+                    .copied()
+                    .filter(|p| p.instance.unwrap_or(0) + 1 == n)
+                    .collect(),
+                None => mine.clone(),
+            };
+            let container = (spec.kind == Kind::Dependency)
+                .then(|| {
+                    let mut theirs: Vec<&crate::docker::Observed> = containers
+                        .iter()
+                        .filter(|c| c.service.as_deref() == Some(spec.name.as_str()))
+                        .filter(|c| {
+                            replica.is_none() || c.number.unwrap_or(1) == replica.unwrap_or(1)
+                        })
+                        .collect();
+                    theirs.sort_by_key(|c| (c.running, c.started_at));
+                    theirs.last().map(|c| {
+                        // The ports the engine actually bound (an ephemeral one included).
+                        if c.running && !c.host_ports.is_empty() {
+                            ports = c.host_ports.clone();
+                        }
+                        container_obs(c)
+                    })
                 })
-            })
-            .flatten();
-        let live = mine.iter().any(|p| p.status == "online");
-        let health = spec.config.health.clone().unwrap_or_default();
-        let probe_wanted = spec.kind == Kind::App && live;
-        probes.push(async move {
-            if !probe_wanted {
-                return Probe::Skipped;
-            }
-            crate::ready::probe(health.http.as_deref(), health.tcp.as_deref()).await
-        });
-        obs.push(ServiceObs {
-            name: spec.name.clone(),
-            kind: spec.kind.as_str().into(),
-            ports,
-            pm2: mine.iter().map(|p| pm2_obs(p)).collect(),
-            pm2_daemon,
-            container,
-            engine: if spec.kind == Kind::Dependency {
-                engine.clone()
-            } else {
-                Engine::NotNeeded
-            },
-            record,
-            probe: Probe::Skipped,
-        });
+                .flatten();
+            let live = procs_of.iter().any(|p| p.status == "online");
+            let health = spec.config.health.clone().unwrap_or_default();
+            let probe_wanted = spec.kind == Kind::App && live;
+            probes.push(async move {
+                if !probe_wanted {
+                    return Probe::Skipped;
+                }
+                crate::ready::probe(health.http.as_deref(), health.tcp.as_deref()).await
+            });
+            obs.push(ServiceObs {
+                name: spec.name.clone(),
+                replica,
+                kind: spec.kind.as_str().into(),
+                ports,
+                pm2: procs_of.iter().map(|p| pm2_obs(p)).collect(),
+                pm2_daemon,
+                container,
+                engine: if spec.kind == Kind::Dependency {
+                    engine.clone()
+                } else {
+                    Engine::NotNeeded
+                },
+                record: record.clone(),
+                probe: Probe::Skipped,
+            });
+        }
     }
     let results = futures_util::future::join_all(probes).await;
     for (o, p) in obs.iter_mut().zip(results) {

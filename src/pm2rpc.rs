@@ -165,6 +165,9 @@ struct RawEnv {
     profile: Option<String>,
     #[serde(rename = "ORCHESTRATOR_KIND")]
     kind: Option<String>,
+    /// PM2's number of this instance of the app (a replicated dependency's runner: its replica).
+    #[serde(rename = "NODE_APP_INSTANCE", default)]
+    instance: Option<Value>,
     /// The app's env as PM2 keeps it too (only our three names are read).
     #[serde(default)]
     env: Option<RawMeta>,
@@ -209,6 +212,8 @@ pub struct Proc {
     pub kind: Option<String>,
     pub memory: Option<u64>,
     pub cpu: Option<f64>,
+    /// `NODE_APP_INSTANCE`: which instance of its app this process is.
+    pub instance: Option<u32>,
 }
 
 /// Pure: PM2's `getMonitorData` reply (the JSON after `j:`) → `Proc`s. Our metadata is read
@@ -236,6 +241,11 @@ pub fn procs(reply: &[u8]) -> Result<Vec<Proc>, String> {
             started_ms: p.pm2_env.pm_uptime,
             restart_time: p.pm2_env.restart_time.unwrap_or_default() as u32,
             exit_code: p.pm2_env.exit_code,
+            instance: p.pm2_env.instance.as_ref().and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .map(|n| n as u32)
+            }),
             workspace: p.pm2_env.workspace,
             profile: p.pm2_env.profile,
             kind: p.pm2_env.kind,

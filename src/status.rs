@@ -53,6 +53,8 @@ pub enum Probe {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceObs {
     pub name: String,
+    /// Which replica of a replicated dependency this row is (1-based); `None` otherwise.
+    pub replica: Option<u32>,
     /// `app` | `dependency`
     pub kind: String,
     pub ports: Vec<u16>,
@@ -80,6 +82,8 @@ pub struct FailureView {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     pub name: String,
+    /// A replicated dependency has a row per replica (1-based); `None` for everything else.
+    pub replica: Option<u32>,
     pub kind: String,
     /// `online` | `starting` | `backoff` | `stopped` | `degraded` | `failed` | `unknown`
     pub state: String,
@@ -320,6 +324,7 @@ pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
 
     ServiceStatus {
         name: o.name.clone(),
+        replica: o.replica,
         kind: o.kind.clone(),
         state: state.into(),
         health,
@@ -390,7 +395,10 @@ pub fn row_cells(r: &ServiceStatus) -> Vec<String> {
         })
         .unwrap_or_else(dash);
     vec![
-        r.name.clone(),
+        match r.replica {
+            Some(n) => format!("{}[{n}]", r.name),
+            None => r.name.clone(),
+        },
         r.kind.clone(),
         r.state.clone(),
         r.health.clone(),
@@ -535,6 +543,7 @@ mod tests {
     fn app(pm: Vec<Pm2Obs>, record: Option<Record>, probe: Probe) -> ServiceObs {
         ServiceObs {
             name: "svc".into(),
+            replica: None,
             kind: "app".into(),
             ports: vec![3000],
             pm2: pm,

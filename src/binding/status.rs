@@ -40,6 +40,8 @@ pub struct LastFailureView {
 #[napi(object, use_nullable = true)]
 pub struct ServiceStatus {
     pub name: String,
+    /// A replicated dependency's row: which replica (1-based); null otherwise.
+    pub replica: Option<u32>,
     /// `app` | `dependency`
     pub kind: String,
     /// `online` | `starting` | `backoff` | `stopped` | `degraded` | `failed` | `unknown`
@@ -94,6 +96,7 @@ fn to_js(s: &status::Snapshot) -> StatusSnapshot {
             .iter()
             .map(|r| ServiceStatus {
                 name: r.name.clone(),
+                replica: r.replica,
                 kind: r.kind.clone(),
                 state: r.state.clone(),
                 health: r.health.clone(),
