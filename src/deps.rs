@@ -55,6 +55,57 @@ fn record(spec: &ContainerSpec, err: &Error, state_name: &str, retryable: bool) 
     let _ = state::record(std::path::Path::new(&spec.workspace), &f);
 }
 
+/// The container name is another workspace's (or not the orchestrator's): `EXIT_CONTAINER_FAILED`.
+fn name_taken(spec: &ContainerSpec, owner: Option<String>) -> Error {
+    Error::ContainerFailed {
+        service: spec.service.clone(),
+        failure: DockerError {
+            op: Op::Create,
+            target: spec.name.clone(),
+            status: Some(409),
+            message: format!(
+                "the container name \"{}\" is already in use by a container {}",
+                spec.name,
+                match owner {
+                    Some(w) => format!("of another workspace ({w})"),
+                    None => "the orchestrator did not create".into(),
+                }
+            ),
+        },
+        holders: Vec::new(),
+    }
+}
+
+/// An engine refusal to create or start: a missing external volume or network, or the
+/// engine's own verdict (with the host processes holding a published port, when that was it).
+fn create_failed(spec: &ContainerSpec, e: DockerError) -> Error {
+    match e.missing_external() {
+        Some((kind, name)) => Error::ExternalMissing {
+            service: spec.service.clone(),
+            kind,
+            name: name.to_string(),
+        },
+        None => {
+            let holders = if is_port_conflict(&e.message) {
+                host_holders(spec)
+                    .into_iter()
+                    .filter(|(_, h)| {
+                        h.as_ref()
+                            .is_none_or(|h| !h.command.contains("docker-proxy"))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Error::ContainerFailed {
+                service: spec.service.clone(),
+                failure: e,
+                holders,
+            }
+        }
+    }
+}
+
 /// Pure: does an engine refusal name a port conflict?
 pub fn is_port_conflict(message: &str) -> bool {
     let m = message.to_lowercase();
@@ -245,52 +296,12 @@ pub async fn ensure_container(
                 host_ports: o.host_ports.clone(),
             });
         }
-        Existing::Foreign(owner) => {
-            return Err(Error::ContainerFailed {
-                service: spec.service.clone(),
-                failure: DockerError {
-                    op: Op::Create,
-                    target: spec.name.clone(),
-                    status: Some(409),
-                    message: format!(
-                        "the container name \"{}\" is already in use by a container {}",
-                        spec.name,
-                        match owner {
-                            Some(w) => format!("of another workspace ({w})"),
-                            None => "the orchestrator did not create".into(),
-                        }
-                    ),
-                },
-                holders: Vec::new(),
-            })
-        }
+        Existing::Foreign(owner) => return Err(name_taken(spec, owner)),
         Existing::Absent | Existing::Recreate => engine
             .create_and_start(spec, seen.as_ref())
             .await
             .map_err(|e| {
-                let holders = if is_port_conflict(&e.message) {
-                    host_holders(spec)
-                        .into_iter()
-                        .filter(|(_, h)| {
-                            h.as_ref()
-                                .is_none_or(|h| !h.command.contains("docker-proxy"))
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let err = match e.missing_external() {
-                    Some((kind, name)) => Error::ExternalMissing {
-                        service: spec.service.clone(),
-                        kind,
-                        name: name.to_string(),
-                    },
-                    None => Error::ContainerFailed {
-                        service: spec.service.clone(),
-                        failure: e,
-                        holders,
-                    },
-                };
+                let err = create_failed(spec, e);
                 // A missing external resource stays missing until someone creates it.
                 let retryable = !matches!(err, Error::ExternalMissing { .. });
                 record(spec, &err, "failed", retryable);
@@ -338,40 +349,11 @@ pub async fn run_job(
     let id = match docker::decide_existing(spec, seen.as_ref()) {
         // The same job still running (another command started it): wait for that run.
         Existing::Adopt => seen.clone().unwrap_or_default().id,
-        Existing::Foreign(owner) => {
-            return Err(Error::ContainerFailed {
-                service: spec.service.clone(),
-                failure: DockerError {
-                    op: Op::Create,
-                    target: spec.name.clone(),
-                    status: Some(409),
-                    message: format!(
-                        "the container name \"{}\" is already in use by a container {}",
-                        spec.name,
-                        match owner {
-                            Some(w) => format!("of another workspace ({w})"),
-                            None => "the orchestrator did not create".into(),
-                        }
-                    ),
-                },
-                holders: Vec::new(),
-            })
-        }
+        Existing::Foreign(owner) => return Err(name_taken(spec, owner)),
         Existing::Absent | Existing::Recreate => engine
             .create_and_start(spec, seen.as_ref())
             .await
-            .map_err(|e| match e.missing_external() {
-                Some((kind, name)) => Error::ExternalMissing {
-                    service: spec.service.clone(),
-                    kind,
-                    name: name.to_string(),
-                },
-                None => Error::ContainerFailed {
-                    service: spec.service.clone(),
-                    failure: e,
-                    holders: Vec::new(),
-                },
-            })?,
+            .map_err(|e| create_failed(spec, e))?,
     };
     progress(&format!(
         "running one-shot job {} to completion",

@@ -697,14 +697,13 @@ impl Engine {
     }
 
     /// Whether the image has a HEALTHCHECK; `None` when the image is absent.
-    pub async fn image_healthcheck(&self, image: &str) -> DResult<Option<bool>> {
+    /// A local image's inspection; `None` when the engine has no such image.
+    async fn inspect_image_opt(
+        &self,
+        image: &str,
+    ) -> DResult<Option<bollard::models::ImageInspect>> {
         match self.docker.inspect_image(image).await {
-            Ok(i) => Ok(Some(
-                i.config
-                    .and_then(|c| c.healthcheck)
-                    .and_then(|h| h.test)
-                    .is_some_and(|t| t.first().map(String::as_str) != Some("NONE")),
-            )),
+            Ok(i) => Ok(Some(i)),
             Err(e) => {
                 let e = DockerError::from(Op::InspectImage, image, e);
                 if e.not_found() {
@@ -716,25 +715,23 @@ impl Engine {
         }
     }
 
-    /// Pulls an image, reporting progress lines (deduplicated per layer and status).
+    pub async fn image_healthcheck(&self, image: &str) -> DResult<Option<bool>> {
+        Ok(self.inspect_image_opt(image).await?.map(|i| {
+            i.config
+                .and_then(|c| c.healthcheck)
+                .and_then(|h| h.test)
+                .is_some_and(|t| t.first().map(String::as_str) != Some("NONE"))
+        }))
+    }
+
     /// The context hash label of a local image (`None`: absent; `Some(None)`: present, not built
     /// by us).
     pub async fn image_context_hash(&self, image: &str) -> DResult<Option<Option<String>>> {
-        match self.docker.inspect_image(image).await {
-            Ok(i) => {
-                Ok(Some(i.config.and_then(|c| c.labels).and_then(|l| {
-                    l.get(crate::container::LABEL_CONTEXT_HASH).cloned()
-                })))
-            }
-            Err(e) => {
-                let e = DockerError::from(Op::InspectImage, image, e);
-                if e.not_found() {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        Ok(self.inspect_image_opt(image).await?.map(|i| {
+            i.config
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get(crate::container::LABEL_CONTEXT_HASH).cloned())
+        }))
     }
 
     /// Builds `image` from `b` through the build API, the builder's output lines to `progress`;

@@ -135,18 +135,36 @@ impl Collector {
         message: impl Into<String>,
         remediation: impl Into<String>,
     ) {
-        let at = at.into();
+        let p = self.problem(
+            rule,
+            file,
+            at.into(),
+            profile,
+            message.into(),
+            remediation.into(),
+        );
+        push_once(&mut self.warnings, p);
+    }
+
+    fn problem(
+        &mut self,
+        rule: &'static str,
+        file: &Path,
+        at: String,
+        profile: Option<&str>,
+        message: String,
+        remediation: String,
+    ) -> Problem {
         let line = self.line_of(file, &at);
-        let p = Problem {
+        Problem {
             rule,
             file: file.to_path_buf(),
             at,
             line,
             profile: profile.map(str::to_string),
-            message: message.into(),
-            remediation: remediation.into(),
-        };
-        push_once(&mut self.warnings, p);
+            message,
+            remediation,
+        }
     }
 
     /// A loader finding: an error or a warning, as the loader said.
@@ -181,17 +199,14 @@ impl Collector {
         message: impl Into<String>,
         remediation: impl Into<String>,
     ) {
-        let at = at.into();
-        let line = self.line_of(file, &at);
-        let p = Problem {
+        let p = self.problem(
             rule,
-            file: file.to_path_buf(),
-            at,
-            line,
-            profile: profile.map(str::to_string),
-            message: message.into(),
-            remediation: remediation.into(),
-        };
+            file,
+            at.into(),
+            profile,
+            message.into(),
+            remediation.into(),
+        );
         push_once(&mut self.problems, p);
     }
 

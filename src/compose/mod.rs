@@ -674,6 +674,20 @@ fn kv(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// A top-level volume's or network's `external` (`true`, or the older `external: {name}`) and
+/// its engine-side `name`.
+fn external_and_name(m: &Mapping) -> (bool, Option<String>) {
+    let external = flag(m, "external") || matches!(m.get("external"), Some(Value::Mapping(_)));
+    let name = m
+        .get("name")
+        .and_then(service::scalar)
+        .or_else(|| match m.get("external") {
+            Some(Value::Mapping(e)) => e.get("name").and_then(service::scalar),
+            _ => None,
+        });
+    (external, name)
+}
+
 fn flag(m: &Mapping, k: &str) -> bool {
     matches!(m.get(k), Some(Value::Bool(true)))
         || matches!(m.get(k).and_then(service::scalar).as_deref(), Some("true"))
@@ -789,14 +803,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
             Value::Mapping(m) => m,
             _ => Mapping::new(),
         };
-        let external = flag(&m, "external") || matches!(m.get("external"), Some(Value::Mapping(_)));
-        let explicit =
-            m.get("name")
-                .and_then(service::scalar)
-                .or_else(|| match m.get("external") {
-                    Some(Value::Mapping(e)) => e.get("name").and_then(service::scalar),
-                    _ => None,
-                });
+        let (external, explicit) = external_and_name(&m);
         out.volumes.insert(
             name,
             VolumeDef {
@@ -832,14 +839,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
                 }
             }
         }
-        let external = flag(&m, "external") || matches!(m.get("external"), Some(Value::Mapping(_)));
-        let explicit =
-            m.get("name")
-                .and_then(service::scalar)
-                .or_else(|| match m.get("external") {
-                    Some(Value::Mapping(e)) => e.get("name").and_then(service::scalar),
-                    _ => None,
-                });
+        let (external, explicit) = external_and_name(&m);
         out.networks.insert(
             name,
             NetworkDef {
