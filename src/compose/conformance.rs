@@ -191,6 +191,29 @@ fn include_brings_services_with_their_own_paths_and_a_conflict_is_a_warning() {
 }
 
 #[test]
+fn an_included_project_takes_its_own_env_defaults_and_ours_win() {
+    let c = load_ws(
+        &[
+            ("/ws/compose.yaml", "include:\n  - infra/compose.yaml\n  - path: tools/compose.yaml\n    env_file: tools/custom.env\nservices:\n  app:\n    image: app\n"),
+            ("/ws/.env", "SHARED=from-main\n"),
+            ("/ws/infra/compose.yaml", "services:\n  cache:\n    image: ${CACHE_IMAGE}\n    environment:\n      SHARED: ${SHARED}\n"),
+            ("/ws/infra/.env", "CACHE_IMAGE=redis:7\nSHARED=from-infra\n"),
+            ("/ws/tools/compose.yaml", "services:\n  tool:\n    image: ${TOOL_IMAGE}\n"),
+            ("/ws/tools/custom.env", "TOOL_IMAGE=busybox:1\n"),
+        ],
+        &[],
+    );
+    assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+    assert_eq!(svc(&c, "cache").image.as_deref(), Some("redis:7"));
+    assert_eq!(
+        svc(&c, "cache").environment["SHARED"],
+        "from-main",
+        "the including project's variables win"
+    );
+    assert_eq!(svc(&c, "tool").image.as_deref(), Some("busybox:1"));
+}
+
+#[test]
 fn the_override_file_merges_as_compose_merges() {
     let c = load_ws(&[
         ("/ws/docker-compose.yml", "services:\n  db:\n    image: postgres:15\n    ports: ['5432:5432']\n    environment: {A: '1'}\n"),

@@ -201,10 +201,25 @@ impl Loader<'_> {
                 return None;
             }
         };
-        self.parse_text(&text, file)
+        self.parse_text(&text, file, &[])
     }
 
-    fn parse_text(&mut self, text: &str, file: &Path) -> Option<Loaded> {
+    /// [`Self::read`] with the defaults of an included project's own env files: the project's
+    /// variables win, the included one's `.env` (or its `env_file`s) fill in the rest.
+    fn read_with_defaults(&mut self, file: &Path, defaults: &[(String, String)]) -> Option<Loaded> {
+        let text = match self.fs.read(file) {
+            Ok(t) => t,
+            Err(_) => return self.read(file),
+        };
+        self.parse_text(&text, file, defaults)
+    }
+
+    fn parse_text(
+        &mut self,
+        text: &str,
+        file: &Path,
+        defaults: &[(String, String)],
+    ) -> Option<Loaded> {
         let lines = LineIndex::build(text);
         let mut doc = match yaml::parse(text) {
             Ok(v) => v,
@@ -227,7 +242,17 @@ impl Loader<'_> {
         };
         let mut unset = Vec::new();
         let mut failures = Vec::new();
-        interp::tree(&mut doc, "", self.lookup, &mut unset, &mut failures);
+        let base = self.lookup;
+        let lookup = |k: &str| {
+            base(k).or_else(|| {
+                defaults
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        interp::tree(&mut doc, "", &lookup, &mut unset, &mut failures);
         for f in failures {
             let mut d = Diag {
                 severity: Severity::Error,
@@ -321,8 +346,8 @@ impl Loader<'_> {
         };
         for (i, item) in items.iter().enumerate() {
             let key = format!("include[{i}]");
-            let (paths, project_dir) = match item {
-                Value::String(p) => (vec![p.clone()], None),
+            let (paths, project_dir, env_files) = match item {
+                Value::String(p) => (vec![p.clone()], None, Vec::new()),
                 Value::Mapping(m) => {
                     let paths = match m.get("path") {
                         Some(Value::Sequence(ps)) => {
@@ -331,12 +356,20 @@ impl Loader<'_> {
                         Some(p) => service::scalar(p).into_iter().collect(),
                         None => Vec::new(),
                     };
-                    if m.contains_key("env_file") {
-                        self.file_diag(Severity::Warning, &l.file, Some(&l.lines), &format!("{key}.env_file"), "the included project's own env_file is not read; it is interpolated with this project's variables".into(), "Move those variables to the project's .env".into());
-                    }
-                    (paths, m.get("project_directory").and_then(service::scalar))
+                    let env_files: Vec<String> = match m.get("env_file") {
+                        Some(Value::Sequence(fs)) => {
+                            fs.iter().filter_map(service::scalar).collect()
+                        }
+                        Some(f) => service::scalar(f).into_iter().collect(),
+                        None => Vec::new(),
+                    };
+                    (
+                        paths,
+                        m.get("project_directory").and_then(service::scalar),
+                        env_files,
+                    )
                 }
-                _ => (Vec::new(), None),
+                _ => (Vec::new(), None, Vec::new()),
             };
             if paths.is_empty() {
                 self.file_diag(
@@ -373,7 +406,46 @@ impl Loader<'_> {
                     );
                     continue;
                 }
-                let Some(mut inc) = self.read(&file) else {
+                // Its own defaults: its `env_file`s, else the `.env` of its project directory
+                // (the including project's variables win, as the specification says).
+                let own_dir = project_dir
+                    .as_ref()
+                    .map(|d| service::clean(&dir.join(d)))
+                    .unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).to_path_buf());
+                let candidates: Vec<PathBuf> = if env_files.is_empty() {
+                    vec![own_dir.join(".env")]
+                } else {
+                    env_files
+                        .iter()
+                        .map(|f| service::clean(&dir.join(f)))
+                        .collect()
+                };
+                let mut defaults = Vec::new();
+                for f in candidates {
+                    if let Ok(text) = self.fs.read(&f) {
+                        match crate::envfile::parse_dotenv(&text, &f, self.lookup) {
+                            Ok(vars) => defaults.extend(vars),
+                            Err(e) => self.file_diag(
+                                Severity::Error,
+                                &f,
+                                None,
+                                "",
+                                e.message(),
+                                "Fix the dotenv file (NAME=value per line)".into(),
+                            ),
+                        }
+                    } else if !env_files.is_empty() {
+                        self.file_diag(
+                            Severity::Error,
+                            &l.file,
+                            Some(&l.lines),
+                            &format!("{key}.env_file"),
+                            format!("{} does not exist", f.display()),
+                            "Fix the path (relative to this file)".into(),
+                        );
+                    }
+                }
+                let Some(mut inc) = self.read_with_defaults(&file, &defaults) else {
                     continue;
                 };
                 seen.push(file.clone());
