@@ -250,6 +250,8 @@ export interface PlanStep {
   job: boolean
   /** For a job: the services that wait for it to complete successfully. */
   blocked: Array<string>
+  /** What its compose definition asks that cannot be honoured here, `file:line: key: …`. */
+  warnings: Array<string>
   /**
    * Launching steps: what the agent supervises (service, kind, profile, restart policy) as
    * JSON, handed to `markLaunched` before PM2 launches it.

@@ -50,6 +50,7 @@ services:
     secrets: [token, api_key]
   keeper:
     <<: *base
+    attach: false
     command: ["sh", "-c", "date +%s%N >> /data/runs; trap 'exit 0' TERM; while true; do sleep 1; done"]
     volumes: [kept:/data]
   lost:
@@ -145,6 +146,7 @@ test('networks: a service reaches another by its alias on their network; a secre
 test('an external volume keeps its data across a recreate; a missing one is refused and never created', () => {
   let r = h.cli(['start', 'keeper'], ws);
   assert.strictEqual(r.code, 0, r.out);
+  assert.match(r.stderr, /keeper: warning: .*compose\.yaml:\d+: services\.keeper\.attach: `attach` is not applied/, 'what cannot be honoured is said at start');
   const first = id('keeper');
   r = h.cli(['restart', 'keeper'], ws);
   assert.strictEqual(r.code, 0, r.out);

@@ -158,6 +158,8 @@ async function launch(kind, opts) {
         ...(containers[step.service] ? { containerId: containers[step.service].id, hasHealthcheck: containers[step.service].hasHealthcheck } : {}),
       });
       for (const step of plan.steps) {
+        // What cannot be honoured is said, as compose says it (and verify lists it).
+        for (const w of step.warnings || []) process.stderr.write(`${step.service}: warning: ${w}\n`);
         // A one-shot job runs to completion here (not under PM2); a failure stops the command
         // before what waits for it starts, with the job's last lines.
         if (step.job) {

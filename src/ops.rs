@@ -69,6 +69,9 @@ pub struct Step {
     pub job: bool,
     /// For a job: the services that wait for it (not started when it fails).
     pub blocked: Vec<String>,
+    /// What its compose definition asks that cannot be honoured here (`file:line: key: …`),
+    /// said at start as compose says it.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -400,6 +403,7 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
             launch: None,
             job: false,
             blocked: Vec::new(),
+            warnings: Vec::new(),
         };
         match spec.kind {
             Kind::App => {
@@ -425,6 +429,11 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
                             known: cat.names(),
                         })?;
                     let c = container_spec(&cat, spec, &profile, compose)?;
+                    step.warnings = compose
+                        .warnings()
+                        .filter(|d| d.service.as_deref() == Some(spec.name.as_str()))
+                        .map(|d| d.located())
+                        .collect();
                     if container::is_one_shot(compose, &spec.name) {
                         step.job = true;
                         step.blocked = compose

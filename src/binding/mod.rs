@@ -140,6 +140,8 @@ pub struct PlanStep {
     pub job: bool,
     /// For a job: the services that wait for it to complete successfully.
     pub blocked: Vec<String>,
+    /// What its compose definition asks that cannot be honoured here, `file:line: key: …`.
+    pub warnings: Vec<String>,
     /// Launching steps: what the agent supervises (service, kind, profile, restart policy) as
     /// JSON, handed to `markLaunched` before PM2 launches it.
     pub supervision: Option<String>,
@@ -204,6 +206,7 @@ fn to_plan(p: ops::Plan) -> Plan {
                 gate: s.kind == crate::catalog::Kind::Dependency && s.action.launches() && !s.job,
                 job: s.job,
                 blocked: s.blocked.clone(),
+                warnings: s.warnings.clone(),
                 container: s
                     .container
                     .as_ref()
