@@ -9,14 +9,18 @@ const ECOSYSTEM_FILES = ['ecosystem.config.js', 'ecosystem.config.cjs', 'ecosyst
 // The names compose looks for (a compose-only workspace has no ecosystem file).
 const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
 
+/** The workspace root: the nearest directory up from `start` with nx.json or an ecosystem file;
+ * else (a compose-only workspace outside Nx) the nearest one with a compose file. */
 function findRoot(start = process.cwd()) {
   let dir = path.resolve(start);
+  let composeDir = null;
   for (;;) {
-    if (fs.existsSync(path.join(dir, 'nx.json')) || [...ECOSYSTEM_FILES, ...COMPOSE_FILES].some((f) => fs.existsSync(path.join(dir, f)))) {
+    if (fs.existsSync(path.join(dir, 'nx.json')) || ECOSYSTEM_FILES.some((f) => fs.existsSync(path.join(dir, f)))) {
       return dir;
     }
+    if (!composeDir && COMPOSE_FILES.some((f) => fs.existsSync(path.join(dir, f)))) composeDir = dir;
     const up = path.dirname(dir);
-    if (up === dir) return path.resolve(start);
+    if (up === dir) return composeDir || path.resolve(start);
     dir = up;
   }
 }
