@@ -611,6 +611,12 @@ fn masked_container(cs: &crate::container::ContainerSpec) -> Value {
             }
         }
     }
+    // Build args carry tokens as often as env does.
+    if let Some(Value::Object(args)) = v.get_mut("build").and_then(|b| b.get_mut("args")) {
+        for a in args.values_mut() {
+            *a = Value::String(MASK.into());
+        }
+    }
     v
 }
 
@@ -978,6 +984,28 @@ mod tests {
             .contains("unknown option \"colour\""));
         let open = serde_json::json!({ "properties": {} });
         assert_eq!(schema_mismatch(&open, "anything", &Value::Null), None);
+    }
+
+    #[test]
+    fn masks_build_args_like_env() {
+        let c = crate::compose::from_text(
+            "services:\n  api:\n    build:\n      context: .\n      args: {NPM_TOKEN: s3cr3t}\n    environment: {A: s3cr3t}\n",
+            Path::new("/ws/compose.yaml"),
+            &|_| None,
+        );
+        let spec = crate::container::spec(crate::container::SpecInput {
+            workspace_root: Path::new("/ws"),
+            workspace_name: "ws",
+            profile: "development",
+            compose: &c,
+            service: &c.services[0],
+            env_file_vars: vec![],
+            health_timeout_seconds: None,
+            replica: 1,
+        });
+        let v = masked_container(&spec);
+        assert!(!v.to_string().contains("s3cr3t"), "{v}");
+        assert_eq!(v["build"]["args"]["NPM_TOKEN"], MASK);
     }
 
     #[test]
