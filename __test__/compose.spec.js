@@ -62,8 +62,14 @@ test('one broken service: the others keep their projects and start; the broken o
   const report = JSON.parse(r.stdout);
   assert.strictEqual(r.code, 2);
   assert.deepStrictEqual(report.problems.map((p) => p.at), ['services.idp.ports[0]', 'services.idp.stop_grace_period']);
+  const files = () => spawnSync('find', [ws, '-path', `${ws}/node_modules`, '-prune', '-o', '-print'], { encoding: 'utf8' }).stdout.split('\n').sort().join('\n');
+  const before = files();
   const start = h.cli(['start', 'idp'], ws);
   assert.strictEqual(start.code, 2, start.out);
+  // Bad input changes nothing: no PM2 daemon, no container, no file written.
+  assert.ok(!fs.existsSync(path.join(h.PM2_HOME, 'pm2.pid')), 'no PM2 daemon started');
+  assert.strictEqual(h.docker(['ps', '-aq', '--filter', `label=dev.orchestrator.workspace=${ws}`]).stdout.trim(), '');
+  assert.strictEqual(files().replace(/\n[^\n]*\.orchestrator[^\n]*/g, ''), before.replace(/\n[^\n]*\.orchestrator[^\n]*/g, ''), 'no file written (but the command lock)');
   assert.match(start.stderr, /compose service "idp" cannot start \(2 problems\)/);
   assert.match(start.stderr, /docker-compose\.yaml:\d+: services\.idp\.ports\[0\]/);
   assert.match(start.stderr, /docker-compose\.yaml:\d+: services\.idp\.stop_grace_period/);
