@@ -114,6 +114,13 @@ export interface ContainerReport {
  */
 export declare function ensureContainer(spec: string, command: string): Promise<ContainerReport>
 
+/**
+ * A dependency's image as `pull_policy` and `build:` say (pulled or built with progress on
+ * stderr) — called before the running service is stopped, so that a failed pull or build leaves
+ * it running. Throws `EXIT_IMAGE_UNAVAILABLE` with the cause.
+ */
+export declare function ensureImage(spec: string, command: string): Promise<ImageReport>
+
 export interface ExitCodeInfo {
   name: string
   code: number
@@ -127,6 +134,12 @@ export declare function exitCodes(): Array<ExitCodeInfo>
  * rotations), until stdout goes away or the process is stopped.
  */
 export declare function followLogs(req: LogsRequest, json: boolean): Promise<void>
+
+export interface ImageReport {
+  image: string
+  /** Pulled (or built) by this call. */
+  pulled: boolean
+}
 
 /** `{ projects: { <root>: ProjectConfiguration }, edges: [[source, target]] }`. */
 export declare function inferProjects(req: InferRequest): any

@@ -847,6 +847,7 @@ module.exports.agentTick = nativeBinding.agentTick
 module.exports.agentWanted = nativeBinding.agentWanted
 module.exports.checkPrerequisites = nativeBinding.checkPrerequisites
 module.exports.ensureContainer = nativeBinding.ensureContainer
+module.exports.ensureImage = nativeBinding.ensureImage
 module.exports.exitCodes = nativeBinding.exitCodes
 module.exports.followLogs = nativeBinding.followLogs
 module.exports.inferProjects = nativeBinding.inferProjects

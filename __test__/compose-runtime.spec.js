@@ -197,6 +197,14 @@ test('build: from the context, with progress; not rebuilt when nothing changed; 
   assert.match(r.stderr, /building/, `${r.out}\n${fs.readFileSync(path.join(ws, 'apps/logs/web/error.log'), 'utf8')}`);
   assert.notStrictEqual(image().Id, firstId);
   assert.strictEqual(exec('web', 'cat', '/message').stdout, 'second build\n');
+  // A build that fails leaves the running container as it was (make-before-break).
+  const running = id('web');
+  fs.writeFileSync(path.join(ws, 'web', 'Dockerfile'), 'FROM orchestrator-local/busybox:1\nRUN exit 7\n');
+  r = h.cli(['restart', 'web'], ws);
+  assert.strictEqual(r.code, 16, r.out);
+  assert.match(r.stderr, /EXIT_IMAGE_UNAVAILABLE[\s\S]*the build failed/);
+  assert.strictEqual(id('web'), running, 'the running container is untouched');
+  assert.strictEqual(exec('web', 'cat', '/message').stdout, 'second build\n');
 });
 
 test('depends_on restart: true — restarting a service restarts what declares it, after it', () => {

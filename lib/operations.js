@@ -169,11 +169,15 @@ async function launch(kind, opts) {
           }
           continue;
         }
-        // A dependency's container is made to run here, in the command (pull progress and
-        // engine refusals reach the user); the runner PM2 starts next adopts it.
+        // A dependency's image is obtained (pulled or built) before PM2 stops what runs, so a
+        // failed pull or build leaves the running service as it was; its container is then made
+        // to run here, in the command (progress and engine refusals reach the user), and the
+        // runner PM2 starts next adopts it.
+        const image = step.container ? await native.ensureImage(JSON.stringify(step.container), ctx.command) : null;
         const ensure = step.container
           ? async () => {
-              containers[step.service] = await native.ensureContainer(JSON.stringify(step.container), ctx.command);
+              const c = await native.ensureContainer(JSON.stringify(step.container), ctx.command);
+              containers[step.service] = { ...c, pulled: c.pulled || image.pulled };
             }
           : undefined;
         try {

@@ -367,11 +367,12 @@ pub struct ContainerReport {
 pub async fn ensure_container(spec: String, command: String) -> Result<ContainerReport> {
     let spec = parse_spec(&spec, &command)?;
     let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
-    // Every replica's container (the first is the one the health wait follows).
+    // Every replica's container (the first is the one the health wait follows). The image was
+    // obtained by `ensureImage` before anything running was stopped.
     let mut reports = Vec::new();
     for replica in spec.replicas() {
         reports.push(
-            crate::deps::ensure_container(&replica, reports.is_empty(), &mut progress)
+            crate::deps::ensure_container(&replica, false, &mut progress)
                 .await
                 .map_err(|e| js_error(e, &command))?,
         );
@@ -412,6 +413,32 @@ pub async fn run_job(spec: String, blocked: Vec<String>, command: String) -> Res
         service: spec.service.clone(),
         id: r.id,
         exit_code: r.exit_code,
+    })
+}
+
+#[napi(object)]
+pub struct ImageReport {
+    pub image: String,
+    /// Pulled (or built) by this call.
+    pub pulled: bool,
+}
+
+/// A dependency's image as `pull_policy` and `build:` say (pulled or built with progress on
+/// stderr) — called before the running service is stopped, so that a failed pull or build leaves
+/// it running. Throws `EXIT_IMAGE_UNAVAILABLE` with the cause.
+#[napi]
+pub async fn ensure_image(spec: String, command: String) -> Result<ImageReport> {
+    let spec = parse_spec(&spec, &command)?;
+    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+    let engine = crate::deps::connect()
+        .await
+        .map_err(|e| js_error(e, &command))?;
+    let (_, pulled) = crate::deps::ensure_image(&engine, &spec, true, &mut progress)
+        .await
+        .map_err(|e| js_error(e, &command))?;
+    Ok(ImageReport {
+        image: spec.image.clone(),
+        pulled,
     })
 }
 
