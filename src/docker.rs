@@ -759,6 +759,8 @@ impl Engine {
             .t(image)
             .dockerfile(&crate::build::dockerfile_of(b))
             .rm(true)
+            // A failed step leaves no intermediate container behind either.
+            .forcerm(true)
             .nocache(b.no_cache)
             .buildargs(&b.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .labels(&labels);
