@@ -10,9 +10,9 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { withCapture, shouldCapture } = require('../lib/capture');
+const { withPreload: withCapture, shouldPreload: shouldCapture } = require('../lib/preload');
 
-const CAPTURE = path.join(__dirname, '..', 'lib', 'capture.js');
+const CAPTURE = path.join(__dirname, '..', 'lib', 'preload.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-capture-'));
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -30,6 +30,8 @@ function childEnv() {
 
 const NX = path.join(EXAMPLE, 'node_modules', '.bin', 'nx');
 const BIN = path.join(ROOT, 'bin', 'orchestrator.js');
+// PM2's own CLI (the package's dependency), for what a user types beside us.
+const PM2_CLI = path.join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
 function result(r) {
   return { code: r.status, stdout: r.stdout || '', stderr: r.stderr || '', out: `${r.stdout || ''}${r.stderr || ''}` };
@@ -241,4 +243,4 @@ function alive(pid) {
   }
 }
 
-module.exports = { copyTree, until, services, agents, assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };
+module.exports = { BIN, PM2_CLI, copyTree, until, services, agents, assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };

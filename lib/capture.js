@@ -1,8 +1,8 @@
 'use strict';
-// Log capture inside the app (loaded with `node --require` into every Node app the orchestrator
-// starts under PM2). PM2's own log writer loses lines under a burst: its `reloadLogs` destroys
-// the file stream with the writes still queued in it, and with `log_date_format` it drops the
-// head of a line a pipe chunk cut in two (docs/faults.md). So the app's own stdout/stderr lines
+// Log capture inside the app (installed by lib/preload.js, the `node --require` preload of every
+// Node app the orchestrator starts under PM2). PM2's own log writer loses lines under a burst:
+// its `reloadLogs` destroys the file stream with the writes still queued in it, and with
+// `log_date_format` it drops the head of a line a pipe chunk cut in two (docs/faults.md). So the app's own stdout/stderr lines
 // are written here instead: each line stamped as PM2 stamps them (`log_date_format`), appended
 // with O_APPEND to the very files PM2 would write (`pm_out_log_path`, `pm_err_log_path`: per
 // instance when PM2 keeps one per instance), synchronously — nothing queued, nothing to lose.
@@ -16,26 +16,7 @@
 // a burst some are skipped there — the files are the record.
 
 const fs = require('fs');
-
 const path = require('path');
-
-/** Whether PM2 will run the app's script with Node (only then does `node_args` apply). */
-function shouldCapture(app) {
-  const interpreter = app.interpreter || app.exec_interpreter;
-  const node = !interpreter || /(^|[/\\])node(\.exe)?$/.test(interpreter);
-  return node && typeof app.script === 'string' && /\.(c|m)?js$/.test(app.script);
-}
-
-/** The PM2 app definition with the capture preloaded (as it is when it cannot apply). */
-function withCapture(app) {
-  if (!shouldCapture(app)) return app;
-  const preload = ['--require', __filename];
-  const existing = Array.isArray(app.node_args) ? app.node_args : typeof app.node_args === 'string' && app.node_args.trim() ? app.node_args.trim().split(/\s+/) : [];
-  const nodeArgs = existing.includes(__filename) ? existing : [...preload, ...existing];
-  return { ...app, node_args: nodeArgs, env: { ...(app.env || {}), ORCHESTRATOR_CAPTURE: '1' } };
-}
-
-module.exports = { withCapture, shouldCapture };
 
 const pad = (n, w = 2) => String(n).padStart(w, '0');
 
@@ -136,20 +117,6 @@ function bus(topic, data) {
   }
 }
 
-/** PM2's settings for this process: its env in fork mode; in a cluster worker, the `pm2_env`
- * JSON that PM2's ProcessContainer unpacks only after the preloads ran. */
-function pm2Env() {
-  if (process.env.pm2_env) {
-    try {
-      const e = JSON.parse(process.env.pm2_env);
-      return { ...e, ...(e.env || {}) };
-    } catch (_) {
-      /* not PM2's */
-    }
-  }
-  return process.env;
-}
-
 function install(env) {
   const sinks = [];
   for (const [name, file, topic] of [
@@ -204,12 +171,4 @@ function install(env) {
   });
 }
 
-// Only as a preload (`require.main` is not set yet) in a process PM2 started for us: a child of
-// the app that requires the orchestrator's API inherits the env but is not captured.
-if (require.main === undefined && !global.__orchestratorCapture) {
-  const env = pm2Env();
-  if (String(env.ORCHESTRATOR_CAPTURE) === '1' && env.pm_out_log_path) {
-    global.__orchestratorCapture = true;
-    install(env);
-  }
-}
+module.exports = { install };
