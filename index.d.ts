@@ -117,9 +117,11 @@ export declare function ensureContainer(spec: string, command: string): Promise<
 /**
  * A dependency's image as `pull_policy` and `build:` say (pulled or built with progress on
  * stderr) — called before the running service is stopped, so that a failed pull or build leaves
- * it running. Throws `EXIT_IMAGE_UNAVAILABLE` with the cause.
+ * it running. Throws `EXIT_IMAGE_UNAVAILABLE` with the cause; with `replacing` (the step
+ * replaces a running service) the failure is recorded as a refusal, and the service stays
+ * online in `status`.
  */
-export declare function ensureImage(spec: string, command: string): Promise<ImageReport>
+export declare function ensureImage(spec: string, replacing: boolean, command: string): Promise<ImageReport>
 
 export interface ExitCodeInfo {
   name: string
@@ -150,6 +152,11 @@ export interface InferRequest {
   ecosystemFile: string
   /** The workspace's directory relative to the Nx workspace root (`.` when the same). */
   rel: string
+  /**
+   * The projects the workspace's project.json files already name: inferred targets join a
+   * project of the same name where it is, instead of defining it twice.
+   */
+  projects?: Array<NamedProject>
 }
 
 export interface JobResult {
@@ -232,6 +239,12 @@ export declare function markLaunched(workspaceRoot: string, supervision: Array<s
 /** Explicit stop, before PM2 stops the services: never a crash; a pending restart is cancelled. */
 export declare function markStopped(workspaceRoot: string, services: Array<string>): void
 
+export interface NamedProject {
+  name: string
+  /** Relative to the Nx workspace root. */
+  root: string
+}
+
 export interface Plan {
   workspaceRoot: string
   workspaceName: string
@@ -248,6 +261,13 @@ export interface PlanStep {
   /** `start` | `replace` | `keep` | `reload` | `restart` | `stop` | `already-stopped` */
   action: string
   profile: string
+  /** A profile switch: the profile the service ran under until this step. */
+  switchedFrom?: string
+  /**
+   * The step replaces something of ours that runs: its image is obtained and its
+   * replacement container staged before it is touched, and a refusal leaves it running.
+   */
+  replacing: boolean
   /** PM2 app definition for launching actions (env resolved, metadata attached). */
   app?: any
   ports: Array<number>
@@ -282,6 +302,9 @@ export interface Pm2Entry {
   workspace?: string
   profile?: string
   kind?: string
+  /** `ORCHESTRATOR_ENV_KEYS` and `ORCHESTRATOR_UNSET` from the entry's env (comma-separated). */
+  envKeys?: string
+  unset?: string
 }
 
 /**
@@ -437,6 +460,14 @@ export interface SetupReport {
 export declare function setupService(req: ServiceRequest): Promise<SetupReport>
 
 /**
+ * Make-before-break: while a dependency's container still runs, creates (does not start) the
+ * replacement with the step's configuration for every replica, so the engine's verdict on it
+ * comes before anything is stopped. Resolves with whether any replacement was staged; a refusal
+ * is recorded as such and leaves the running containers untouched.
+ */
+export declare function stageContainer(spec: string, command: string): Promise<boolean>
+
+/**
  * One health snapshot of every app and dependency (PM2 read over its socket, the engine, the
  * agent's records, health probes), the table drawn from it, and `--strict`'s verdict.
  */
@@ -491,6 +522,9 @@ export declare function stopDependency(workspaceRoot: string, service: string, c
 
 /** Runs an app's `test` script with the profile's env loaded. Resolves to the profile used. */
 export declare function testService(req: ServiceRequest): Promise<string>
+
+/** Removes what `stageContainer` created (a later check of the same command refused). */
+export declare function unstageContainer(spec: string, command: string): Promise<void>
 
 /** Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise. */
 export declare function validateName(name: string, what: string, command: string): void

@@ -195,10 +195,13 @@ test('6. the orchestrator bin exits with the table numbers; the programmatic API
   assert.strictEqual(res.profile, 'production');
   assert.strictEqual(res.services[0].status, 'online');
   assert.strictEqual(res.services[0].pids.length, 2);
-  await assert.rejects(orchestrator.start({ cwd: h.EXAMPLE, services: ['server'], profile: 'staging' }), (e) => {
+  // Another profile of this workspace switches the running service (a cluster app reloads).
+  const switched = await orchestrator.start({ cwd: h.EXAMPLE, services: ['server'], profile: 'staging' });
+  assert.deepStrictEqual([switched.services[0].action, switched.services[0].switchedFrom, switched.services[0].profile], ['reload', 'production', 'staging']);
+  await assert.rejects(orchestrator.start({ cwd: h.EXAMPLE, services: ['nope'] }), (e) => {
     assert.ok(e instanceof orchestrator.OrchestratorError);
-    assert.strictEqual(e.code, 'EXIT_CONFLICTING_PROCESS');
-    assert.strictEqual(e.exitCode, 15);
+    assert.strictEqual(e.code, 'EXIT_SERVICE_UNKNOWN');
+    assert.strictEqual(e.exitCode, 11);
     return true;
   });
   const stopped = await orchestrator.stop({ cwd: h.EXAMPLE, services: ['server'] });

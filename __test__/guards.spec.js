@@ -148,16 +148,6 @@ test('same name from another workspace → EXIT_CONFLICTING_PROCESS', async () =
   assert.deepStrictEqual(await h.snapshot(), before);
 });
 
-test('same name under another profile → EXIT_CONFLICTING_PROCESS', async () => {
-  const before = await h.snapshot();
-  const r = await h.nx(['admin:start', '--profile', 'staging']);
-  assertFails(r, 'EXIT_CONFLICTING_PROCESS', 15);
-  assert.match(r.out, /already running in this workspace under profile development/);
-  assert.match(r.out, /workspace:stop --profile development/);
-  assert.match(r.out, /workspace:status/);
-  assert.deepStrictEqual(await h.snapshot(), before);
-});
-
 test('a PM2 entry the orchestrator did not start → EXIT_CONFLICTING_PROCESS', async () => {
   const script = path.join(h.RUN_DIR, 'foreign.js');
   fs.writeFileSync(script, 'setInterval(() => {}, 1000);\n');

@@ -2,13 +2,17 @@
 // The executors' shared shim: Nx options in, one operation call, result out.
 
 const fs = require('fs');
+const path = require('path');
 const operations = require('./operations');
 const report = require('./report');
 const { normalize } = require('./errors');
 
-function isRootProject(context) {
+/** Whether a project acts on the workspace (the default set, `--service`, `--all`) rather than
+ * on the service of its name: the root project, the project named `workspace` wherever it is
+ * defined (e.g. tools/workspace-cli/project.json), or one the plugin inferred as a workspace's. */
+function isWorkspaceProject(context) {
   const project = context.projectsConfigurations?.projects?.[context.projectName];
-  return !project || project.root === '.' || project.root === '';
+  return !project || project.root === '.' || project.root === '' || context.projectName === 'workspace' || (project.tags || []).includes('orchestrator:workspace');
 }
 
 function commandLine(context, options, profile) {
@@ -18,20 +22,33 @@ function commandLine(context, options, profile) {
   return c;
 }
 
+/** The nx CLI's own argv: the nearest ancestor process whose command line runs nx (the executor
+ * runs in a child of it, or of a task runner it started). */
+function nxArgv() {
+  let pid = process.ppid;
+  for (let depth = 0; depth < 6 && pid > 1; depth++) {
+    let argv;
+    let stat;
+    try {
+      argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch (_) {
+      return undefined;
+    }
+    if (argv.some((a) => /(^|\/)nx(\.js)?$/.test(a))) return argv;
+    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  }
+  return undefined;
+}
+
 /**
  * Nx silently drops a `--configuration` the target does not define (no error, no
  * configurationName), which would run `--configuration=prodution` under development. The
  * registered profiles are defined as configurations (nx.json targetDefaults); for any other
  * value we read the nx CLI's own argv, so an unregistered profile fails as EXIT_PROFILE_UNDEFINED.
  */
-function droppedConfiguration(context) {
-  let argv;
-  try {
-    argv = fs.readFileSync(`/proc/${process.ppid}/cmdline`, 'utf8').split('\0');
-  } catch (_) {
-    return undefined;
-  }
-  if (!argv.some((a) => /(^|\/)nx(\.js)?$/.test(a))) return undefined;
+function droppedConfiguration(context, argv = nxArgv()) {
+  if (!argv) return undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const eq = /^(?:--configuration|-c)=(.+)$/.exec(a);
@@ -46,10 +63,54 @@ function droppedConfiguration(context) {
   return `${t}:${c}` === context.targetName ? undefined : c;
 }
 
-async function runExecutor(verb, options, context) {
+/**
+ * With `--` on its command line, Nx passes the executor only the options after it: an option of
+ * ours written before it (`nx run workspace:restart --profile staging -- --service=server`) is
+ * dropped without a word. Those are read back from the nx CLI's argv, typed by the executor's
+ * schema; an option Nx did pass wins.
+ */
+function droppedOptions(context, options, argv = nxArgv()) {
+  const dash = argv ? argv.indexOf('--') : -1;
+  if (dash < 0) return {};
+  let schema;
+  try {
+    const name = String(context.target?.executor || '').split(':')[1];
+    schema = require(path.join(__dirname, '..', 'executors', name, 'schema.json')).properties || {};
+  } catch (_) {
+    return {};
+  }
+  const found = {};
+  const before = argv.slice(0, dash);
+  for (let i = 0; i < before.length; i++) {
+    const m = /^--(no-)?([A-Za-z][\w-]*)(?:=(.*))?$/.exec(before[i]);
+    if (!m) continue;
+    const key = m[2].replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    const prop = schema[key] || schema[m[2]];
+    if (!prop || options[key] !== undefined && options[key] !== prop.default) continue;
+    if (prop.type === 'boolean') found[key] = m[1] ? false : m[3] === undefined ? true : m[3] !== 'false';
+    else {
+      let v = m[3];
+      if (v === undefined && i + 1 < before.length && !before[i + 1].startsWith('-')) v = before[++i];
+      if (v === undefined) continue;
+      found[key] = prop.type === 'number' || prop.type === 'integer' ? Number(v) : v;
+    }
+  }
+  return found;
+}
+
+/** The options as the user gave them: Nx's, with those it dropped before `--` put back. */
+function given(options, context) {
+  const argv = nxArgv();
+  const o = { ...options, ...droppedOptions(context, options, argv) };
   // `--profile staging` and `--configuration=staging` both select the profile.
-  const profile = options.profile || context.configurationName || droppedConfiguration(context) || undefined;
-  const services = options.service ? [options.service] : isRootProject(context) ? [] : [context.projectName];
+  o.profile = o.profile || context.configurationName || droppedConfiguration(context, argv) || undefined;
+  return o;
+}
+
+async function runExecutor(verb, options, context) {
+  options = given(options, context);
+  const profile = options.profile;
+  const services = options.service ? [options.service] : isWorkspaceProject(context) ? [] : [context.projectName];
   const command = commandLine(context, options, profile);
   try {
     const res = await operations[verb]({ cwd: context.root, profile, services: options.dependencies ? [] : services, all: options.all, dependencies: options.dependencies, command });
@@ -66,8 +127,9 @@ async function runExecutor(verb, options, context) {
 /** `status`: the snapshot as a table (or JSON); `strict` fails the task with EXIT_UNHEALTHY. */
 async function runStatus(options, context) {
   const snapshot = require('./status');
-  const profile = options.profile || context.configurationName || droppedConfiguration(context) || undefined;
-  const service = options.service || (isRootProject(context) ? undefined : context.projectName);
+  options = given(options, context);
+  const profile = options.profile;
+  const service = options.service || (isWorkspaceProject(context) ? undefined : context.projectName);
   const json = Boolean(options.json) || options.format === 'json';
   let command = commandLine(context, options, profile);
   if (json) command += options.service ? ' --json' : ' -- --json';
@@ -88,7 +150,8 @@ async function runStatus(options, context) {
 
 /** `logs`: the window printed (text or JSON lines). */
 async function runLogs(options, context) {
-  const service = options.service || (isRootProject(context) ? undefined : context.projectName);
+  options = given(options, context);
+  const service = options.service || (isWorkspaceProject(context) ? undefined : context.projectName);
   const command = `nx run ${context.projectName}:${context.targetName}`;
   try {
     const lib = require('./logs');
@@ -104,7 +167,8 @@ async function runLogs(options, context) {
 /** `verify`: the dry run and the problems; any problem fails the task (EXIT_USAGE). */
 async function runVerify(options, context) {
   const lib = require('./verify');
-  const profile = options.profile || context.configurationName || droppedConfiguration(context) || undefined;
+  options = given(options, context);
+  const profile = options.profile;
   const allProfiles = Boolean(options.allProfiles || options['all-profiles']);
   let command = commandLine(context, options, profile);
   if (allProfiles) command += ' -- --all-profiles';

@@ -7,7 +7,7 @@ const native = require('./native');
 const { normalize, make } = require('./errors');
 const { findRoot, loadEcosystem } = require('./workspace');
 const { Pm2, locate, daemonRunning } = require('./pm2');
-const { withCapture } = require('./capture');
+const { withPreload } = require('./preload');
 
 const LOCK_TIMEOUT_MS = 120000;
 
@@ -59,6 +59,29 @@ async function prepare(kind, ctx, opts, pm2, located) {
     dependencies: Boolean(opts.dependencies),
     runnerScript: path.join(__dirname, 'runner.js'),
   });
+}
+
+/**
+ * Make-before-break, before anything that runs is touched: every dependency's image is obtained
+ * (pulled or built), and for a step that replaces a running container its replacement is
+ * created (not started), so the engine's verdict on the new configuration comes first. A refusal
+ * removes what was staged and leaves every service as it was. Resolves with the images by service.
+ */
+async function makeBeforeBreak(plan, command) {
+  const images = {};
+  const staged = [];
+  try {
+    for (const step of plan.steps) {
+      if (!step.container || step.job) continue;
+      const spec = JSON.stringify(step.container);
+      images[step.service] = await native.ensureImage(spec, step.replacing, command);
+      if (step.replacing && (await native.stageContainer(spec, command))) staged.push(spec);
+    }
+  } catch (e) {
+    for (const spec of staged) await native.unstageContainer(spec, command).catch(() => {});
+    throw e;
+  }
+  return images;
 }
 
 /** The workspace's agent (lib/agent.js) under PM2: started when it is not online. It owns the
@@ -113,6 +136,7 @@ function summarize(plan, list, ready, containers = {}) {
         kind: s.kind,
         action: s.action,
         profile: s.profile,
+        ...(s.switchedFrom ? { switchedFrom: s.switchedFrom } : {}),
         status: entries.length ? entries[0].status : containers[s.service]?.completed ? 'completed' : 'stopped',
         pids: entries.map((p) => p.pid).filter(Boolean),
         ports: s.ports,
@@ -138,14 +162,16 @@ async function launch(kind, opts) {
   try {
     return await withPm2(ctx, async (pm2, located) => {
       const plan = await prepare(kind, ctx, opts, pm2, located);
-      // Node apps write their own lines to their log files (lib/capture.js): PM2's writer
-      // loses lines under a burst.
-      for (const step of plan.steps) if (step.app && step.kind === 'app') step.app = withCapture(step.app);
+      // Node apps get the preload (lib/preload.js): they write their own log lines (PM2's writer
+      // loses lines under a burst) and shut down without losing a request.
+      for (const step of plan.steps) if (step.app && step.kind === 'app') step.app = withPreload(step.app);
       const containers = {};
       const ready = [];
       const pending = [];
+      const images = await makeBeforeBreak(plan, ctx.command);
       await ensureAgent(pm2, plan);
-      // Explicit start/restart: the failed mark and the history are cleared before PM2 acts.
+      // Explicit start/restart: the failed mark and the history cleared, a profile switch
+      // recorded, before PM2 acts.
       native.markLaunched(
         plan.workspaceRoot,
         plan.steps.filter((s) => s.supervision).map((s) => s.supervision),
@@ -169,15 +195,13 @@ async function launch(kind, opts) {
           }
           continue;
         }
-        // A dependency's image is obtained (pulled or built) before PM2 stops what runs, so a
-        // failed pull or build leaves the running service as it was; its container is then made
-        // to run here, in the command (progress and engine refusals reach the user), and the
-        // runner PM2 starts next adopts it.
-        const image = step.container ? await native.ensureImage(JSON.stringify(step.container), ctx.command) : null;
+        // A dependency's container is made to run here, in the command (progress and engine
+        // refusals reach the user): the staged replacement swapped in, or created; the runner
+        // PM2 starts next adopts it.
         const ensure = step.container
           ? async () => {
               const c = await native.ensureContainer(JSON.stringify(step.container), ctx.command);
-              containers[step.service] = { ...c, pulled: c.pulled || image.pulled };
+              containers[step.service] = { ...c, pulled: c.pulled || images[step.service]?.pulled };
             }
           : undefined;
         try {

@@ -73,6 +73,10 @@ class Pm2 {
         startedMs: typeof e.pm_uptime === 'number' ? e.pm_uptime : undefined,
         exitCode: typeof e.exit_code === 'number' ? e.exit_code : undefined,
         pidFile: e.pm_pid_path,
+        // What our last launch set in its env, and what it must no longer see (a reload merges
+        // the new env into the old one).
+        envKeys: meta('ORCHESTRATOR_ENV_KEYS'),
+        unset: meta('ORCHESTRATOR_UNSET'),
       };
     });
   }
@@ -118,10 +122,19 @@ class Pm2 {
         await beforeLaunch();
         return call(api.start.bind(api), step.app);
       case 'restart':
-        // A dependency: the runner stops its container gracefully, a new one is created, and
-        // the restarted runner adopts it.
-        if (step.kind === 'dependency') await call(api.stop.bind(api), step.service);
-        await beforeLaunch();
+        // A dependency: the runner stops its container gracefully, the staged replacement is
+        // swapped in (or one created), and the restarted runner adopts it. When the engine
+        // refuses to start the replacement, the old container runs again (the addon restored
+        // it), and so does its runner, with the definition it had.
+        if (step.kind === 'dependency') {
+          await call(api.stop.bind(api), step.service);
+          try {
+            await beforeLaunch();
+          } catch (e) {
+            await call(api.restart.bind(api), step.service).catch(() => {});
+            throw e;
+          }
+        } else await beforeLaunch();
         return call(api.restart.bind(api), step.app);
       case 'reload':
         // The object form of `pm2 startOrReload ecosystem.config.js`: graceful reload with the

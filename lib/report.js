@@ -15,7 +15,7 @@ const VERB = {
 
 function result(res, write = (l) => process.stdout.write(l + '\n')) {
   for (const s of res.services || []) {
-    const parts = [`profile ${s.profile}`];
+    const parts = [s.switchedFrom ? `profile ${s.switchedFrom} → ${s.profile}` : `profile ${s.profile}`];
     if (s.image) parts.push(`image ${s.image}${s.pulled ? ' (pulled)' : ''}`);
     if (s.containerId) parts.push(`container ${s.containerId.slice(0, 12)}${s.adopted ? ' (kept)' : ''}`);
     if (s.pids && s.pids.length) parts.push(`pid ${s.pids.join(',')}`);
@@ -24,7 +24,9 @@ function result(res, write = (l) => process.stdout.write(l + '\n')) {
     if (s.install === 'installed') parts.push('dependencies installed');
     if (s.passed) parts.push('tests passed');
     if (s.status === 'completed') parts.push('one-shot job, exit code 0');
-    const what = s.status === 'completed' ? 'completed' : s.action ? VERB[s.action] || s.action : s.passed ? 'tested' : `set up (${s.install})`;
+    // A fork app moving to another profile is started afresh (its entry replaced): a restart.
+    const action = s.switchedFrom && s.action === 'replace' ? 'restart' : s.action;
+    const what = s.status === 'completed' ? 'completed' : action ? VERB[action] || action : s.passed ? 'tested' : `set up (${s.install})`;
     write(`✔ ${s.service.padEnd(12)} ${what} — ${parts.join(', ')}`);
   }
 }

@@ -167,6 +167,7 @@ fn adopt(rec: &mut Record, e: &ExitEvent, now: DateTime<Utc>) {
                 profile: e.profile.clone().unwrap_or_default(),
                 policy: Default::default(),
                 check_ports: Vec::new(),
+                switched_from: None,
             },
             now,
         );
@@ -303,10 +304,7 @@ pub fn restart_failed(
 /// Explicit start/restart of these services (before PM2 launches them).
 pub fn launched(root: &Path, launches: &[Launch], now: DateTime<Utc>) -> std::io::Result<()> {
     for l in launches {
-        state::update(root, &l.service, now, |r| {
-            r.launched(l, now);
-            ((), Outcome::default())
-        })?;
+        state::update(root, &l.service, now, |r| ((), r.launched(l, now)))?;
     }
     Ok(())
 }
@@ -446,6 +444,7 @@ mod tests {
             ..Default::default()
         };
         let l = Launch {
+            switched_from: None,
             service: "api".into(),
             kind: "app".into(),
             profile: "development".into(),

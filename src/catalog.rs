@@ -513,6 +513,42 @@ pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &Resol
 }
 
 pub const META_CONTAINER: &str = "ORCHESTRATOR_CONTAINER";
+/// The variables of an app's env that we set (names only, comma-separated).
+pub const META_ENV_KEYS: &str = "ORCHESTRATOR_ENV_KEYS";
+/// Variables PM2 still holds for an app that its current env does not have: the preload
+/// (lib/preload.js) removes them before the app's code runs.
+pub const META_UNSET: &str = "ORCHESTRATOR_UNSET";
+
+/// Pure: records in an app definition which variables this launch sets, and which ones the app
+/// must no longer see. PM2 merges the env of a reload or restart into the one it holds
+/// (`pm2 startOrReload --env staging` keeps a variable only `development` had); `previous` is
+/// what our last launch left in that entry, so a variable we once set and no longer do is
+/// removed, however many launches ago it was dropped. Variables we never set (the shell's) are
+/// left alone.
+pub fn unset_stale(app: &mut Value, previous: crate::pm2::LaunchedEnv) {
+    let Some(env) = app.get_mut("env").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let keys: Vec<String> = env
+        .keys()
+        .filter(|k| k.as_str() != META_ENV_KEYS && k.as_str() != META_UNSET)
+        .cloned()
+        .collect();
+    let mut unset: Vec<String> = previous
+        .keys
+        .into_iter()
+        .chain(previous.unset)
+        .filter(|k| !env.contains_key(k) && k != META_ENV_KEYS && k != META_UNSET)
+        .collect();
+    unset.sort();
+    unset.dedup();
+    env.insert(META_ENV_KEYS.into(), Value::String(keys.join(",")));
+    if unset.is_empty() {
+        env.remove(META_UNSET);
+    } else {
+        env.insert(META_UNSET.into(), Value::String(unset.join(",")));
+    }
+}
 
 /// PM2's (dayjs) format for the timestamp it puts before every app line.
 pub const LOG_DATE_FORMAT: &str = "YYYY-MM-DDTHH:mm:ss.SSSZ";
@@ -805,5 +841,24 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn a_variable_we_no_longer_set_is_unset_however_long_ago_it_was_dropped() {
+        let mut app = serde_json::json!({ "env": { "PORT": "3000", "LOG_LEVEL": "info" } });
+        unset_stale(
+            &mut app,
+            crate::pm2::LaunchedEnv {
+                keys: vec!["PORT".into(), "DEBUG_SQL".into()],
+                unset: vec!["OLD_FLAG".into(), "PORT".into()],
+            },
+        );
+        assert_eq!(app["env"][META_ENV_KEYS], "LOG_LEVEL,PORT");
+        assert_eq!(app["env"][META_UNSET], "DEBUG_SQL,OLD_FLAG");
+        // A first launch: nothing to unset, the keys recorded for the next one.
+        let mut fresh = serde_json::json!({ "env": { "A": "1" } });
+        unset_stale(&mut fresh, Default::default());
+        assert_eq!(fresh["env"][META_ENV_KEYS], "A");
+        assert!(fresh["env"].get(META_UNSET).is_none());
     }
 }

@@ -33,6 +33,19 @@ pub const DEFAULT_HEALTH_TIMEOUT_SECONDS: u64 = 90;
 
 pub type PortSpec = PortMapping;
 
+/// A bind mount whose host path must already exist (compose `bind.create_host_path: false`):
+/// sent as a mount, which the engine refuses when the path is missing, where a `binds` entry
+/// would create it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindMount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSpec {
@@ -125,6 +138,8 @@ pub struct ContainerSpec {
     /// Bind mounts as the engine takes them: `/abs/src:/target[:ro][,z]`, secrets and configs
     /// included (read-only).
     pub binds: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind_mounts: Vec<BindMount>,
     pub volumes: Vec<VolumeSpec>,
     /// Anonymous volumes (`- /data`): created by the engine, carried over on recreate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -328,11 +343,21 @@ pub fn spec(input: SpecInput) -> ContainerSpec {
         env.insert(k.clone(), v.clone());
     }
     let mut binds = Vec::new();
+    let mut bind_mounts = Vec::new();
     let mut volumes = Vec::new();
     let mut anonymous = Vec::new();
     let mut engine = s.engine.clone();
     for m in &s.volumes {
         match (m.kind, &m.source) {
+            // The mount API has no SELinux relabelling: with `z`/`Z` it stays a bind.
+            (MountKind::Bind, Some(p)) if !m.create_host_path && m.selinux.is_none() => {
+                bind_mounts.push(BindMount {
+                    source: p.clone(),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                    propagation: m.propagation.clone(),
+                });
+            }
             (MountKind::Bind, Some(p)) => {
                 let mut opts: Vec<&str> = Vec::new();
                 if m.read_only {
@@ -526,6 +551,7 @@ pub fn spec(input: SpecInput) -> ContainerSpec {
         entrypoint: s.entrypoint.clone(),
         ports: s.ports.clone(),
         binds,
+        bind_mounts,
         volumes,
         anonymous,
         healthcheck: s.healthcheck.as_ref().map(|h| HealthSpec {
@@ -636,7 +662,15 @@ services:
       POSTGRES_PASSWORD: ${PGPASS}
       SHARED: from-environment
     ports: ["${PGPORT}:5432"]
-    volumes: [pgdata:/var/lib/postgresql/data, ./init:/docker-entrypoint-initdb.d:ro, /scratch]
+    volumes:
+      - pgdata:/var/lib/postgresql/data
+      - ./init:/docker-entrypoint-initdb.d:ro
+      - /scratch
+      - type: bind
+        source: ./certs
+        target: /certs
+        read_only: true
+        bind: {create_host_path: false}
     healthcheck:
       test: ["CMD-SHELL", "pg_isready"]
       interval: 1s
@@ -715,6 +749,16 @@ secrets:
             "an external volume keeps its name"
         );
         assert_eq!(s.anonymous, vec!["/scratch"]);
+        assert_eq!(
+            s.bind_mounts,
+            vec![BindMount {
+                source: "/ws/certs".into(),
+                target: "/certs".into(),
+                read_only: true,
+                propagation: None
+            }],
+            "a bind whose path must exist is a mount (the engine refuses a missing path)"
+        );
         assert_eq!(s.stop_timeout_seconds, 20);
         assert_eq!(s.health_timeout_seconds, 90);
         let h = s.healthcheck.as_ref().unwrap();

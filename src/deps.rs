@@ -124,8 +124,8 @@ fn host_holders(spec: &ContainerSpec) -> Vec<(u16, Option<ports::PortHolder>)> {
 }
 
 /// The image, as `pull_policy` and `build:` say (`fresh`: a command's start or restart, as
-/// `docker compose up`); built or pulled with progress lines to `progress`. A failure is recorded
-/// as non-retryable and reported as `EXIT_IMAGE_UNAVAILABLE`.
+/// `docker compose up`); built or pulled with progress lines to `progress`. A failure is
+/// `EXIT_IMAGE_UNAVAILABLE`; the caller records it ([`record_refusal`] or as `failed`).
 pub async fn ensure_image(
     engine: &Engine,
     spec: &ContainerSpec,
@@ -154,13 +154,11 @@ pub async fn ensure_image(
         .await
         .map_err(|e| docker_err(&spec.service, e))?;
     if spec.pull_policy == "never" && present.is_none() {
-        let err = Error::ImageUnavailable {
+        return Err(Error::ImageUnavailable {
             service: spec.service.clone(),
             image: spec.image.clone(),
             cause: "it is not present locally and its pull_policy is `never`".into(),
-        };
-        record(spec, &err, "failed", false);
-        return Err(err);
+        });
     }
     if spec.pull_policy == "always" {
         return pull_image(engine, spec, progress).await;
@@ -185,14 +183,10 @@ async fn build_if_changed(
     b: &crate::compose::Build,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(bool, bool)> {
-    let fail = |cause: String| {
-        let err = Error::ImageUnavailable {
-            service: spec.service.clone(),
-            image: spec.image.clone(),
-            cause,
-        };
-        record(spec, &err, "failed", false);
-        err
+    let fail = |cause: String| Error::ImageUnavailable {
+        service: spec.service.clone(),
+        image: spec.image.clone(),
+        cause,
     };
     let hash = crate::build::context_hash(b, &spec.image).map_err(|e| {
         fail(format!(
@@ -248,13 +242,11 @@ async fn pull_image(
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Err(e) => {
-                let err = Error::ImageUnavailable {
+                return Err(Error::ImageUnavailable {
                     service: spec.service.clone(),
                     image: spec.image.clone(),
                     cause: e.message,
-                };
-                record(spec, &err, "failed", false);
-                return Err(err);
+                });
             }
         }
     }
@@ -267,21 +259,168 @@ async fn pull_image(
     Ok((hc, true))
 }
 
-/// The container runs with this spec: adopted when ours, running and identical; otherwise
-/// (re)created and started. Refusals are `EXIT_CONTAINER_FAILED` with the engine's status and
-/// message, naming host processes that hold a published port.
+/// Records a failure that left the running service as it was: a restart, switch or deploy that
+/// was refused before (or rolled back after) the running container was touched. The service
+/// stays online; `status` shows the refusal as its last failure until the next launch.
+pub fn record_refusal(spec: &ContainerSpec, err: &Error) {
+    let f = state::failure(
+        &spec.service,
+        "refused",
+        err.exit_code().name(),
+        &format!(
+            "not replaced, still running the previous container: {}",
+            err.message()
+        ),
+        true,
+        chrono::Utc::now(),
+    );
+    let _ = state::record(std::path::Path::new(&spec.workspace), &f);
+}
+
+/// Records a failure of a service that was not running (a start): `failed`, not retried.
+pub fn record_failure(spec: &ContainerSpec, err: &Error) {
+    record(spec, err, "failed", false);
+}
+
+/// The name a replacement container is created under while the running one is untouched.
+pub fn staged_name(name: &str) -> String {
+    format!("{name}-next")
+}
+
+/// The name a replaced container keeps until its replacement has started.
+fn replaced_name(name: &str) -> String {
+    format!("{name}-prev")
+}
+
+/// Make-before-break, first half. While the service's container runs, the replacement a
+/// restart, switch or deploy creates is created, not started, under [`staged_name`]: the engine
+/// checks the whole configuration (image, mounts, devices, networks, resources) now, and a
+/// refusal leaves the running container untouched. Returns whether a container is staged; none
+/// is when nothing of ours runs under that name.
+pub async fn stage(spec: &ContainerSpec) -> Result<bool> {
+    let engine = connect().await?;
+    let inspect = |name: String| {
+        let engine = engine.clone();
+        async move { engine.inspect(&name).await }
+    };
+    let seen = inspect(spec.name.clone())
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?;
+    let old = match docker::decide_existing(spec, seen.as_ref()) {
+        Existing::Foreign(owner) => return Err(name_taken(spec, owner)),
+        Existing::Adopt | Existing::Recreate if seen.as_ref().is_some_and(|o| o.running) => {
+            seen.unwrap_or_default()
+        }
+        _ => return Ok(false),
+    };
+    let staged = staged_name(&spec.name);
+    if let Some(s) = inspect(staged.clone())
+        .await
+        .map_err(|e| docker_err(&spec.service, e))?
+    {
+        let ours = s.workspace.as_deref() == Some(spec.workspace.as_str());
+        if ours && !s.running && s.hash.as_deref() == Some(spec.config_hash().as_str()) {
+            return Ok(true);
+        }
+        if !ours {
+            return Err(name_taken(
+                &ContainerSpec {
+                    name: staged,
+                    ..spec.clone()
+                },
+                s.workspace,
+            ));
+        }
+        engine
+            .remove(&s.id)
+            .await
+            .map_err(|e| docker_err(&spec.service, e))?;
+    }
+    engine
+        .create(spec, &staged, &old.anonymous_volumes)
+        .await
+        .map_err(|e| create_failed(spec, e))?;
+    Ok(true)
+}
+
+/// Removes a staged replacement (a later step of the command was refused).
+pub async fn unstage(spec: &ContainerSpec) -> Result<()> {
+    let engine = connect().await?;
+    engine
+        .remove(&staged_name(&spec.name))
+        .await
+        .map_err(|e| docker_err(&spec.service, e))
+}
+
+/// Make-before-break, second half, once the runner has stopped the old container: the staged
+/// replacement takes the service's name and starts; the old one is removed only then. If the
+/// engine refuses to start it (a port another process took meanwhile), the replacement is
+/// removed and the old container runs again under its name, and the refusal is returned.
+async fn swap_in(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    staged: &docker::Observed,
+    old: Option<&docker::Observed>,
+) -> Result<String> {
+    let de = |e: DockerError| docker_err(&spec.service, e);
+    if let Some(o) = old {
+        engine
+            .remove(&replaced_name(&spec.name))
+            .await
+            .map_err(de)?;
+        engine
+            .rename(&o.id, &replaced_name(&spec.name))
+            .await
+            .map_err(de)?;
+    }
+    let started = match engine.rename(&staged.id, &spec.name).await {
+        Ok(()) => engine.start(&staged.id, &spec.name).await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(()) => {
+            if let Some(o) = old {
+                engine.remove(&o.id).await.map_err(de)?;
+            }
+            Ok(staged.id.clone())
+        }
+        Err(e) => {
+            let err = create_failed(spec, e);
+            let _ = engine.remove(&staged.id).await;
+            if let Some(o) = old {
+                engine.rename(&o.id, &spec.name).await.map_err(de)?;
+                if o.running || o.started_at.is_some() {
+                    let _ = engine.start(&o.id, &spec.name).await;
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The container runs with this spec: adopted when ours, running and identical; otherwise the
+/// staged replacement ([`stage`]) swapped in, or (re)created and started. Refusals are `EXIT_CONTAINER_FAILED` with the engine's status
+/// and message, naming host processes that hold a published port.
 pub async fn ensure_container(
     spec: &ContainerSpec,
     fresh: bool,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<docker::Running> {
     let engine = connect().await?;
-    let (image_hc, pulled) = ensure_image(&engine, spec, fresh, progress).await?;
+    let (image_hc, pulled) = ensure_image(&engine, spec, fresh, progress)
+        .await
+        .inspect_err(|e| record(spec, e, "failed", false))?;
     let seen = engine
         .inspect(&spec.name)
         .await
         .map_err(|e| docker_err(&spec.service, e))?;
     let has_healthcheck = spec.has_healthcheck(image_hc);
+    let failed = |err: Error| {
+        // A missing external resource stays missing until someone creates it.
+        let retryable = !matches!(err, Error::ExternalMissing { .. });
+        record(spec, &err, "failed", retryable);
+        err
+    };
     let id = match docker::decide_existing(spec, seen.as_ref()) {
         Existing::Adopt => {
             let o = seen.clone().unwrap_or_default();
@@ -297,16 +436,29 @@ pub async fn ensure_container(
             });
         }
         Existing::Foreign(owner) => return Err(name_taken(spec, owner)),
-        Existing::Absent | Existing::Recreate => engine
-            .create_and_start(spec, seen.as_ref())
-            .await
-            .map_err(|e| {
-                let err = create_failed(spec, e);
-                // A missing external resource stays missing until someone creates it.
-                let retryable = !matches!(err, Error::ExternalMissing { .. });
-                record(spec, &err, "failed", retryable);
-                err
-            })?,
+        Existing::Absent | Existing::Recreate => {
+            let staged = engine
+                .inspect(&staged_name(&spec.name))
+                .await
+                .map_err(|e| docker_err(&spec.service, e))?
+                .filter(|s| {
+                    s.workspace.as_deref() == Some(spec.workspace.as_str())
+                        && !s.running
+                        && s.hash.as_deref() == Some(spec.config_hash().as_str())
+                });
+            match staged {
+                Some(s) => swap_in(&engine, spec, &s, seen.as_ref())
+                    .await
+                    .map_err(|e| {
+                        record_refusal(spec, &e);
+                        e.kept()
+                    })?,
+                None => engine
+                    .create_and_start(spec, seen.as_ref())
+                    .await
+                    .map_err(|e| failed(create_failed(spec, e)))?,
+            }
+        }
     };
     let o = engine
         .inspect(&id)
@@ -341,7 +493,9 @@ pub async fn run_job(
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<JobReport> {
     let engine = connect().await?;
-    ensure_image(&engine, spec, true, progress).await?;
+    ensure_image(&engine, spec, true, progress)
+        .await
+        .inspect_err(|e| record(spec, e, "failed", false))?;
     let seen = engine
         .inspect(&spec.name)
         .await

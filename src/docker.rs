@@ -34,6 +34,7 @@ pub enum Op {
     Volume,
     Build,
     Create,
+    Rename,
     Start,
     Stop,
     Remove,
@@ -54,6 +55,7 @@ impl Op {
             Op::Volume => "create volume",
             Op::Build => "build image",
             Op::Create => "create",
+            Op::Rename => "rename container",
             Op::Start => "start",
             Op::Stop => "stop",
             Op::Remove => "remove",
@@ -390,8 +392,26 @@ pub fn create_body(spec: &ContainerSpec, carry: &[(String, String)]) -> Containe
             ..Default::default()
         })
         .collect();
+    for b in &spec.bind_mounts {
+        mounts.push(EngineMount {
+            typ: Some(MountType::BIND),
+            source: Some(b.source.clone()),
+            target: Some(b.target.clone()),
+            read_only: Some(b.read_only),
+            bind_options: b.propagation.as_deref().and_then(|p| {
+                p.parse::<bollard::models::MountBindOptionsPropagationEnum>()
+                    .ok()
+                    .map(|propagation| bollard::models::MountBindOptions {
+                        propagation: Some(propagation),
+                        ..Default::default()
+                    })
+            }),
+            ..Default::default()
+        });
+    }
     let covered = |dest: &str| {
         spec.volumes.iter().any(|v| v.target == dest)
+            || spec.bind_mounts.iter().any(|b| b.target == dest)
             || spec.binds.iter().any(|b| b.split(':').nth(1) == Some(dest))
     };
     for (name, dest) in carry {
@@ -938,8 +958,8 @@ impl Engine {
         }
     }
 
-    /// Creates and starts the container (after removing a stale one of ours), or adopts a running
-    /// one with the same configuration. The image must be present.
+    /// Creates and starts the container (after removing a stale one of ours). The image must be
+    /// present.
     pub async fn create_and_start(
         &self,
         spec: &ContainerSpec,
@@ -951,34 +971,59 @@ impl Engine {
         if seen.is_some() {
             self.remove(&spec.name).await?;
         }
+        let id = self.create(spec, &spec.name, &carry).await?;
+        self.start(&id, &spec.name).await?;
+        Ok(id)
+    }
+
+    /// Creates (does not start) the spec's container under `name`, its networks and volumes
+    /// made first; `carry` are anonymous volumes a replaced container used. The engine checks
+    /// the whole configuration here: image, mounts, devices, networks, resources.
+    pub async fn create(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        carry: &[(String, String)],
+    ) -> DResult<String> {
         self.ensure_resources(spec).await?;
-        let mut opts = CreateContainerOptionsBuilder::new().name(&spec.name);
+        let mut opts = CreateContainerOptionsBuilder::new().name(name);
         if let Some(p) = &spec.engine.platform {
             opts = opts.platform(p);
         }
         let created = self
             .docker
-            .create_container(Some(opts.build()), create_body(spec, &carry))
+            .create_container(Some(opts.build()), create_body(spec, carry))
             .await
-            .map_err(|e| DockerError::from(Op::Create, &spec.name, e))?;
+            .map_err(|e| DockerError::from(Op::Create, name, e))?;
         for n in spec.networks.iter().skip(1) {
             let req = bollard::models::NetworkConnectRequest {
                 container: created.id.clone(),
                 endpoint_config: Some(endpoint(n)),
             };
-            self.docker
-                .connect_network(&n.name, req)
-                .await
-                .map_err(|e| DockerError::from(Op::Network, &n.name, e))?;
+            if let Err(e) = self.docker.connect_network(&n.name, req).await {
+                let _ = self.remove(&created.id).await;
+                return Err(DockerError::from(Op::Network, &n.name, e));
+            }
         }
-        self.docker
-            .start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .map_err(|e| DockerError::from(Op::Start, &spec.name, e))?;
         Ok(created.id)
+    }
+
+    /// Starts a created or stopped container (`name` is for the error).
+    pub async fn start(&self, id: &str, name: &str) -> DResult<()> {
+        self.docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(|e| DockerError::from(Op::Start, name, e))
+    }
+
+    pub async fn rename(&self, id: &str, name: &str) -> DResult<()> {
+        let opts = bollard::query_parameters::RenameContainerOptionsBuilder::new()
+            .name(name)
+            .build();
+        self.docker
+            .rename_container(id, opts)
+            .await
+            .map_err(|e| DockerError::from(Op::Rename, name, e))
     }
 
     /// Stops a container gracefully (its stop signal, then SIGKILL after `timeout_s`, or after

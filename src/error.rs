@@ -13,8 +13,6 @@ use crate::ports::PortHolder;
 pub enum Owner {
     /// An orchestrator entry of another workspace.
     Workspace { root: String, profile: String },
-    /// An orchestrator entry of this workspace under another profile.
-    Profile { profile: String },
     /// A PM2 entry that was not started by the orchestrator.
     Foreign,
 }
@@ -153,6 +151,12 @@ pub enum Error {
         last_stderr: Vec<String>,
         events_file: PathBuf,
     },
+    /// A restart, profile switch or deploy of a running service was refused before the running
+    /// service was touched (or rolled back to it): it runs on as it was.
+    Kept {
+        service: String,
+        source: Box<Error>,
+    },
 }
 
 /// The actionable-error object of DESIGN §3. `command` is filled in by the caller, which knows
@@ -169,6 +173,18 @@ pub struct Actionable {
 }
 
 impl Error {
+    /// This refusal, said of a running service that was left as it was.
+    pub fn kept(self) -> Error {
+        match (self.service().map(str::to_string), self) {
+            (_, e @ Error::Kept { .. }) => e,
+            (Some(service), e) => Error::Kept {
+                service,
+                source: Box::new(e),
+            },
+            (None, e) => e,
+        }
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage { .. } | Error::InvalidConfig { .. } => ExitCode::Usage,
@@ -199,6 +215,7 @@ impl Error {
             Error::DependencyDegraded { .. } => ExitCode::DependencyDegraded,
             Error::Docker { .. } => ExitCode::Failure,
             Error::ServiceFailed { code, .. } => *code,
+            Error::Kept { source, .. } => source.exit_code(),
             Error::Unhealthy { .. } => ExitCode::Unhealthy,
         }
     }
@@ -217,7 +234,8 @@ impl Error {
             | Error::DependencyDegraded { service, .. }
             | Error::ServiceFailed { service, .. }
             | Error::ExternalMissing { service, .. }
-            | Error::JobFailed { service, .. } => Some(service),
+            | Error::JobFailed { service, .. }
+            | Error::Kept { service, .. } => Some(service),
             Error::Docker { service, .. } | Error::Compose { service, .. } => service.as_deref(),
             _ => None,
         }
@@ -256,9 +274,6 @@ impl Error {
             Error::ConflictingProcess { service, owner, .. } => match owner {
                 Owner::Workspace { root, profile } => format!(
                     "a PM2 process named \"{service}\" belongs to another workspace ({root}, profile {profile})"
-                ),
-                Owner::Profile { profile } => format!(
-                    "\"{service}\" is already running in this workspace under profile {profile}"
                 ),
                 Owner::Foreign => format!(
                     "a PM2 process named \"{service}\" exists that the orchestrator did not start"
@@ -382,6 +397,10 @@ impl Error {
                 m
             }
             Error::Docker { failure, .. } => format!("Docker engine: {failure}"),
+            Error::Kept { service, source } => format!(
+                "{}\n{service} was not replaced: it runs on as before (nothing was changed)",
+                source.message()
+            ),
         }
     }
 
@@ -428,11 +447,7 @@ impl Error {
                 r.push("Run `npx pm2 ls` to see what PM2 runs".into());
                 r
             }
-            Error::ConflictingProcess { service, owner, profile } => match owner {
-                Owner::Profile { profile: running } => vec![
-                    format!("Run nx run workspace:stop --profile {running} -- --service={service} first, then start it with --profile {profile}"),
-                    format!("Or run nx run workspace:status --profile {running} to see what runs"),
-                ],
+            Error::ConflictingProcess { service, owner, .. } => match owner {
                 Owner::Workspace { root, profile: theirs } => vec![
                     format!("Run nx run workspace:status (or workspace:stop --profile {theirs}) in {root} first"),
                     format!("Or rename the app in one workspace's ecosystem.config.js"),
@@ -536,6 +551,11 @@ impl Error {
             Error::Docker { .. } => vec![
                 "Check the engine with `docker version` and `docker info`, then run the command again".into(),
             ],
+            Error::Kept { source, .. } => {
+                let mut r = source.remediation();
+                r.push("Run nx run workspace:status: it shows the service online, with this refusal as its last failure".into());
+                r
+            }
         }
     }
 

@@ -52,6 +52,14 @@ pub struct Step {
     pub kind: Kind,
     pub action: Action,
     pub profile: String,
+    /// A profile switch: the profile the service ran under until this step.
+    pub switched_from: Option<String>,
+    /// The step replaces something of ours that runs (a restart, reload or switch): whatever can
+    /// be checked is checked before it is touched, and a refusal leaves it running.
+    pub replacing: bool,
+    /// What runs for the service now (PM2's pids, and PM2's daemon for a cluster app, which
+    /// holds the listening socket): a port they hold is the service's own, not a conflict.
+    pub own_pids: Vec<u32>,
     /// The PM2 app definition for launching actions.
     pub app: Option<Value>,
     pub ports: Vec<u16>,
@@ -275,27 +283,54 @@ pub(crate) fn container_spec(
 /// restarting cannot fix (env missing, port held) marks the service `failed` with that reason.
 pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
     let root = req.workspace_root.clone();
-    let out = prepare_checked(verb, req).await;
-    if let Err(e) = &out {
-        record_refusal(&root, e);
+    let ws = root.display().to_string();
+    let running: Vec<String> = req
+        .pm2
+        .iter()
+        .filter(|p| p.workspace.as_deref() == Some(ws.as_str()) && p.is_live())
+        .map(|p| p.name.clone())
+        .collect();
+    match prepare_checked(verb, req).await {
+        Ok(plan) => Ok(plan),
+        Err(e) => {
+            record_refusal(&root, &e, &running);
+            let kept = e.service().is_some_and(|s| running.iter().any(|r| r == s));
+            Err(if kept && verb != Verb::Stop {
+                e.kept()
+            } else {
+                e
+            })
+        }
     }
-    out
 }
 
-/// Records a non-retryable refusal of a service in its supervision record (for `status`).
-pub fn record_refusal(root: &Path, e: &Error) {
-    let (service, retryable) = match e {
-        Error::EnvMissing { service, .. } | Error::PortInUse { service, .. } => (service, false),
+/// Records a non-retryable refusal of a service in its supervision record (for `status`): a
+/// service that was not running is `failed` with that reason; one that runs (a restart or a
+/// switch was refused) keeps running, and the refusal is its last failure.
+pub fn record_refusal(root: &Path, e: &Error, running: &[String]) {
+    let service = match e {
+        Error::EnvMissing { service, .. } | Error::PortInUse { service, .. } => service,
         _ => return,
     };
-    let f = crate::state::failure(
-        service,
-        "failed",
-        e.exit_code().name(),
-        &e.message(),
-        retryable,
-        chrono::Utc::now(),
-    );
+    let f = if running.contains(service) {
+        crate::state::failure(
+            service,
+            "refused",
+            e.exit_code().name(),
+            &format!("not replaced, still running as before: {}", e.message()),
+            true,
+            chrono::Utc::now(),
+        )
+    } else {
+        crate::state::failure(
+            service,
+            "failed",
+            e.exit_code().name(),
+            &e.message(),
+            false,
+            chrono::Utc::now(),
+        )
+    };
     let _ = crate::state::record(root, &f);
 }
 
@@ -372,21 +407,46 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
             _ => default_profile.clone(),
         };
         let presence = pm2::presence(&req.pm2, &spec.name, &ws, &profile);
-        let action = match verb {
-            Verb::Start => plan::decide_start(&presence, &spec.name, &profile)?,
-            Verb::Restart => plan::decide_restart(&presence, &spec.name, &profile, spec.cluster)?,
-            Verb::Stop => plan::decide_stop(&presence, &spec.name, &profile)?,
-            Verb::Deploy if spec.kind == Kind::Dependency => {
-                plan::decide_start(&presence, &spec.name, &profile)?
-            }
-            Verb::Deploy => plan::decide_restart(&presence, &spec.name, &profile, spec.cluster)?,
+        let shape = match (spec.kind, spec.cluster) {
+            (Kind::Dependency, _) => plan::Shape::Dependency,
+            (Kind::App, true) => plan::Shape::Cluster,
+            (Kind::App, false) => plan::Shape::Fork,
         };
+        let decision = match verb {
+            Verb::Start => plan::decide_start(&presence, &spec.name, &profile, shape)?,
+            Verb::Restart => plan::decide_restart(&presence, &spec.name, &profile, shape)?,
+            Verb::Stop => plan::Decision {
+                action: plan::decide_stop(&presence, &spec.name, &profile)?,
+                switched_from: None,
+            },
+            Verb::Deploy if spec.kind == Kind::Dependency => {
+                plan::decide_start(&presence, &spec.name, &profile, shape)?
+            }
+            Verb::Deploy => plan::decide_restart(&presence, &spec.name, &profile, shape)?,
+        };
+        let action = decision.action;
+        let live = matches!(
+            presence,
+            pm2::Presence::Ours { live: true } | pm2::Presence::OtherProfile { live: true, .. }
+        );
+        let replacing = live && action.launches();
+        let mut own_pids = if live {
+            pm2::pids(&req.pm2, &spec.name)
+        } else {
+            Vec::new()
+        };
+        if live && spec.cluster {
+            own_pids.extend(pm2::daemon_pid());
+        }
         read_profile(&profile, &mut env_files, &mut composes)?;
         let file = cat.env_file(&profile);
         let mut step = Step {
             service: spec.name.clone(),
             kind: spec.kind,
             action,
+            switched_from: decision.switched_from,
+            replacing,
+            own_pids,
             app: None,
             ports: Vec::new(),
             health_http: None,
@@ -413,7 +473,9 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
                         return Err(e);
                     }
                     check_required(&cat, spec, &profile, &env)?;
-                    step.app = Some(catalog::pm2_app(&cat, spec, &profile, &env));
+                    let mut app = catalog::pm2_app(&cat, spec, &profile, &env);
+                    catalog::unset_stale(&mut app, pm2::entry_env(&req.pm2, &spec.name, &ws));
+                    step.app = Some(app);
                 }
                 let health = spec.config.health.clone().unwrap_or_default();
                 step.ports = catalog::declared_ports(spec, &env);
@@ -476,6 +538,7 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
         };
         if action.launches() {
             step.launch = Some(Launch {
+                switched_from: step.switched_from.clone(),
                 service: spec.name.clone(),
                 kind: spec.kind.as_str().into(),
                 profile: profile.clone(),
@@ -558,19 +621,34 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// Every port a launching step binds is free, or held by what runs for that service now (the
+/// step replaces it), or, for a dependency, by the engine's proxy (whose container the engine
+/// itself answers for). Checked before anything changes: a restart never stops a service to find
+/// its port taken.
 fn check_ports(steps: &[Step], cat: &Catalog) -> Result<()> {
     let wanted: Vec<u16> = steps
         .iter()
-        .filter(|s| s.action.needs_free_ports())
+        .filter(|s| s.action.launches())
         .flat_map(|s| s.ports.clone())
         .collect();
     if wanted.is_empty() {
         return Ok(());
     }
-    let states: BTreeMap<u16, PortState> = ports::probe_ports(&wanted).into_iter().collect();
-    for step in steps.iter().filter(|s| s.action.needs_free_ports()) {
+    let listeners = ports::read_listeners();
+    if !wanted
+        .iter()
+        .any(|p| listeners.iter().any(|l| l.port == *p))
+    {
+        return Ok(());
+    }
+    let processes = ports::read_process_sockets();
+    let family = ports::read_parents();
+    for step in steps.iter().filter(|s| s.action.launches()) {
+        let ours = ports::with_descendants(&step.own_pids, &family);
         for port in &step.ports {
-            if let Some(PortState::Held(holder)) = states.get(port) {
+            if let PortState::Held(holder) =
+                ports::port_state_except(*port, &listeners, &processes, &ours)
+            {
                 // A published port of a container is held by the engine's proxy; whether that
                 // container is ours (and replaced) or not, the engine itself will say.
                 if step.kind == Kind::Dependency

@@ -43,11 +43,6 @@ impl Action {
             Action::Start | Action::Replace | Action::Reload | Action::Restart
         )
     }
-
-    /// Actions that bind the service's ports anew, so the ports must be free first.
-    pub fn needs_free_ports(self) -> bool {
-        matches!(self, Action::Start | Action::Replace)
-    }
 }
 
 fn conflict(service: &str, profile: &str, owner: Owner) -> Error {
@@ -58,22 +53,62 @@ fn conflict(service: &str, profile: &str, owner: Owner) -> Error {
     }
 }
 
-pub fn decide_start(p: &Presence, service: &str, profile: &str) -> Result<Action, Error> {
+/// What one service is: a cluster-mode app (reloads with zero downtime), a fork-mode app, or a
+/// docker dependency (its runner restarts and its container is recreated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Cluster,
+    Fork,
+    Dependency,
+}
+
+/// What a command does to one service, and the profile it leaves when the service runs under
+/// another profile of this workspace (a profile switch, as `pm2 startOrReload --env <profile>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    pub switched_from: Option<String>,
+}
+
+impl Decision {
+    fn plain(action: Action) -> Decision {
+        Decision {
+            action,
+            switched_from: None,
+        }
+    }
+}
+
+/// A running service moves to another profile: a cluster app reloads into the new env (zero
+/// downtime); a dependency's container is recreated with its new env (the runner restarts); a
+/// fork app is started afresh (its PM2 entry replaced, so no variable of the old profile stays
+/// in its env).
+fn switch(shape: Shape, from: &str) -> Decision {
+    Decision {
+        action: match shape {
+            Shape::Cluster => Action::Reload,
+            Shape::Dependency => Action::Restart,
+            Shape::Fork => Action::Replace,
+        },
+        switched_from: Some(from.to_string()),
+    }
+}
+
+pub fn decide_start(
+    p: &Presence,
+    service: &str,
+    profile: &str,
+    shape: Shape,
+) -> Result<Decision, Error> {
     match p {
-        Presence::Absent => Ok(Action::Start),
-        Presence::Ours { live: true } => Ok(Action::Keep),
-        Presence::Ours { live: false } => Ok(Action::Replace),
+        Presence::Absent => Ok(Decision::plain(Action::Start)),
+        Presence::Ours { live: true } => Ok(Decision::plain(Action::Keep)),
+        Presence::Ours { live: false } => Ok(Decision::plain(Action::Replace)),
         Presence::OtherProfile {
             profile: theirs,
             live: true,
-        } => Err(conflict(
-            service,
-            profile,
-            Owner::Profile {
-                profile: theirs.clone(),
-            },
-        )),
-        Presence::OtherProfile { live: false, .. } => Ok(Action::Replace),
+        } => Ok(switch(shape, theirs)),
+        Presence::OtherProfile { live: false, .. } => Ok(Decision::plain(Action::Replace)),
         Presence::Conflict(k) => Err(conflict(service, profile, k.clone().into())),
     }
 }
@@ -82,12 +117,14 @@ pub fn decide_restart(
     p: &Presence,
     service: &str,
     profile: &str,
-    cluster: bool,
-) -> Result<Action, Error> {
+    shape: Shape,
+) -> Result<Decision, Error> {
     match p {
-        Presence::Ours { live: true } if cluster => Ok(Action::Reload),
-        Presence::Ours { live: true } => Ok(Action::Restart),
-        other => decide_start(other, service, profile),
+        Presence::Ours { live: true } if shape == Shape::Cluster => {
+            Ok(Decision::plain(Action::Reload))
+        }
+        Presence::Ours { live: true } => Ok(Decision::plain(Action::Restart)),
+        other => decide_start(other, service, profile, shape),
     }
 }
 
@@ -116,42 +153,60 @@ mod tests {
         }
     }
 
+    fn action(d: Result<Decision, Error>) -> Action {
+        d.unwrap().action
+    }
+
     #[test]
     fn start_is_idempotent_and_replaces_stopped_entries() {
+        let f = Shape::Fork;
         assert_eq!(
-            decide_start(&Presence::Absent, "s", "staging").unwrap(),
+            action(decide_start(&Presence::Absent, "s", "staging", f)),
             Action::Start
         );
         assert_eq!(
-            decide_start(&Presence::Ours { live: true }, "s", "staging").unwrap(),
+            action(decide_start(
+                &Presence::Ours { live: true },
+                "s",
+                "staging",
+                f
+            )),
             Action::Keep
         );
         assert_eq!(
-            decide_start(&Presence::Ours { live: false }, "s", "staging").unwrap(),
+            action(decide_start(
+                &Presence::Ours { live: false },
+                "s",
+                "staging",
+                f
+            )),
             Action::Replace
         );
+        let stopped = decide_start(&other(false), "s", "staging", f).unwrap();
+        assert_eq!(stopped.action, Action::Replace);
         assert_eq!(
-            decide_start(&other(false), "s", "staging").unwrap(),
-            Action::Replace
+            stopped.switched_from, None,
+            "nothing ran under the old profile"
         );
     }
 
     #[test]
-    fn start_refuses_a_live_other_profile_and_foreign_entries() {
-        let e = decide_start(&other(true), "server", "staging").unwrap_err();
-        assert_eq!(e.exit_code(), ExitCode::ConflictingProcess);
-        let a = e.actionable("nx run server:start --profile staging");
-        assert!(a.message.contains("profile development"), "{}", a.message);
-        assert!(
-            a.remediation.iter().any(|r| r.contains("workspace:stop")),
-            "{:?}",
-            a.remediation
-        );
-        assert!(
-            a.remediation.iter().any(|r| r.contains("workspace:status")),
-            "{:?}",
-            a.remediation
-        );
+    fn a_live_service_under_another_profile_switches_by_its_shape() {
+        for verb in [decide_start, decide_restart] {
+            for (shape, want) in [
+                (Shape::Cluster, Action::Reload),
+                (Shape::Dependency, Action::Restart),
+                (Shape::Fork, Action::Replace),
+            ] {
+                let d = verb(&other(true), "server", "staging", shape).unwrap();
+                assert_eq!(d.action, want, "{shape:?}");
+                assert_eq!(d.switched_from.as_deref(), Some("development"));
+            }
+        }
+    }
+
+    #[test]
+    fn entries_of_another_workspace_or_of_nobody_are_refused() {
         for k in [
             OwnerKey::Foreign,
             OwnerKey::Workspace {
@@ -159,26 +214,46 @@ mod tests {
                 profile: "staging".into(),
             },
         ] {
-            let e = decide_start(&Presence::Conflict(k), "server", "staging").unwrap_err();
+            for verb in [decide_start, decide_restart] {
+                let e = verb(
+                    &Presence::Conflict(k.clone()),
+                    "server",
+                    "staging",
+                    Shape::Fork,
+                )
+                .unwrap_err();
+                assert_eq!(e.exit_code(), ExitCode::ConflictingProcess);
+            }
+            let e = decide_stop(&Presence::Conflict(k), "server", "staging").unwrap_err();
             assert_eq!(e.exit_code(), ExitCode::ConflictingProcess);
         }
     }
 
     #[test]
-    fn restart_reloads_cluster_and_restarts_fork() {
+    fn restart_reloads_cluster_and_restarts_fork_and_dependencies() {
+        let ours = Presence::Ours { live: true };
         assert_eq!(
-            decide_restart(&Presence::Ours { live: true }, "s", "p", true).unwrap(),
+            action(decide_restart(&ours, "s", "p", Shape::Cluster)),
             Action::Reload
         );
         assert_eq!(
-            decide_restart(&Presence::Ours { live: true }, "s", "p", false).unwrap(),
+            action(decide_restart(&ours, "s", "p", Shape::Fork)),
             Action::Restart
         );
         assert_eq!(
-            decide_restart(&Presence::Absent, "s", "p", true).unwrap(),
+            action(decide_restart(&ours, "s", "p", Shape::Dependency)),
+            Action::Restart
+        );
+        assert_eq!(
+            action(decide_restart(&Presence::Absent, "s", "p", Shape::Cluster)),
             Action::Start
         );
-        assert!(decide_restart(&other(true), "s", "p", true).is_err());
+        assert_eq!(
+            decide_restart(&ours, "s", "p", Shape::Fork)
+                .unwrap()
+                .switched_from,
+            None
+        );
     }
 
     #[test]
@@ -200,9 +275,8 @@ mod tests {
     }
 
     #[test]
-    fn only_launching_actions_wait_and_only_fresh_starts_check_ports() {
-        assert!(Action::Reload.launches() && !Action::Reload.needs_free_ports());
-        assert!(Action::Start.needs_free_ports() && Action::Replace.needs_free_ports());
+    fn only_launching_actions_wait() {
+        assert!(Action::Reload.launches() && Action::Replace.launches());
         assert!(!Action::Keep.launches() && !Action::Stop.launches());
     }
 }

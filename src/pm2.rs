@@ -13,6 +13,37 @@ pub struct Pm2Process {
     pub workspace: Option<String>,
     pub profile: Option<String>,
     pub kind: Option<String>,
+    /// The variables we set at its last launch, and those it must not see (see
+    /// [`crate::catalog::unset_stale`]), from its env.
+    pub env: LaunchedEnv,
+}
+
+/// What PM2 keeps in an entry's env about our last launch: PM2 merges a reload's or restart's
+/// env into the old one, so a variable the new env lacks would stay; these name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchedEnv {
+    /// `ORCHESTRATOR_ENV_KEYS`: the variables we set.
+    pub keys: Vec<String>,
+    /// `ORCHESTRATOR_UNSET`: variables PM2 still holds that the app must not see.
+    pub unset: Vec<String>,
+}
+
+impl LaunchedEnv {
+    /// From the two variables' comma-separated values.
+    pub fn parse(keys: Option<&str>, unset: Option<&str>) -> LaunchedEnv {
+        let list = |v: Option<&str>| -> Vec<String> {
+            v.unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        LaunchedEnv {
+            keys: list(keys),
+            unset: list(unset),
+        }
+    }
 }
 
 impl Pm2Process {
@@ -91,6 +122,28 @@ pub fn running_profile(list: &[Pm2Process], service: &str, workspace: &str) -> O
         .find_map(|p| p.profile.clone())
 }
 
+/// What our last launch of `service` in this workspace left in PM2's env for it.
+pub fn entry_env(list: &[Pm2Process], service: &str, workspace: &str) -> LaunchedEnv {
+    list.iter()
+        .find(|p| p.name == service && p.workspace.as_deref() == Some(workspace))
+        .map(|p| p.env.clone())
+        .unwrap_or_default()
+}
+
+/// The pid of PM2's daemon for this PM2_HOME (`pm2.pid`), when it runs. In cluster mode it is
+/// the master that holds an app's listening socket.
+pub fn daemon_pid() -> Option<u32> {
+    let home = crate::pm2rpc::default_home();
+    let pid: u32 = std::fs::read_to_string(home.join("pm2.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    std::path::Path::new(&format!("/proc/{pid}"))
+        .exists()
+        .then_some(pid)
+}
+
 pub fn pids(list: &[Pm2Process], service: &str) -> Vec<u32> {
     list.iter()
         .filter(|p| p.name == service)
@@ -112,6 +165,7 @@ mod tests {
             workspace: ws.map(Into::into),
             profile: profile.map(Into::into),
             kind: Some("app".into()),
+            env: LaunchedEnv::default(),
         }
     }
 

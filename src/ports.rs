@@ -53,6 +53,58 @@ pub fn port_state(port: u16, listeners: &[Listener], processes: &[ProcessSockets
     PortState::Held(holder)
 }
 
+/// Pure: like [`port_state`], but a socket that one of `ours` holds (the service being
+/// replaced, its workers, PM2's cluster master) is no conflict. Each socket of the port counts
+/// on its own: an IPv6 socket of another process on the same port is still a conflict.
+pub fn port_state_except(
+    port: u16,
+    listeners: &[Listener],
+    processes: &[ProcessSockets],
+    ours: &std::collections::BTreeSet<u32>,
+) -> PortState {
+    for l in listeners.iter().filter(|l| l.port == port) {
+        let holders: Vec<&ProcessSockets> = processes
+            .iter()
+            .filter(|p| p.inodes.contains(&l.inode))
+            .collect();
+        if holders.iter().any(|p| ours.contains(&p.pid)) {
+            continue;
+        }
+        return PortState::Held(holders.iter().min_by_key(|p| p.pid).map(|p| PortHolder {
+            pid: p.pid,
+            command: p.command.clone(),
+        }));
+    }
+    PortState::Free
+}
+
+/// Pure: `pids` and every process descended from them, given (pid, parent pid) pairs.
+pub fn with_descendants(pids: &[u32], family: &[(u32, u32)]) -> std::collections::BTreeSet<u32> {
+    let mut out: std::collections::BTreeSet<u32> = pids.iter().copied().collect();
+    loop {
+        let before = out.len();
+        for (pid, parent) in family {
+            if out.contains(parent) {
+                out.insert(*pid);
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// I/O edge: (pid, parent pid) of every process.
+pub fn read_parents() -> Vec<(u32, u32)> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.flatten()
+        .filter_map(|p| p.stat().ok())
+        .map(|s| (s.pid as u32, s.ppid as u32))
+        .collect()
+}
+
 /// I/O edge: every TCP listener (IPv4 and IPv6) on this host's network namespace.
 pub fn read_listeners() -> Vec<Listener> {
     let mut out = Vec::new();
@@ -217,6 +269,51 @@ mod tests {
                 command: "v6 only".into()
             }))
         );
+    }
+
+    #[test]
+    fn a_socket_the_replaced_service_holds_is_no_conflict() {
+        let l = [
+            Listener {
+                port: 3000,
+                inode: 9,
+            },
+            Listener {
+                port: 3000,
+                inode: 10,
+            },
+        ];
+        let master_and_worker = [ps(200, "PM2 God", &[9]), ps(300, "worker", &[9])];
+        let ours: std::collections::BTreeSet<u32> = [200].into_iter().collect();
+        assert_eq!(
+            port_state_except(3000, &l[..1], &master_and_worker, &ours),
+            PortState::Free
+        );
+        // Another process on the IPv6 socket of the same port is still a conflict.
+        let mut p = master_and_worker.to_vec();
+        p.push(ps(4242, "nc -l 3000", &[10]));
+        assert_eq!(
+            port_state_except(3000, &l, &p, &ours),
+            PortState::Held(Some(PortHolder {
+                pid: 4242,
+                command: "nc -l 3000".into()
+            }))
+        );
+        assert_eq!(
+            port_state_except(3000, &l[..1], &master_and_worker, &Default::default()),
+            PortState::Held(Some(PortHolder {
+                pid: 200,
+                command: "PM2 God".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn descendants_of_a_service_are_its_own() {
+        let family = [(10, 1), (11, 10), (12, 11), (20, 1), (21, 20)];
+        let got: Vec<u32> = with_descendants(&[10], &family).into_iter().collect();
+        assert_eq!(got, vec![10, 11, 12]);
+        assert!(with_descendants(&[], &family).is_empty());
     }
 
     #[test]

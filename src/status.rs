@@ -518,6 +518,7 @@ mod tests {
         let mut r = Record::new("svc", now());
         r.launched(
             &Launch {
+                switched_from: None,
                 service: "svc".into(),
                 kind: kind.into(),
                 profile: "staging".into(),

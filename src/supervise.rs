@@ -158,6 +158,9 @@ pub struct Launch {
     pub policy: RestartPolicy,
     #[serde(default)]
     pub check_ports: Vec<u16>,
+    /// A profile switch: the profile the service ran under until this launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_from: Option<String>,
 }
 
 impl Record {
@@ -181,8 +184,18 @@ impl Record {
     }
 
     /// An explicit start/restart: desired running, the failed mark and the history cleared,
-    /// the policy of this launch's profile adopted.
-    pub fn launched(&mut self, l: &Launch, now: DateTime<Utc>) {
+    /// the policy of this launch's profile adopted. A profile switch is an event.
+    pub fn launched(&mut self, l: &Launch, now: DateTime<Utc>) -> Outcome {
+        let mut out = Outcome::default();
+        if let Some(from) = l.switched_from.as_ref().filter(|f| **f != l.profile) {
+            self.profile = l.profile.clone();
+            out.events.push(event(
+                "profile_switched",
+                self,
+                now,
+                json!({"from": from, "to": l.profile}),
+            ));
+        }
         self.kind = l.kind.clone();
         self.profile = l.profile.clone();
         self.policy = l.policy.clone();
@@ -195,11 +208,12 @@ impl Record {
         if self
             .last_failure
             .as_ref()
-            .is_some_and(|f| f.state == "failed")
+            .is_some_and(|f| f.state == "failed" || f.state == "refused")
         {
             self.last_failure = None;
         }
         self.updated_at = now;
+        out
     }
 
     /// An explicit stop: never a crash; a pending restart is cancelled.
@@ -225,6 +239,15 @@ impl Record {
     /// missing, port held): `failed` ones stop the policy, `degraded` ones are only recorded.
     pub fn record_failure(&mut self, f: LastFailure, now: DateTime<Utc>) -> Outcome {
         let mut out = Outcome::default();
+        if f.state == "refused" {
+            // The service runs on as it was: only the refusal is said.
+            out.events.push(event(
+                "refused",
+                self,
+                now,
+                json!({"code": f.code, "reason": f.reason}),
+            ));
+        }
         if f.state == "failed" && !matches!(self.phase, Phase::Failed { .. }) {
             self.phase = Phase::Failed {
                 code: f.code.clone(),
@@ -575,6 +598,7 @@ mod tests {
         let mut r = Record::new("api", now);
         r.launched(
             &Launch {
+                switched_from: None,
                 service: "api".into(),
                 kind: "app".into(),
                 profile: "staging".into(),
@@ -797,6 +821,7 @@ mod tests {
         crash_loop(&mut r, 0, 4, 100);
         assert_eq!(r.state_name(), "failed");
         let mut l = Launch {
+            switched_from: None,
             service: "api".into(),
             kind: "app".into(),
             profile: "staging".into(),

@@ -59,6 +59,9 @@ pub struct Pm2Entry {
     pub workspace: Option<String>,
     pub profile: Option<String>,
     pub kind: Option<String>,
+    /// `ORCHESTRATOR_ENV_KEYS` and `ORCHESTRATOR_UNSET` from the entry's env (comma-separated).
+    pub env_keys: Option<String>,
+    pub unset: Option<String>,
 }
 
 impl From<Pm2Entry> for Pm2Process {
@@ -71,6 +74,7 @@ impl From<Pm2Entry> for Pm2Process {
             workspace: e.workspace,
             profile: e.profile,
             kind: e.kind,
+            env: crate::pm2::LaunchedEnv::parse(e.env_keys.as_deref(), e.unset.as_deref()),
         }
     }
 }
@@ -125,6 +129,11 @@ pub struct PlanStep {
     /// `start` | `replace` | `keep` | `reload` | `restart` | `stop` | `already-stopped`
     pub action: String,
     pub profile: String,
+    /// A profile switch: the profile the service ran under until this step.
+    pub switched_from: Option<String>,
+    /// The step replaces something of ours that runs: its image is obtained and its
+    /// replacement container staged before it is touched, and a refusal leaves it running.
+    pub replacing: bool,
     /// PM2 app definition for launching actions (env resolved, metadata attached).
     pub app: Option<serde_json::Value>,
     pub ports: Vec<u32>,
@@ -187,6 +196,8 @@ fn to_plan(p: ops::Plan) -> Plan {
                 kind: s.kind.as_str().into(),
                 action: s.action.as_str().into(),
                 profile: s.profile.clone(),
+                switched_from: s.switched_from.clone(),
+                replacing: s.replacing,
                 app: s.app.clone(),
                 ports: s.ports.iter().map(|p| *p as u32).collect(),
                 install: s.install.map(|i| i.as_str().into()),
@@ -425,9 +436,11 @@ pub struct ImageReport {
 
 /// A dependency's image as `pull_policy` and `build:` say (pulled or built with progress on
 /// stderr) — called before the running service is stopped, so that a failed pull or build leaves
-/// it running. Throws `EXIT_IMAGE_UNAVAILABLE` with the cause.
+/// it running. Throws `EXIT_IMAGE_UNAVAILABLE` with the cause; with `replacing` (the step
+/// replaces a running service) the failure is recorded as a refusal, and the service stays
+/// online in `status`.
 #[napi]
-pub async fn ensure_image(spec: String, command: String) -> Result<ImageReport> {
+pub async fn ensure_image(spec: String, replacing: bool, command: String) -> Result<ImageReport> {
     let spec = parse_spec(&spec, &command)?;
     let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
     let engine = crate::deps::connect()
@@ -435,11 +448,48 @@ pub async fn ensure_image(spec: String, command: String) -> Result<ImageReport> 
         .map_err(|e| js_error(e, &command))?;
     let (_, pulled) = crate::deps::ensure_image(&engine, &spec, true, &mut progress)
         .await
-        .map_err(|e| js_error(e, &command))?;
+        .map_err(|e| {
+            if replacing {
+                crate::deps::record_refusal(&spec, &e);
+                js_error(e.kept(), &command)
+            } else {
+                crate::deps::record_failure(&spec, &e);
+                js_error(e, &command)
+            }
+        })?;
     Ok(ImageReport {
         image: spec.image.clone(),
         pulled,
     })
+}
+
+/// Make-before-break: while a dependency's container still runs, creates (does not start) the
+/// replacement with the step's configuration for every replica, so the engine's verdict on it
+/// comes before anything is stopped. Resolves with whether any replacement was staged; a refusal
+/// is recorded as such and leaves the running containers untouched.
+#[napi]
+pub async fn stage_container(spec: String, command: String) -> Result<bool> {
+    let spec = parse_spec(&spec, &command)?;
+    let mut staged = false;
+    for replica in spec.replicas() {
+        staged |= crate::deps::stage(&replica).await.map_err(|e| {
+            crate::deps::record_refusal(&replica, &e);
+            js_error(e.kept(), &command)
+        })?;
+    }
+    Ok(staged)
+}
+
+/// Removes what `stageContainer` created (a later check of the same command refused).
+#[napi]
+pub async fn unstage_container(spec: String, command: String) -> Result<()> {
+    let spec = parse_spec(&spec, &command)?;
+    for replica in spec.replicas() {
+        crate::deps::unstage(&replica)
+            .await
+            .map_err(|e| js_error(e, &command))?;
+    }
+    Ok(())
 }
 
 /// A runner's own replica: PM2 numbers the instances of a replicated service's runner
