@@ -6,8 +6,10 @@ const native = require('./native');
 
 module.exports = {
   // Registered in nx.json `plugins`, Nx loads this module as a plugin: inferred projects and
-  // targets (createNodesV2) and their edges (createDependencies), lib/plugin.js.
+  // targets (createNodes; createNodesV2 for Nx 22) and their edges (createDependencies),
+  // lib/plugin.js.
   name: '@workspace/orchestrator',
+  createNodes: require('./plugin').createNodes,
   createNodesV2: require('./plugin').createNodesV2,
   createDependencies: require('./plugin').createDependencies,
   ...operations,

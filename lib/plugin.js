@@ -8,10 +8,12 @@ const fs = require('fs');
 const path = require('path');
 
 // Ecosystem files anywhere; a compose file alone (a compose-only workspace) at the Nx root or
-// beside an nx.json: compose files deeper down (examples, fixtures) are not workspaces.
+// beside an nx.json: compose files deeper down (examples, fixtures) are not workspaces. The
+// project.json files tell where the projects a workspace already defines live: inferred targets
+// join a project of the same name wherever it is (Nx refuses a name defined twice).
 const ECOSYSTEM_NAMES = ['ecosystem.config.js', 'ecosystem.config.cjs', 'ecosystem.config.json'];
 const COMPOSE_NAMES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
-const PATTERN = '**/{ecosystem.config.{js,cjs,json},compose.{yaml,yml},docker-compose.{yml,yaml}}';
+const PATTERN = '**/{ecosystem.config.{js,cjs,json},compose.{yaml,yml},docker-compose.{yml,yaml},project.json}';
 
 // createNodesV2 and createDependencies run in the same plugin worker and need the same answer:
 // it is computed once per state of the files it reads (their modification times).
@@ -30,7 +32,36 @@ function workspaceFile(nxRoot, file) {
   return COMPOSE_NAMES.map((n) => path.join(rel, n)).find((f) => fs.existsSync(path.join(nxRoot, f))) === file ? file : null;
 }
 
-function infer(nxRoot, file) {
+/** The projects the workspace's project.json files name: [{ name, root }] (roots relative to
+ * the Nx root), each file read once per modification. */
+const named = new Map();
+function existingProjects(nxRoot, files) {
+  const out = [];
+  for (const f of files) {
+    if (path.basename(f) !== 'project.json' || f.split('/').includes('node_modules')) continue;
+    let mtime = 0;
+    try {
+      mtime = fs.statSync(path.join(nxRoot, f)).mtimeMs;
+    } catch (_) {
+      continue;
+    }
+    let hit = named.get(f);
+    if (!hit || hit.mtime !== mtime) {
+      let name;
+      try {
+        name = JSON.parse(fs.readFileSync(path.join(nxRoot, f), 'utf8')).name;
+      } catch (_) {
+        /* Nx reports a broken project.json itself */
+      }
+      hit = { mtime, name: typeof name === 'string' ? name : undefined };
+      named.set(f, hit);
+    }
+    if (hit.name) out.push({ name: hit.name, root: path.dirname(f) === '' ? '.' : path.dirname(f) });
+  }
+  return out;
+}
+
+function infer(nxRoot, file, projects = lastProjects) {
   const rel = path.dirname(file);
   const root = path.join(nxRoot, rel);
   const stamp = [file, ...INPUTS.map((f) => path.join(rel, f))]
@@ -41,27 +72,31 @@ function infer(nxRoot, file) {
         return 0;
       }
     })
-    .join(',');
+    .join(',') + JSON.stringify(projects);
   const hit = cache.get(file);
   if (hit && hit.stamp === stamp) return hit.value;
   const { loadEcosystem } = require('./workspace');
   const native = require('./native');
   const { ecosystem, file: ecosystemFile } = loadEcosystem(root, 'nx graph');
-  const value = native.inferProjects({ workspaceRoot: root, ecosystem, ecosystemFile, rel: rel === '' ? '.' : rel });
+  const value = native.inferProjects({ workspaceRoot: root, ecosystem, ecosystemFile, rel: rel === '' ? '.' : rel, projects });
   cache.set(file, { stamp, value });
   return value;
 }
+
+// The projects of the last graph computation, for createDependencies (same worker, same files).
+let lastProjects = [];
 
 const createNodesV2 = [
   PATTERN,
   async (files, _options, context) => {
     const out = [];
+    lastProjects = existingProjects(context.workspaceRoot, files);
     for (const candidate of files) {
-      if (candidate.split('/').includes('node_modules')) continue;
+      if (candidate.split('/').includes('node_modules') || path.basename(candidate) === 'project.json') continue;
       const file = workspaceFile(context.workspaceRoot, candidate);
       if (!file) continue;
       try {
-        out.push([file, { projects: infer(context.workspaceRoot, file).projects }]);
+        out.push([file, { projects: infer(context.workspaceRoot, file, lastProjects).projects }]);
       } catch (e) {
         // A broken ecosystem file must not take the whole graph down; verify names the problem.
         process.stderr.write(`@workspace/orchestrator: no targets inferred from ${file}: ${e.message}\n`);
@@ -105,4 +140,5 @@ async function createDependencies(_options, context) {
   return edges;
 }
 
-module.exports = { createNodesV2, createDependencies };
+// Nx 22 reads `createNodesV2`, Nx 23+ `createNodes` (the same shape since Nx 21).
+module.exports = { createNodes: createNodesV2, createNodesV2, createDependencies };

@@ -91,6 +91,25 @@ fn join(a: &str, b: &str) -> String {
     }
 }
 
+/// An app's project: its targets, and its name when the project is new.
+fn app_project(cat: &Catalog, options: &Value, name: Option<&str>) -> Value {
+    let mut targets = Map::new();
+    for (t, d) in APP_TARGETS {
+        let mut x = with_profiles(target(t, options.clone(), d), &cat.config.profiles);
+        if t == "deploy" {
+            // The app's own build first (when it has one), through the Nx graph.
+            x["dependsOn"] = json!(["build"]);
+        }
+        targets.insert(t.into(), x);
+    }
+    let mut p =
+        json!({ "projectType": "application", "tags": ["orchestrator:app"], "targets": targets });
+    if let Some(n) = name {
+        p["name"] = json!(n);
+    }
+    p
+}
+
 /// The name Nx gives a project at `dir` from its own files (`project.json`, then
 /// `package.json`), if any.
 fn own_name(dir: &Path) -> Option<Option<String>> {
@@ -107,11 +126,24 @@ fn own_name(dir: &Path) -> Option<Option<String>> {
 
 /// The projects for a workspace whose files sit at `rel` (relative to the Nx root; `.` for the
 /// Nx root itself). `compose_deps` are the compose services with their `depends_on`.
-pub fn infer(cat: &Catalog, rel: &str, compose_deps: &[(String, Vec<String>)]) -> Inferred {
+/// `existing` maps the names the workspace's project.json files define to their roots: a
+/// service's project, or the `workspace` project, that is already defined somewhere gets the
+/// inferred targets there (its own targets win), and is never defined a second time.
+pub fn infer(
+    cat: &Catalog,
+    rel: &str,
+    compose_deps: &[(String, Vec<String>)],
+    existing: &BTreeMap<String, String>,
+) -> Inferred {
     let mut projects = BTreeMap::new();
     let mut app_projects: Vec<String> = Vec::new();
     let root = &cat.root;
     for s in cat.services.iter().filter(|s| s.kind == Kind::App) {
+        if let Some(at) = existing.get(&s.name) {
+            projects.insert(at.clone(), app_project(cat, &json!({}), None));
+            app_projects.push(s.name.clone());
+            continue;
+        }
         let Ok(cwd) = s.cwd.strip_prefix(root) else {
             continue; // outside the workspace
         };
@@ -127,30 +159,23 @@ pub fn infer(cat: &Catalog, rel: &str, compose_deps: &[(String, Vec<String>)]) -
             Some(n) if n != &s.name => json!({ "service": s.name }),
             _ => json!({}),
         };
-        let mut targets = Map::new();
-        for (t, d) in APP_TARGETS {
-            let mut x = with_profiles(target(t, options.clone(), d), &cat.config.profiles);
-            if t == "deploy" {
-                // The app's own build first (when it has one), through the Nx graph.
-                x["dependsOn"] = json!(["build"]);
-            }
-            targets.insert(t.into(), x);
-        }
         app_projects.push(name.clone().unwrap_or_else(|| s.name.clone()));
-        let mut p = json!({ "projectType": "application", "tags": ["orchestrator:app"], "targets": targets });
-        if name.is_none() {
-            p["name"] = json!(s.name);
-        }
-        projects.insert(join(rel, &cwd), p);
+        let new_name = name.is_none().then_some(s.name.as_str());
+        projects.insert(join(rel, &cwd), app_project(cat, &options, new_name));
     }
     for s in cat.services.iter().filter(|s| s.kind == Kind::Dependency) {
-        let dir = format!("deps/{}", s.name);
-        let own = own_name(&root.join(&dir));
         let mut targets = Map::new();
         for (t, d) in DEP_TARGETS {
             let x = with_profiles(target(t, json!({}), d), &cat.config.profiles);
             targets.insert(t.into(), x);
         }
+        if let Some(at) = existing.get(&s.name) {
+            let p = json!({ "tags": ["type:dependency", "orchestrator:dependency"], "targets": targets });
+            projects.insert(at.clone(), p);
+            continue;
+        }
+        let dir = format!("deps/{}", s.name);
+        let own = own_name(&root.join(&dir));
         let mut p = json!({ "projectType": "application", "tags": ["type:dependency", "orchestrator:dependency"], "targets": targets });
         if !matches!(own, Some(Some(_))) {
             p["name"] = json!(s.name);
@@ -228,16 +253,25 @@ pub fn infer(cat: &Catalog, rel: &str, compose_deps: &[(String, Vec<String>)]) -
         targets.insert(name.into(), x);
     }
     let mut ws = json!({ "targets": targets, "tags": ["orchestrator:workspace"] });
-    if !matches!(own_name(root), Some(Some(_)))
-        || rel == "." && !root.join("project.json").is_file()
-    {
-        ws["name"] = json!(if rel == "." {
-            "workspace".to_string()
-        } else {
-            format!("{}-workspace", rel.rsplit('/').next().unwrap_or(rel))
-        });
+    let ws_name = if rel == "." {
+        "workspace".to_string()
+    } else {
+        format!("{}-workspace", rel.rsplit('/').next().unwrap_or(rel))
+    };
+    match existing.get(&ws_name) {
+        // The workspace project is defined elsewhere (e.g. tools/workspace-cli/project.json).
+        Some(at) => {
+            projects.insert(at.clone(), ws);
+        }
+        None => {
+            if !matches!(own_name(root), Some(Some(_)))
+                || rel == "." && !root.join("project.json").is_file()
+            {
+                ws["name"] = json!(ws_name);
+            }
+            projects.insert(join(rel, ""), ws);
+        }
     }
-    projects.insert(join(rel, ""), ws);
     let mut edges = Vec::new();
     for (name, ds) in compose_deps {
         for d in ds {

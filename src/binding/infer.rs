@@ -14,6 +14,16 @@ pub struct InferRequest {
     pub ecosystem_file: String,
     /// The workspace's directory relative to the Nx workspace root (`.` when the same).
     pub rel: String,
+    /// The projects the workspace's project.json files already name: inferred targets join a
+    /// project of the same name where it is, instead of defining it twice.
+    pub projects: Option<Vec<NamedProject>>,
+}
+
+#[napi(object)]
+pub struct NamedProject {
+    pub name: String,
+    /// Relative to the Nx workspace root.
+    pub root: String,
 }
 
 /// `{ projects: { <root>: ProjectConfiguration }, edges: [[source, target]] }`.
@@ -40,6 +50,12 @@ pub fn infer_projects(req: InferRequest) -> Result<serde_json::Value> {
                 .collect(),
             _ => Vec::new(),
         };
-    let inferred = crate::infer::infer(&cat, &req.rel, &deps);
+    let existing: std::collections::BTreeMap<String, String> = req
+        .projects
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.name, p.root))
+        .collect();
+    let inferred = crate::infer::infer(&cat, &req.rel, &deps, &existing);
     Ok(serde_json::to_value(inferred).unwrap_or_default())
 }
