@@ -173,7 +173,7 @@ test('PM2 older than the minimum → EXIT_PREREQUISITE with the upgrade step', a
   const before = await h.snapshot();
   const r = h.cli(['start', 'server', '--cwd', ws]);
   assert.strictEqual(r.code, 13, r.out);
-  assert.match(r.out, /EXIT_PREREQUISITE \(13\).*pm2 4\.5\.6 is older than the supported minimum 5\.0\.0/);
+  assert.match(r.out, /EXIT_PREREQUISITE \(13\).*pm2 4\.5\.6 is older than the supported minimum 6\.0\.0/);
   assert.match(r.out, /npm install --save-dev pm2@latest/);
   assert.deepStrictEqual(await h.snapshot(), before);
 });

@@ -83,8 +83,11 @@ test('an image that cannot be obtained: the running database serves on, status s
   const s = status('postgres');
   assert.deepStrictEqual([s.state, s.health, s.lastFailure.code], ['online', 'healthy', 'EXIT_IMAGE_UNAVAILABLE']);
   assert.match(s.lastFailure.reason, /not replaced, still running the previous container/);
-  const events = fs.readFileSync(path.join(ws, 'apps', 'logs', 'postgres', 'events.jsonl'), 'utf8');
-  assert.match(events, /"event":"refused"/);
+  const events = fs.readFileSync(path.join(ws, 'apps', 'logs', 'postgres', 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const refused = events.filter((e) => e.event === 'refused');
+  assert.strictEqual(refused.length, 1, JSON.stringify(events));
+  require('./contract').check('event', refused[0], 'the refused event');
+  assert.strictEqual(refused[0].code, 'EXIT_IMAGE_UNAVAILABLE');
 });
 
 test('a configuration the engine refuses (a bind mount of a missing path): refused before the stop', async () => {

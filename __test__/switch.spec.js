@@ -41,12 +41,14 @@ fs.appendFileSync(path.join(ws, 'config', 'env', 'development.env'), 'ONLY_DEV=d
 fs.appendFileSync(path.join(ws, 'config', 'env', 'staging.env'), 'ONLY_STAGING=staging-value\n');
 
 const envOf = async (port) => JSON.parse((await h.get(`http://127.0.0.1:${port}/`)).body);
+// Every event read is checked against contracts/event.schema.json.
 const events = (service) =>
   fs
     .readFileSync(path.join(ws, 'apps', 'logs', service, 'events.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l));
+    .map((l) => JSON.parse(l))
+    .map((e) => (require('./contract').check('event', e, `an event of ${service}`), e));
 const containerEnv = (service) => {
   const id = h.docker(['ps', '-q', '--filter', `label=dev.orchestrator.workspace=${ws}`, '--filter', `label=dev.orchestrator.service=${service}`]).stdout.trim();
   return { id, env: JSON.parse(h.docker(['inspect', '-f', '{{json .Config.Env}}', id]).stdout) };

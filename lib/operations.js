@@ -65,11 +65,16 @@ async function prepare(kind, ctx, opts, pm2, located) {
  * Make-before-break, before anything that runs is touched: every dependency's image is obtained
  * (pulled or built), and for a step that replaces a running container its replacement is
  * created (not started), so the engine's verdict on the new configuration comes first. A refusal
- * removes what was staged and leaves every service as it was. Resolves with the images by service.
+ * removes what was staged and leaves every service as it was. Resolves with the images by service
+ * and `unstage()`, which removes a staged container the command did not use (a later step
+ * failed before its turn); one swapped in no longer goes by the staged name.
  */
 async function makeBeforeBreak(plan, command) {
   const images = {};
   const staged = [];
+  const unstage = async () => {
+    for (const spec of staged.splice(0)) await native.unstageContainer(spec, command).catch(() => {});
+  };
   try {
     for (const step of plan.steps) {
       if (!step.container || step.job) continue;
@@ -78,10 +83,10 @@ async function makeBeforeBreak(plan, command) {
       if (step.replacing && (await native.stageContainer(spec, command))) staged.push(spec);
     }
   } catch (e) {
-    for (const spec of staged) await native.unstageContainer(spec, command).catch(() => {});
+    await unstage();
     throw e;
   }
-  return images;
+  return { images, unstage };
 }
 
 /** The workspace's agent (lib/agent.js) under PM2: started when it is not online. It owns the
@@ -165,70 +170,80 @@ async function launch(kind, opts) {
       // Node apps get the preload (lib/preload.js): they write their own log lines (PM2's writer
       // loses lines under a burst) and shut down without losing a request.
       for (const step of plan.steps) if (step.app && step.kind === 'app') step.app = withPreload(step.app);
-      const containers = {};
-      const ready = [];
-      const pending = [];
-      const images = await makeBeforeBreak(plan, ctx.command);
-      await ensureAgent(pm2, plan);
-      // Explicit start/restart: the failed mark and the history cleared, a profile switch
-      // recorded, before PM2 acts.
-      native.markLaunched(
-        plan.workspaceRoot,
-        plan.steps.filter((s) => s.supervision).map((s) => s.supervision),
-        ctx.command,
-      );
-      const readyTarget = (step, list) => ({
-        ...step.ready,
-        pids: list.filter((p) => p.name === step.service && p.pid).map((p) => p.pid),
-        pidFiles: list.filter((p) => p.name === step.service && p.pidFile).map((p) => p.pidFile),
-        ...(containers[step.service] ? { containerId: containers[step.service].id, hasHealthcheck: containers[step.service].hasHealthcheck } : {}),
-      });
-      for (const step of plan.steps) {
-        // What cannot be honoured is said, as compose says it (and verify lists it).
-        for (const w of step.warnings || []) process.stderr.write(`${step.service}: warning: ${w}\n`);
-        // A one-shot job runs to completion here (not under PM2); a failure stops the command
-        // before what waits for it starts, with the job's last lines.
-        if (step.job) {
-          if (step.action !== 'already-stopped' && step.action !== 'stop') {
-            const job = await native.runJob(JSON.stringify(step.container), step.blocked, ctx.command);
-            containers[step.service] = { id: job.id, image: step.container.image, completed: true, exitCode: job.exitCode };
-          }
-          continue;
-        }
-        // A dependency's container is made to run here, in the command (progress and engine
-        // refusals reach the user): the staged replacement swapped in, or created; the runner
-        // PM2 starts next adopts it.
-        const ensure = step.container
-          ? async () => {
-              const c = await native.ensureContainer(JSON.stringify(step.container), ctx.command);
-              containers[step.service] = { ...c, pulled: c.pulled || images[step.service]?.pulled };
-            }
-          : undefined;
-        try {
-          await pm2.apply(step, ensure);
-        } catch (e) {
-          if (isActionable(e)) throw e;
-          throw make('EXIT_FAILURE', {
-            service: step.service,
-            command: ctx.command,
-            message: `PM2 could not ${step.action} ${step.service}: ${e.message}`,
-            remediation: [`Check the "${step.service}" entry of ${step.kind === 'dependency' ? 'docker-compose.yml' : 'ecosystem.config.js'}`, `Run \`pm2 logs ${step.service}\``],
-          });
-        }
-        if (!step.ready) continue;
-        // Dependencies gate what follows (compose `depends_on`, then the apps).
-        if (step.gate) ready.push(...(await native.waitReady([readyTarget(step, await pm2.list())], ctx.command)));
-        else pending.push(step);
+      const { images, unstage } = await makeBeforeBreak(plan, ctx.command);
+      try {
+        return await carryOut(plan, pm2, ctx, images);
+      } finally {
+        await unstage();
       }
-      if (pending.length) {
-        const list = await pm2.list();
-        ready.push(...(await native.waitReady(pending.map((s) => readyTarget(s, list)), ctx.command)));
-      }
-      return summarize(plan, await pm2.list(), ready, containers);
     }, { precheck: (located) => prepare(kind, ctx, opts, null, located) });
   } catch (e) {
     throw normalize(e, { command: ctx.command });
   }
+}
+
+/** Carries out a checked plan: the agent, the launch records, then each step with PM2, the
+ * dependencies' health gating what follows, then the wait until every service is ready. */
+async function carryOut(plan, pm2, ctx, images) {
+  const containers = {};
+  const ready = [];
+  const pending = [];
+  await ensureAgent(pm2, plan);
+  // Explicit start/restart: the failed mark and the history cleared, a profile switch
+  // recorded, before PM2 acts.
+  native.markLaunched(
+    plan.workspaceRoot,
+    plan.steps.filter((s) => s.supervision).map((s) => s.supervision),
+    ctx.command,
+  );
+  const readyTarget = (step, list) => ({
+    ...step.ready,
+    pids: list.filter((p) => p.name === step.service && p.pid).map((p) => p.pid),
+    pidFiles: list.filter((p) => p.name === step.service && p.pidFile).map((p) => p.pidFile),
+    ...(containers[step.service] ? { containerId: containers[step.service].id, hasHealthcheck: containers[step.service].hasHealthcheck } : {}),
+  });
+  for (const step of plan.steps) {
+    // What cannot be honoured is said, as compose says it (and verify lists it).
+    for (const w of step.warnings || []) process.stderr.write(`${step.service}: warning: ${w}\n`);
+    // A one-shot job runs to completion here (not under PM2); a failure stops the command
+    // before what waits for it starts, with the job's last lines.
+    if (step.job) {
+      if (step.action !== 'already-stopped' && step.action !== 'stop') {
+        const job = await native.runJob(JSON.stringify(step.container), step.blocked, ctx.command);
+        containers[step.service] = { id: job.id, image: step.container.image, completed: true, exitCode: job.exitCode };
+      }
+      continue;
+    }
+    // A dependency's container is made to run here, in the command (progress and engine
+    // refusals reach the user): the staged replacement swapped in, or created; the runner
+    // PM2 starts next adopts it.
+    const ensure = step.container
+      ? async () => {
+          const c = await native.ensureContainer(JSON.stringify(step.container), ctx.command);
+          containers[step.service] = { ...c, pulled: c.pulled || images[step.service]?.pulled };
+        }
+      : undefined;
+    try {
+      await pm2.apply(step, ensure);
+    } catch (e) {
+      if (isActionable(e)) throw e;
+      throw make('EXIT_FAILURE', {
+        service: step.service,
+        command: ctx.command,
+        message: `PM2 could not ${step.action} ${step.service}: ${e.message}`,
+        remediation: [`Check the "${step.service}" entry of ${step.kind === 'dependency' ? 'docker-compose.yml' : 'ecosystem.config.js'}`, `Run \`pm2 logs ${step.service}\``],
+      });
+    }
+    if (!step.ready) continue;
+    // Dependencies gate what follows (compose `depends_on`, then the apps).
+    if (step.gate) ready.push(...(await native.waitReady([readyTarget(step, await pm2.list())], ctx.command)));
+    else pending.push(step);
+  }
+  if (pending.length) {
+    const list = await pm2.list();
+    ready.push(...(await native.waitReady(pending.map((s) => readyTarget(s, list)), ctx.command)));
+  }
+  return summarize(plan, await pm2.list(), ready, containers);
 }
 
 /** Starts services (idempotent): the default set, `services`, or every service with `all`. */

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The main job: bring the example workspace up (its default services, postgres first, under the
-# development profile unless PROFILE is set) and show what runs. Without a registry the example's
-# postgres comes from the local build (scripts/postgres-image.sh decides, scripts/example-env.sh
-# records it in examples/workspace/.env).
+# development profile unless PROFILE is set) and show what runs. On a fresh clone it first does
+# the set-up (scripts/setup.sh: npm ci, the native addon, the example's dependencies, a Docker
+# engine, a Postgres image), which is quick when nothing changed. Without a registry the
+# example's postgres comes from the local build (scripts/postgres-image.sh decides,
+# scripts/example-env.sh records it in examples/workspace/.env).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-bash "$here/docker-engine.sh" >/dev/null
-# The image goes into the example's .env (beside its compose file), so later commands use it too.
-bash "$here/example-env.sh" >/dev/null
+bash "$here/setup.sh"
 export NX_DAEMON=false
 cd "$here/../examples/workspace"
 # server:setup starts postgres first (Nx graph) and applies the server's migrations (once).

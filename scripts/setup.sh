@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Set-up after `npm ci`: build the native addon (release), install the example workspace, and
-# make sure a Docker engine answers and a Postgres image is at hand for the example's
-# dependencies (the official one, or a local build when no registry answers).
-# Idempotent: rerun it after pulling.
+# Set-up, idempotent and quick when nothing changed (`npm run example:up` and `npm test` run it
+# themselves): the package's npm dependencies (npm ci, when its lockfile changed since the last
+# install), the native addon (release; cargo rebuilds only what changed), the example
+# workspace's dependencies (likewise), a Docker engine that answers and a Postgres image for the
+# example (the official one, or a local build when no registry answers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,11 @@ need node "install Node.js 18 or newer"
 need npm "install npm (comes with Node.js)"
 need cargo "install Rust stable (https://rustup.rs)"
 
-if [ ! -d node_modules/@napi-rs/cli ]; then
+# npm ci when node_modules is missing or older than the lockfile (npm writes
+# node_modules/.package-lock.json at every install).
+installed() { [ -f "$1/node_modules/.package-lock.json" ] && [ ! "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]; }
+
+if ! installed .; then
   echo "setup: installing the package's npm dependencies (npm ci)"
   npm ci --no-audit --no-fund
 fi
@@ -19,8 +24,10 @@ fi
 echo "setup: building the native addon (release)"
 npx napi build --platform --release
 
-echo "setup: installing the example workspace (examples/workspace)"
-(cd examples/workspace && npm ci --no-audit --no-fund)
+if ! installed examples/workspace; then
+  echo "setup: installing the example workspace (examples/workspace, npm ci)"
+  (cd examples/workspace && npm ci --no-audit --no-fund)
+fi
 
 echo "setup: Docker engine and the example's Postgres image"
 bash scripts/docker-engine.sh

@@ -5,7 +5,7 @@ use semver::Version;
 use crate::error::{Error, Result};
 
 pub const MIN_NODE: &str = "18.0.0";
-pub const MIN_PM2: &str = "5.0.0";
+pub const MIN_PM2: &str = "6.0.0";
 
 fn parse(v: &str) -> Option<Version> {
     let v = v.trim().trim_start_matches('v');
@@ -67,7 +67,7 @@ mod tests {
         assert_eq!((a.code.as_str(), a.exit_code), ("EXIT_PREREQUISITE", 13));
         assert!(
             a.message
-                .contains("pm2 4.5.6 is older than the supported minimum 5.0.0"),
+                .contains("pm2 4.5.6 is older than the supported minimum 6.0.0"),
             "{}",
             a.message
         );
