@@ -21,8 +21,15 @@ if ! installed .; then
   npm ci --no-audit --no-fund
 fi
 
-echo "setup: building the native addon (release)"
-npx napi build --platform --release
+# The addon is rebuilt when a Rust source is newer than it (cargo would find nothing to do, but
+# napi's type-definition pass can still make it compile the crate again).
+addon="$(ls orchestrator.*.node 2>/dev/null | head -1 || true)"
+if [ -z "$addon" ] || [ -n "$(find src Cargo.toml Cargo.lock build.rs -newer "$addon" -print -quit)" ]; then
+  echo "setup: building the native addon (release)"
+  npx napi build --platform --release
+else
+  echo "setup: the native addon is up to date ($addon)"
+fi
 
 if ! installed examples/workspace; then
   echo "setup: installing the example workspace (examples/workspace, npm ci)"
