@@ -22,14 +22,15 @@ fs.writeFileSync(
   path.join(ws, 'tools', 'workspace-cli', 'project.json'),
   JSON.stringify({ name: 'workspace', $schema: '../../node_modules/nx/schemas/project-schema.json', targets: { status: rootProject.targets.status, 'start-all': rootProject.targets['start-all'] } }, null, 2),
 );
-// A service project that writes one target itself (a build), and a dependency defined by hand.
+// A service project that writes one target itself (a build), and a dependency defined by hand in
+// a project.json without a name (Nx names it after its directory: postgres).
 h.edit(path.join(ws, 'apps', 'server', 'project.json'), (t) => {
   const p = JSON.parse(t);
   p.targets = { build: { executor: 'nx:run-commands', options: { command: 'node -e "console.log(\'built\')"' } } };
   return JSON.stringify(p, null, 2);
 });
-fs.mkdirSync(path.join(ws, 'infra', 'database'), { recursive: true });
-fs.writeFileSync(path.join(ws, 'infra', 'database', 'project.json'), JSON.stringify({ name: 'postgres', tags: ['infra'], targets: {} }, null, 2));
+fs.mkdirSync(path.join(ws, 'infra', 'postgres'), { recursive: true });
+fs.writeFileSync(path.join(ws, 'infra', 'postgres', 'project.json'), JSON.stringify({ tags: ['infra'], targets: {} }, null, 2));
 
 const nxSync = (...args) => spawnSync(path.join(h.EXAMPLE, 'node_modules', '.bin', 'nx'), args, { cwd: ws, env: h.childEnv(), encoding: 'utf8' });
 const project = (name) => {
@@ -57,7 +58,7 @@ test('the graph loads: one project per name, each where the workspace defines it
   assert.strictEqual(server.targets.build.executor, 'nx:run-commands', 'its own target kept');
   assert.strictEqual(server.targets.start.executor, '@workspace/orchestrator:start', 'the missing ones added');
   const pg = project('postgres');
-  assert.strictEqual(pg.root, 'infra/database');
+  assert.strictEqual(pg.root, 'infra/postgres');
   assert.ok(pg.tags.includes('infra') && pg.tags.includes('orchestrator:dependency'));
   assert.deepStrictEqual(Object.keys(pg.targets).sort(), ['logs', 'restart', 'start', 'stop']);
   const file = path.join(h.RUN_DIR, 'seed-graph.json');

@@ -32,8 +32,9 @@ function workspaceFile(nxRoot, file) {
   return COMPOSE_NAMES.map((n) => path.join(rel, n)).find((f) => fs.existsSync(path.join(nxRoot, f))) === file ? file : null;
 }
 
-/** The projects the workspace's project.json files name: [{ name, root }] (roots relative to
- * the Nx root), each file read once per modification. */
+/** The projects the workspace's project.json files define: [{ name, root }] (roots relative to
+ * the Nx root), each file read once per modification. A project.json without a `name` is named
+ * as Nx names it: after its directory. */
 const named = new Map();
 function existingProjects(nxRoot, files) {
   const out = [];
@@ -53,7 +54,8 @@ function existingProjects(nxRoot, files) {
       } catch (_) {
         /* Nx reports a broken project.json itself */
       }
-      hit = { mtime, name: typeof name === 'string' ? name : undefined };
+      const dir = path.dirname(f);
+      hit = { mtime, name: typeof name === 'string' ? name : dir !== '.' ? path.basename(dir).toLowerCase() : undefined };
       named.set(f, hit);
     }
     if (hit.name) out.push({ name: hit.name, root: path.dirname(f) === '' ? '.' : path.dirname(f) });
