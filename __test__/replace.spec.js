@@ -82,7 +82,7 @@ test('an image that cannot be obtained: the running database serves on, status s
   assert.deepStrictEqual(await picture(), before, 'PM2, the container and its data as they were');
   const s = status('postgres');
   assert.deepStrictEqual([s.state, s.health, s.lastFailure.code], ['online', 'healthy', 'EXIT_IMAGE_UNAVAILABLE']);
-  assert.match(s.lastFailure.reason, /not replaced, still running the previous container/);
+  assert.match(s.lastFailure.reason, /not replaced, still running as before/);
   const events = fs.readFileSync(path.join(ws, 'apps', 'logs', 'postgres', 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const refused = events.filter((e) => e.event === 'refused');
   assert.strictEqual(refused.length, 1, JSON.stringify(events));

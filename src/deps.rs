@@ -263,15 +263,10 @@ async fn pull_image(
 /// was refused before (or rolled back after) the running container was touched. The service
 /// stays online; `status` shows the refusal as its last failure until the next launch.
 pub fn record_refusal(spec: &ContainerSpec, err: &Error) {
-    let f = state::failure(
+    let f = state::refusal(
         &spec.service,
-        "refused",
         err.exit_code().name(),
-        &format!(
-            "not replaced, still running the previous container: {}",
-            err.message()
-        ),
-        true,
+        &err.message(),
         chrono::Utc::now(),
     );
     let _ = state::record(std::path::Path::new(&spec.workspace), &f);
@@ -299,11 +294,8 @@ fn replaced_name(name: &str) -> String {
 /// is when nothing of ours runs under that name.
 pub async fn stage(spec: &ContainerSpec) -> Result<bool> {
     let engine = connect().await?;
-    let inspect = |name: String| {
-        let engine = engine.clone();
-        async move { engine.inspect(&name).await }
-    };
-    let seen = inspect(spec.name.clone())
+    let seen = engine
+        .inspect(&spec.name)
         .await
         .map_err(|e| docker_err(&spec.service, e))?;
     let old = match docker::decide_existing(spec, seen.as_ref()) {
@@ -314,7 +306,8 @@ pub async fn stage(spec: &ContainerSpec) -> Result<bool> {
         _ => return Ok(false),
     };
     let staged = staged_name(&spec.name);
-    if let Some(s) = inspect(staged.clone())
+    if let Some(s) = engine
+        .inspect(&staged)
         .await
         .map_err(|e| docker_err(&spec.service, e))?
     {
@@ -389,9 +382,7 @@ async fn swap_in(
             let _ = engine.remove(&staged.id).await;
             if let Some(o) = old {
                 engine.rename(&o.id, &spec.name).await.map_err(de)?;
-                if o.running || o.started_at.is_some() {
-                    let _ = engine.start(&o.id, &spec.name).await;
-                }
+                let _ = engine.start(&o.id, &spec.name).await;
             }
             Err(err)
         }
@@ -399,8 +390,9 @@ async fn swap_in(
 }
 
 /// The container runs with this spec: adopted when ours, running and identical; otherwise the
-/// staged replacement ([`stage`]) swapped in, or (re)created and started. Refusals are `EXIT_CONTAINER_FAILED` with the engine's status
-/// and message, naming host processes that hold a published port.
+/// staged replacement ([`stage`]) swapped in, or (re)created and started. Refusals are
+/// `EXIT_CONTAINER_FAILED` with the engine's status and message, naming host processes that
+/// hold a published port.
 pub async fn ensure_container(
     spec: &ContainerSpec,
     fresh: bool,

@@ -313,12 +313,10 @@ pub fn record_refusal(root: &Path, e: &Error, running: &[String]) {
         _ => return,
     };
     let f = if running.contains(service) {
-        crate::state::failure(
+        crate::state::refusal(
             service,
-            "refused",
             e.exit_code().name(),
-            &format!("not replaced, still running as before: {}", e.message()),
-            true,
+            &e.message(),
             chrono::Utc::now(),
         )
     } else {

@@ -51,6 +51,19 @@ pub fn failure(
     }
 }
 
+/// A restart, switch or deploy refused while the service runs on as it was: recorded as its last
+/// failure (state `refused`, which `status` shows without taking the service for failed).
+pub fn refusal(service: &str, code: &str, message: &str, now: DateTime<Utc>) -> LastFailure {
+    failure(
+        service,
+        "refused",
+        code,
+        &format!("not replaced, still running as before: {message}"),
+        true,
+        now,
+    )
+}
+
 pub fn read(root: &Path, service: &str) -> Option<Record> {
     let text = std::fs::read_to_string(state_file(root, service)).ok()?;
     serde_json::from_str(&text).ok()
