@@ -90,7 +90,7 @@ pub fn runner_cause(code: Option<i64>) -> Option<&'static str> {
 }
 
 fn tail_pm2_log(home: &str) -> String {
-    crate::ready::tail_lines(&Path::new(home).join("pm2.log"), 200).join("\n")
+    crate::logs::tail_lines(&Path::new(home).join("pm2.log"), 200).join("\n")
 }
 
 /// A declared port of an app now held by another process: restarting cannot help.
@@ -117,7 +117,7 @@ fn report(rec: &Record, root: &Path, e: &ExitEvent) -> ExitReport {
             .or_else(|| Some(crate::pm2rpc::default_home().display().to_string()))
             .and_then(|h| signal_from_pm2_log(&tail_pm2_log(&h), &e.service, &e.pm_id)),
     };
-    let stderr = crate::ready::tail_lines(
+    let stderr = crate::logs::tail_lines(
         &root
             .join("apps")
             .join("logs")

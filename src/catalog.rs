@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::config::{PluginConfig, ServiceConfig};
 use crate::envfile::{self, ResolvedEnv};
 use crate::error::{Error, Result};
+use crate::names::{is_valid_name, validate_name};
 
 pub const META_WORKSPACE: &str = "ORCHESTRATOR_WORKSPACE";
 pub const META_PROFILE: &str = "ORCHESTRATOR_PROFILE";
@@ -64,37 +65,6 @@ pub use crate::compose::COMPOSE_FILES;
 /// A service's log directory: `apps/logs/<service>` under the workspace root.
 pub fn log_dir_of(root: &Path, service: &str) -> PathBuf {
     root.join("apps").join("logs").join(service)
-}
-
-/// Service and profile names: they become PM2 names and log directories, so no path tricks.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name != "."
-        && name != ".."
-        && !name.contains("..")
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-pub fn validate_name(name: &str, what: &str) -> Result<()> {
-    if is_valid_name(name) {
-        Ok(())
-    } else {
-        let shown: String = name.chars().take(40).collect();
-        Err(Error::Usage {
-            message: format!(
-                "invalid {what} name \"{shown}{}\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-                if name.chars().count() > 40 { "…" } else { "" }
-            ),
-            remediation: format!("Pass an existing {what} name"),
-        })
-    }
 }
 
 fn invalid(file: &Path, key: String, message: impl Into<String>) -> Error {
@@ -291,7 +261,7 @@ pub fn build(
                     &nx_json,
                     format!(
                         "pluginsConfig[\"{}\"].defaultServices",
-                        crate::config::PLUGIN_KEY
+                        crate::names::PLUGIN_KEY
                     ),
                     format!("names \"{d}\", which is not a service of this workspace"),
                 ));
@@ -305,7 +275,7 @@ pub fn build(
                     &nx_json,
                     format!(
                         "pluginsConfig[\"{}\"].services.{name}.dependsOn",
-                        crate::config::PLUGIN_KEY
+                        crate::names::PLUGIN_KEY
                     ),
                     format!("names \"{d}\", which is not another service of this workspace"),
                 ));
@@ -318,7 +288,7 @@ pub fn build(
                 &nx_json,
                 format!(
                     "pluginsConfig[\"{}\"].services.{name}",
-                    crate::config::PLUGIN_KEY
+                    crate::names::PLUGIN_KEY
                 ),
                 "configures a service that no ecosystem app or compose service declares",
             ));
@@ -625,26 +595,6 @@ mod tests {
             {"name": "server", "script": "main.js", "cwd": "apps/server", "exec_mode": "cluster", "instances": 2,
              "env": {"PORT": "3000"}}
         ]})
-    }
-
-    #[test]
-    fn names_are_validated_against_path_tricks() {
-        for bad in [
-            "",
-            "..",
-            "../etc",
-            "a/b",
-            "a b",
-            ".hidden",
-            "x..y",
-            &"a".repeat(65),
-            "a\0b",
-        ] {
-            assert!(!is_valid_name(bad), "{bad:?} accepted");
-        }
-        for good in ["admin", "server-2", "db.main", "svc_1"] {
-            assert!(is_valid_name(good), "{good:?} rejected");
-        }
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::names::PLUGIN_KEY;
 
-pub const PLUGIN_KEY: &str = "@workspace/orchestrator";
 pub const DEFAULT_PROFILE: &str = "development";
 pub const DEFAULT_READY_TIMEOUT_SECONDS: u64 = 60;
 
@@ -96,7 +96,7 @@ pub fn parse_plugin_config(nx_json_text: &str, file: &Path) -> Result<PluginConf
             message: e.to_string(),
         })?;
     for p in &cfg.profiles {
-        if !crate::catalog::is_valid_name(p) {
+        if !crate::names::is_valid_name(p) {
             return Err(Error::InvalidConfig {
                 file: file.to_path_buf(),
                 key: format!("pluginsConfig[\"{PLUGIN_KEY}\"].profiles"),
@@ -181,7 +181,7 @@ pub fn resolve_profile(
     } else {
         // A name no profile could have (`../x`, spaces, 10 KB) is bad input, not a missing
         // registration: the message must not suggest registering it.
-        crate::catalog::validate_name(profile, "profile")?;
+        crate::names::validate_name(profile, "profile")?;
         Err(Error::ProfileUndefined {
             profile: profile.to_string(),
             registered: cfg.profiles.clone(),

@@ -71,7 +71,7 @@ fn with_profiles(mut t: Value, profiles: &[String]) -> Value {
 
 fn target(executor: &str, options: Value, description: &str) -> Value {
     json!({
-        "executor": format!("{}:{executor}", crate::config::PLUGIN_KEY),
+        "executor": format!("{}:{executor}", crate::names::PLUGIN_KEY),
         "options": options,
         "cache": false,
         // They act on processes, not files: nothing to hash (and a dependency's project root

@@ -164,7 +164,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
     let nx_json = config::nx_json_path(&root);
     let profile = config::resolve_profile(req.profile.as_deref(), &cat.config, &nx_json)?;
     if let Some(s) = &req.service {
-        catalog::validate_name(s, "service")?;
+        crate::names::validate_name(s, "service")?;
         cat.get(s)?;
     }
     let mut profiles = Profiles {

@@ -6,7 +6,8 @@
 //! (A unit-test module, not `tests/`: an integration-test binary cannot link napi's symbols,
 //! which Node provides at load time.)
 
-use crate::{compose, envfile, logs, scan};
+use crate::logs::ts;
+use crate::{compose, envfile, logs};
 use proptest::prelude::*;
 
 proptest! {
@@ -30,13 +31,13 @@ proptest! {
 
     #[test]
     fn timestamps_of_any_bytes(b in proptest::collection::vec(any::<u8>(), 0..64)) {
-        let _ = scan::parse_ts_bytes(&b);
+        let _ = ts::parse_ts_bytes(&b);
         if let Ok(s) = std::str::from_utf8(&b) { let _ = logs::parse_ts(s); }
     }
 
     #[test]
     fn timestamps_shaped_like_rfc3339(s in "[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,12})?(Z|[+-][0-9]{2}:[0-9]{2})?.{0,5}") {
-        let _ = scan::parse_ts_bytes(s.as_bytes());
+        let _ = ts::parse_ts_bytes(s.as_bytes());
         let _ = logs::parse_ts(&s);
     }
 
@@ -45,7 +46,7 @@ proptest! {
         let off = chrono::FixedOffset::east_opt(off_min * 60).unwrap();
         let t = chrono::DateTime::from_timestamp(secs, ms * 1_000_000).unwrap().with_timezone(&off);
         let text = format!("{}: a line", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, off_min == 0));
-        let (nanos, rest) = scan::parse_ts_bytes(text.as_bytes()).unwrap();
+        let (nanos, rest) = ts::parse_ts_bytes(text.as_bytes()).unwrap();
         prop_assert_eq!(nanos, secs * 1_000_000_000 + ms as i64 * 1_000_000);
         prop_assert_eq!(&text[rest..], "a line");
     }

@@ -205,7 +205,7 @@ pub fn resolve_with(
     profile: &str,
     file: &Path,
 ) -> Result<RestartPolicy> {
-    let base = format!("pluginsConfig[\"{}\"]", crate::config::PLUGIN_KEY);
+    let base = format!("pluginsConfig[\"{}\"]", crate::names::PLUGIN_KEY);
     let mut p = RestartPolicy::default();
     let ws_key = format!("{base}.restartPolicy");
     let svc_key = format!("{base}.services.{service}.restartPolicy");

@@ -113,27 +113,6 @@ fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// Last `n` lines of a log file (reads at most the final 64 KiB).
-pub fn tail_lines(path: &std::path::Path, n: usize) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(64 * 1024);
-    if f.seek(SeekFrom::Start(start)).is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-}
-
 fn read_pid(file: &std::path::Path) -> Option<u32> {
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
@@ -148,7 +127,7 @@ pub fn failed_error(service: &str, error_log: &std::path::Path, code: &str, reas
         service: service.to_string(),
         code,
         reason: reason.to_string(),
-        last_stderr: tail_lines(error_log, 15),
+        last_stderr: crate::logs::tail_lines(error_log, 15),
         events_file: error_log
             .parent()
             .map(|d| d.join("events.jsonl"))
@@ -226,7 +205,7 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
     let exited = |t: &ReadyTarget, why: &str| Error::StartFailed {
         service: t.service.clone(),
         reason: why.to_string(),
-        last_stderr: tail_lines(&t.error_log, 15),
+        last_stderr: crate::logs::tail_lines(&t.error_log, 15),
         log_file: t.error_log.clone(),
     };
     loop {
@@ -324,7 +303,7 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
             return Err(Error::StartFailed {
                 service: t.service.clone(),
                 reason: format!("not ready within {} s: {last_problem}", t.timeout.as_secs()),
-                last_stderr: tail_lines(&t.error_log, 15),
+                last_stderr: crate::logs::tail_lines(&t.error_log, 15),
                 log_file: t.error_log.clone(),
             });
         }

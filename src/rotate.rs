@@ -43,7 +43,7 @@ impl Default for LogPolicy {
 pub fn policy(section: Option<&Value>, file: &Path) -> Result<LogPolicy> {
     let mut p = LogPolicy::default();
     let Some(v) = section else { return Ok(p) };
-    let key = |k: &str| format!("pluginsConfig[\"{}\"].logs.{k}", crate::config::PLUGIN_KEY);
+    let key = |k: &str| format!("pluginsConfig[\"{}\"].logs.{k}", crate::names::PLUGIN_KEY);
     let bad = |k: &str, m: &str| Error::InvalidConfig {
         file: file.to_path_buf(),
         key: key(k),

@@ -138,7 +138,7 @@ pub fn update<T>(
 /// Appends the events the file does not already hold among its last lines (an event is its
 /// whole JSON text: time to the millisecond, service, kind, details).
 fn append_new_events(root: &Path, service: &str, events: &[Value]) -> std::io::Result<()> {
-    let tail = crate::ready::tail_lines(&events_file(root, service), 1000);
+    let tail = crate::logs::tail_lines(&events_file(root, service), 1000);
     let missing: Vec<Value> = events
         .iter()
         .filter(|e| !tail.contains(&e.to_string()))

@@ -479,7 +479,7 @@ fn check_profile(c: &mut Collector, cat: &Catalog, profile: &str) -> Option<Prof
                 &env_file,
                 format!(
                     "pluginsConfig[\"{}\"].services.{name}.requiredEnv",
-                    config::PLUGIN_KEY
+                    crate::names::PLUGIN_KEY
                 ),
                 Some(profile),
                 format!(
@@ -544,8 +544,8 @@ fn check_shadowed_scripts(c: &mut Collector, cat: &Catalog) {
         .and_then(|p| p.as_array().cloned())
         .is_some_and(|ps| {
             ps.iter().any(|p| {
-                p.as_str() == Some(config::PLUGIN_KEY)
-                    || p.get("plugin").and_then(Value::as_str) == Some(config::PLUGIN_KEY)
+                p.as_str() == Some(crate::names::PLUGIN_KEY)
+                    || p.get("plugin").and_then(Value::as_str) == Some(crate::names::PLUGIN_KEY)
             })
         });
     if !inferring {
@@ -691,7 +691,7 @@ fn check_targets(c: &mut Collector, root: &Path, plugin_root: &Path) {
             let Some(exe) = t.get("executor").and_then(Value::as_str) else {
                 continue;
             };
-            let Some(name) = exe.strip_prefix(&format!("{}:", config::PLUGIN_KEY)) else {
+            let Some(name) = exe.strip_prefix(&format!("{}:", crate::names::PLUGIN_KEY)) else {
                 continue;
             };
             let at = format!("targets.{tname}");
@@ -710,7 +710,7 @@ fn check_targets(c: &mut Collector, root: &Path, plugin_root: &Path) {
                         "Use one of {}",
                         known
                             .iter()
-                            .map(|k| format!("{}:{k}", config::PLUGIN_KEY))
+                            .map(|k| format!("{}:{k}", crate::names::PLUGIN_KEY))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),

@@ -631,7 +631,7 @@ pub async fn acquire_lock(
 /// Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise.
 #[napi]
 pub fn validate_name(name: String, what: String, command: String) -> Result<()> {
-    crate::catalog::validate_name(&name, &what).map_err(|e| js_error(e, &command))
+    crate::names::validate_name(&name, &what).map_err(|e| js_error(e, &command))
 }
 
 #[napi(object)]

@@ -1013,7 +1013,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
             .get(&name)
             .cloned()
             .unwrap_or_else(|| (main.clone(), main_lines.clone()));
-        if !crate::catalog::is_valid_name(&name) {
+        if !crate::names::is_valid_name(&name) {
             diags.push(Diag { severity: Severity::Error, line: lines.line(&format!("services.{name}")), key: format!("services.{name}"), file, service: Some(name.clone()), message: "is not a service name the orchestrator can use (letters, digits, '.', '_', '-', at most 64)".into(), remediation: "Rename the service".into(), var: None });
             continue;
         }

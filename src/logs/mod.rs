@@ -9,416 +9,17 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
 
-use crate::scan::{nanos_of, Bounds, Cursor, LineFilter, Merger};
+pub mod files;
+pub mod line;
+pub mod scan;
+pub mod ts;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Out,
-    Err,
-}
-
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Out => "out",
-            Stream::Err => "err",
-        }
-    }
-    /// The file stem: `out` / `error`.
-    pub fn stem(self) -> &'static str {
-        match self {
-            Stream::Out => "out",
-            Stream::Err => "error",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-    Fatal,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Trace => "trace",
-            Severity::Debug => "debug",
-            Severity::Info => "info",
-            Severity::Warn => "warn",
-            Severity::Error => "error",
-            Severity::Fatal => "fatal",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Severity> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "trace" => Severity::Trace,
-            "debug" => Severity::Debug,
-            "info" | "notice" => Severity::Info,
-            "warn" | "warning" => Severity::Warn,
-            "error" | "err" => Severity::Error,
-            "fatal" | "critical" | "crit" | "panic" => Severity::Fatal,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Entry {
-    #[serde(serialize_with = "ser_time")]
-    pub time: DateTime<Utc>,
-    pub service: String,
-    /// The PM2 process id of a cluster instance with its own files (`merge_logs: false`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<u32>,
-    pub stream: Stream,
-    pub severity: Severity,
-    pub line: String,
-}
-
-fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
-/// Pure: the RFC 3339 timestamp a line starts with (`2026-11-25T10:00:00.123Z`, any fraction,
-/// `Z` or `±HH:MM`), normalised to UTC, and the rest of the line after the separator (`: ` as
-/// PM2 writes it, or a space). The parsing itself is [`crate::scan::parse_ts_bytes`].
-pub fn parse_ts(line: &str) -> Option<(DateTime<Utc>, &str)> {
-    let (n, off) = crate::scan::parse_ts_bytes(line.as_bytes())?;
-    Some((DateTime::from_timestamp_nanos(n), &line[off..]))
-}
-
-/// Pure: a line's severity: a JSON `level` (pino's numbers or a name, as pino/bunyan write
-/// it), or a leading `ERROR`/`WARN`/`INFO`/`DEBUG` token (also `[WARN]`, `error:`); otherwise
-/// `info` for stdout and `error` for stderr.
-pub fn severity(rest: &str, stream: Stream) -> Severity {
-    let t = rest.trim_start();
-    if t.starts_with('{') {
-        if let Some(i) = t.find("\"level\"") {
-            let v = t[i + 7..].trim_start().trim_start_matches(':').trim_start();
-            if let Some(num) = v
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .filter(|n| !n.is_empty())
-            {
-                if let Ok(n) = num.parse::<u32>() {
-                    return match n {
-                        0..=10 => Severity::Trace,
-                        11..=20 => Severity::Debug,
-                        21..=30 => Severity::Info,
-                        31..=40 => Severity::Warn,
-                        41..=50 => Severity::Error,
-                        _ => Severity::Fatal,
-                    };
-                }
-            }
-            if let Some(name) = v.strip_prefix('"').and_then(|v| v.split('"').next()) {
-                if let Some(s) = Severity::parse(name) {
-                    return s;
-                }
-            }
-        }
-    } else {
-        let t = own_prefix(t);
-        let bracketed = t.starts_with('[');
-        let body = t.trim_start_matches('[');
-        let word: String = body
-            .chars()
-            .take_while(|c| c.is_ascii_alphabetic())
-            .collect();
-        let after = &body[word.len()..];
-        if word == "LOG" && after.starts_with(':') {
-            return Severity::Info; // PostgreSQL's ordinary messages
-        }
-        if word.len() >= 4
-            && (word.chars().all(|c| c.is_ascii_uppercase())
-                || after.starts_with(':')
-                || (bracketed && after.starts_with(']')))
-        {
-            if let Some(s) = Severity::parse(&word) {
-                return s;
-            }
-        }
-    }
-    match stream {
-        Stream::Out => Severity::Info,
-        Stream::Err => Severity::Error,
-    }
-}
-
-/// Pure: what follows a program's own timestamp at the start of a line, and the process id
-/// after it: PostgreSQL writes `2026-11-26 10:00:00.123 UTC [29] LOG:  …` and nginx
-/// `2026/11/26 10:00:00 [error] 29#29: …` after the timestamp we add, so their severity word
-/// is the second token. A line without such a prefix is returned as it is.
-fn own_prefix(t: &str) -> &str {
-    let b = t.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if b.len() < 19
-        || !digits(0..4)
-        || !(b[4] == b'-' || b[4] == b'/')
-        || b[7] != b[4]
-        || !(b[10] == b' ' || b[10] == b'T')
-        || b[13] != b':'
-        || b[16] != b':'
-        || !digits(5..7)
-        || !digits(8..10)
-        || !digits(11..13)
-        || !digits(14..16)
-        || !digits(17..19)
-    {
-        return t;
-    }
-    let mut i = 19;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-    }
-    let mut rest = &t[i..];
-    // A zone: `Z`, `+01:00`, or a word such as `UTC`/`CET` before the next token.
-    rest = rest.strip_prefix('Z').unwrap_or(rest);
-    if rest.starts_with(['+', '-']) {
-        rest = rest[1..].trim_start_matches(|c: char| c.is_ascii_digit() || c == ':');
-    }
-    let trimmed = rest.trim_start();
-    let zone: usize = trimmed.bytes().take_while(u8::is_ascii_uppercase).count();
-    if (2..=5).contains(&zone) && trimmed[zone..].starts_with(' ') {
-        let next = trimmed[zone..].trim_start();
-        // `UTC [29] LOG:` — but `ERROR x` right after the time is the token itself.
-        if (next.starts_with('[') || next.starts_with(|c: char| c.is_ascii_uppercase()))
-            && Severity::parse(&trimmed[..zone]).is_none()
-        {
-            rest = next;
-        }
-    }
-    let rest = rest.trim_start();
-    // A `[pid]` (postgres) is skipped; a `[level]` (nginx) is the token.
-    match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
-        Some((pid, after)) if !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()) => {
-            after.trim_start()
-        }
-        _ => rest,
-    }
-}
-
-/// Pure: `--since`/`--until`: a duration back from `now` (`48h`, `30m`, `7d`, `1h30m`) or an
-/// RFC 3339 instant.
-pub fn parse_instant(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    let s = s.trim();
-    if let Some((t, rest)) = parse_ts(s) {
-        if rest.is_empty() {
-            return Ok(t);
-        }
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    match humantime::parse_duration(s) {
-        Ok(d) => chrono::Duration::from_std(d)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-            .ok_or_else(|| format!("\"{s}\" reaches too far back")),
-        Err(_) => Err(format!(
-            "\"{s}\" is neither a duration (30m, 48h, 7d) nor an RFC 3339 instant (2026-11-25T10:00:00Z)"
-        )),
-    }
-}
-
-/// One log file of a service and what its name says about it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogFile {
-    pub path: PathBuf,
-    pub stream: Stream,
-    /// PM2's process id when a cluster app keeps one file per instance (`merge_logs: false`
-    /// in its ecosystem entry: `out-<id>.log`); `None` for the one file per stream.
-    pub instance: Option<u32>,
-    /// The UTC day a rotated file covers (`None`: the live file).
-    pub day: Option<NaiveDate>,
-    /// The `.n` of a size rotation within a day (0 for the first).
-    pub part: u32,
-    pub gz: bool,
-    /// The inode the directory listing named (0 when not listed): what `open_plan` checks.
-    pub ino: u64,
-}
-
-impl LogFile {
-    /// The files of one (stream, instance) follow each other in time.
-    pub fn channel(&self) -> (Stream, Option<u32>) {
-        (self.stream, self.instance)
-    }
-}
-
-fn all_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Pure: what a file name in a service's log directory (or its `archive/`) is:
-/// `<stem>.log`, `<stem>-<id>.log` (one file per cluster instance, PM2's naming), or rotated
-/// `<stem>[-<id>]-<YYYY-MM-DD>[.<n>].log[.gz]`, with `<stem>` `out` or `error`.
-pub fn classify(path: &Path) -> Option<LogFile> {
-    let name = path.file_name()?.to_str()?;
-    for stream in [Stream::Out, Stream::Err] {
-        let Some(rest) = name.strip_prefix(stream.stem()) else {
-            continue;
-        };
-        let file = |instance, day, part, gz| LogFile {
-            path: path.to_path_buf(),
-            stream,
-            instance,
-            day,
-            part,
-            gz,
-            ino: 0,
-        };
-        if rest == ".log" {
-            return Some(file(None, None, 0, false));
-        }
-        let Some(rest) = rest.strip_prefix('-') else {
-            continue;
-        };
-        if let Some(id) = rest.strip_suffix(".log").filter(|id| all_digits(id)) {
-            return Some(file(Some(id.parse().ok()?), None, 0, false));
-        }
-        let (body, gz) = match rest.strip_suffix(".log.gz") {
-            Some(b) => (b, true),
-            None => (rest.strip_suffix(".log")?, false),
-        };
-        let (date, part) = match body.split_once('.') {
-            Some((d, n)) => (d, n.parse().ok()?),
-            None => (body, 0),
-        };
-        // `<id>-<date>`: a date has its own dashes, so the id is what precedes the last three
-        // dash-separated fields.
-        let (instance, date) = match date.rsplitn(4, '-').collect::<Vec<_>>().as_slice() {
-            [_, _, _, id] if all_digits(id) => (Some(id.parse().ok()?), &date[id.len() + 1..]),
-            [_, _, _] => (None, date),
-            _ => return None,
-        };
-        let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-        return Some(file(instance, Some(day), part, gz));
-    }
-    None
-}
-
-/// Pure: the files to read for a window, per stream in time order (rotated by day and part,
-/// then the live file). A rotated file holds the lines after the previous rotated file of its
-/// stream up to the end of its day (plus 5 minutes: rotation runs just after midnight), so a
-/// file written while rotation was missed for days is still found; the live file holds what
-/// follows the last one. Files wholly outside `[since, until]` are left out. While a rotated file
-/// is being compressed, the finished `.gz` wins over its plain original.
-pub fn plan(
-    files: &[LogFile],
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-) -> Vec<LogFile> {
-    let mut all: Vec<LogFile> = files
-        .iter()
-        .filter(|f| {
-            f.gz || f.day.is_none()
-                || !files.iter().any(|g| {
-                    g.gz && g.channel() == f.channel() && g.day == f.day && g.part == f.part
-                })
-        })
-        .cloned()
-        .collect();
-    all.sort_by_key(|f| (f.channel(), f.day.is_none(), f.day, f.part));
-    let midnight =
-        |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let mut keep = Vec::new();
-    let mut prev: Option<((Stream, Option<u32>), NaiveDate)> = None;
-    for f in all {
-        let start = prev
-            .filter(|(c, _)| *c == f.channel())
-            .map(|(_, d)| midnight(d));
-        let end = f
-            .day
-            .map(|d| midnight(d) + chrono::Duration::days(1) + chrono::Duration::minutes(5));
-        let after_since = match (since, end) {
-            (Some(s), Some(e)) => e > s,
-            _ => true,
-        };
-        let before_until = match (until, start) {
-            (Some(u), Some(s)) => s <= u,
-            _ => true,
-        };
-        if let Some(d) = f.day {
-            prev = Some((f.channel(), d));
-        }
-        if after_since && before_until {
-            keep.push(f);
-        }
-    }
-    keep
-}
-
-/// Lists a service's log files (its directory and `archive/`), with the inodes listed.
-pub fn list_files(dir: &Path) -> Vec<LogFile> {
-    use std::os::unix::fs::DirEntryExt;
-    let mut out = Vec::new();
-    for d in [dir.to_path_buf(), dir.join("archive")] {
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            out.extend(
-                rd.flatten()
-                    .filter_map(|e| classify(&e.path()).map(|f| LogFile { ino: e.ino(), ..f })),
-            );
-        }
-    }
-    out
-}
-
-/// The window's files of a service, opened. The agent renames and compresses files while we
-/// read: between listing and opening, a plain rotated file may become its `.gz` (and vanish) or
-/// the live file may be renamed to a rotated name (and a new, empty one appear). Opened
-/// descriptors keep reading what they opened whatever happens to the names afterwards, so the
-/// directory is listed, planned and opened again until every file opened is the one listed
-/// (same inode, still there), up to 20 times.
-pub fn open_plan(
-    dir: &Path,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-) -> std::io::Result<Vec<(LogFile, File)>> {
-    use std::os::unix::fs::MetadataExt;
-    // What a listing says exists, whatever its name's form (plain or .gz, online or archived):
-    // a directory read while files are renamed can miss one (readdir passes the new name's
-    // place before it exists and reaches the old one after it is gone), so two listings must
-    // agree.
-    let keys = |files: &[LogFile]| {
-        let mut k: Vec<_> = files.iter().map(|f| (f.channel(), f.day, f.part)).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
-    let mut last = Vec::new();
-    for _ in 0..20 {
-        let mut opened = Vec::new();
-        let listed = list_files(dir);
-        let mut stale = false;
-        for f in plan(&listed, since, until) {
-            match File::open(&f.path) {
-                Ok(h) if h.metadata()?.ino() == f.ino => opened.push((f, h)),
-                Ok(_) => stale = true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => stale = true,
-                Err(e) => return Err(e),
-            }
-        }
-        if !stale && keys(&listed) == keys(&list_files(dir)) {
-            return Ok(opened);
-        }
-        last = opened;
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Ok(last)
-}
+pub use files::*;
+pub use line::*;
+use scan::{Bounds, Cursor, LineFilter, Merger};
+use ts::nanos_of;
 
 /// The filter applied to every entry.
 #[derive(Debug, Clone, Default)]
@@ -481,7 +82,7 @@ fn collect(mut c: Cursor, filter: &Filter, out: &mut Vec<Entry>) -> std::io::Res
 /// Binary search: the offset of the first line with a timestamp at or after `since` (lines
 /// are in time order, as a log appends them). Reads O(log n) blocks.
 pub fn seek_since(f: &mut File, since: DateTime<Utc>) -> std::io::Result<u64> {
-    crate::scan::seek_nanos(f, nanos_of(since))
+    scan::seek_nanos(f, nanos_of(since))
 }
 
 /// Reads a plain file from byte `from` on.
@@ -657,32 +258,10 @@ pub fn read_service(dir: &Path, service: &str, q: &Query) -> std::io::Result<Vec
     Ok(all)
 }
 
-/// Reads the last `n` lines of a plain file by reading backwards from its end.
-pub fn tail_raw(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
-    let mut f = File::open(path)?;
-    let len = f.metadata()?.len();
-    let mut pos = len;
-    let mut buf: Vec<u8> = Vec::new();
-    while pos > 0 && memchr::memchr_iter(b'\n', &buf).count() <= n {
-        let step = pos.min(64 * 1024);
-        pos -= step;
-        f.seek(SeekFrom::Start(pos))?;
-        let mut chunk = vec![0u8; step as usize];
-        f.read_exact(&mut chunk)?;
-        chunk.extend_from_slice(&buf);
-        buf = chunk;
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    Ok(lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|s| s.to_string())
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
     use std::io::Write;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -1247,7 +826,7 @@ pub fn prepare(
     now: DateTime<Utc>,
 ) -> crate::error::Result<(Vec<(String, PathBuf)>, Query)> {
     for s in &req.services {
-        crate::catalog::validate_name(s, "service")?;
+        crate::names::validate_name(s, "service")?;
     }
     let cat = crate::ops::load_catalog(&req.workspace_root, &req.ecosystem, &req.ecosystem_file)?;
     let names: Vec<String> = if req.services.is_empty() {
@@ -1434,7 +1013,7 @@ pub fn print(
     out: &mut impl Write,
 ) -> crate::error::Result<u64> {
     let (services, q) = prepare(req, now)?;
-    let mut tt = crate::scan::TimeText::default();
+    let mut tt = ts::TimeText::default();
     let mut n = 0u64;
     if q.tail.is_some() {
         for e in read_all(req, &services, &q)? {
@@ -1554,7 +1133,7 @@ impl Tailer {
                 e -= 1;
             }
             let raw = &raw[..e];
-            let (time, rest) = match crate::scan::parse_ts_bytes(raw) {
+            let (time, rest) = match ts::parse_ts_bytes(raw) {
                 Some((t, off)) => {
                     self.last = Some(t);
                     (t, &raw[off..])
@@ -1886,11 +1465,11 @@ pub fn slice(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<
 fn slice_plain(mut f: File, b: Bounds) -> std::io::Result<(u64, u64, Vec<u8>)> {
     let len = f.metadata()?.len();
     let start = match b.since {
-        Some(s) => crate::scan::seek_nanos(&mut f, s)?,
+        Some(s) => scan::seek_nanos(&mut f, s)?,
         None => 0,
     };
     let end = match b.until {
-        Some(u) => crate::scan::seek_nanos(&mut f, u.saturating_add(1))?,
+        Some(u) => scan::seek_nanos(&mut f, u.saturating_add(1))?,
         None => len,
     }
     .max(start);
