@@ -81,7 +81,7 @@ console.log('wrapped');`,
 
 test('cluster workers: the settings come from the pm2_env JSON; without ORCHESTRATOR_CAPTURE nothing is captured', () => {
   const out = path.join(dir, 'worker', 'out-3.log');
-  const r = runApp('worker', "console.log('from a worker');", {
+  runApp('worker', "console.log('from a worker');", {
     ORCHESTRATOR_CAPTURE: '',
     pm_out_log_path: '',
     pm2_env: JSON.stringify({ pm_out_log_path: out, pm_err_log_path: path.join(dir, 'worker', 'error-3.log'), env: { ORCHESTRATOR_CAPTURE: '1' } }),

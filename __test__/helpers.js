@@ -147,7 +147,7 @@ function tempWorkspace(name, { adminPort = 15173, serverPort = 13000, pgPort = 1
 /** Zitadel's image cannot be obtained on machines without a registry: drop it from a temporary
  * workspace (compose service, its nx.json settings and its project). */
 function withoutZitadel(ws, replacement = '\nvolumes:') {
-  edit(path.join(ws, 'docker-compose.yml'), (t) => t.replace(/\n  zitadel:[\s\S]*?\nvolumes:/, replacement));
+  edit(path.join(ws, 'docker-compose.yml'), (t) => t.replace(/\n {2}zitadel:[\s\S]*?\nvolumes:/, replacement));
   edit(path.join(ws, 'nx.json'), (t) => {
     const nx = JSON.parse(t);
     delete nx.pluginsConfig['@workspace/orchestrator'].services.zitadel;

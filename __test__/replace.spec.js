@@ -41,7 +41,7 @@ function nxWith(env, args) {
  * among its volumes. */
 function withPostgres(extra, mount = '') {
   const edited = original
-    .replace(/(\n    image: \$\{POSTGRES_IMAGE[^\n]*\n)/, `$1${extra}`)
+    .replace(/(\n {4}image: \$\{POSTGRES_IMAGE[^\n]*\n)/, `$1${extra}`)
     .replace('      - pgdata:/var/lib/postgresql/data\n', `      - pgdata:/var/lib/postgresql/data\n${mount}`);
   assert.notStrictEqual(edited, original, 'the postgres service was edited');
   fs.writeFileSync(compose, edited);

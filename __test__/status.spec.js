@@ -102,6 +102,7 @@ test('every state at once: healthy, backoff, failed on a missing image, never st
   // The table: the same rows, every cell a value of the JSON.
   const t = h.cli(['status'], ws);
   assert.strictEqual(t.code, 0, t.out);
+  // eslint-disable-next-line no-control-regex -- the escape that starts an ANSI colour
   assert.ok(!/\x1b\[/.test(t.stdout), 'no colour when piped');
   const rows = tableRows(t.stdout);
   assert.deepStrictEqual(rows.map((c) => c[0]), snap.services.map((s) => s.name));

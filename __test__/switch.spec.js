@@ -28,7 +28,7 @@ for (const app of ['echo', 'forkecho']) {
 }
 h.edit(path.join(ws, 'ecosystem.config.js'), (t) =>
   t.replace(
-    /\n  \],\n};\s*$/,
+    /\n {2}\],\n};\s*$/,
     `
     { name: 'echo', cwd: 'apps/echo', script: 'main.js', exec_mode: 'cluster', instances: 1, kill_timeout: 3000, env: { PORT: '${ECHO_PORT}' }, env_development: { NODE_ENV: 'development' }, env_staging: { NODE_ENV: 'staging' } },
     { name: 'forkecho', cwd: 'apps/forkecho', script: 'main.js', env: { PORT: '${FORK_PORT}' } },

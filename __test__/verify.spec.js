@@ -134,7 +134,7 @@ for (const [name, mutate, args, rule, file, at, message] of BROKEN) {
 // Valid input that cannot be honoured as written: a warning, kept apart, never a failure.
 const WARNED = [
   ['autorestart', ({ edit }) => edit('ecosystem.config.js', (t) => t.replace("script: 'main.js'", "script: 'main.js', autorestart: true, max_restarts: 3")), 'autorestart', 'ecosystem.config.js', /apps\[0\]\.autorestart/, /PM2's own; the orchestrator supersedes it/],
-  ['no-healthcheck', ({ edit }) => edit('docker-compose.yml', (t) => t.replace(/    healthcheck:[\s\S]*$/, '')), 'healthcheck', 'docker-compose.yml', /services\.db\.healthcheck$/, /counts as ready once running/],
+  ['no-healthcheck', ({ edit }) => edit('docker-compose.yml', (t) => t.replace(/ {4}healthcheck:[\s\S]*$/, '')), 'healthcheck', 'docker-compose.yml', /services\.db\.healthcheck$/, /counts as ready once running/],
   ['slow-healthcheck', ({ edit }) => edit('docker-compose.yml', (t) => t.replace('interval: 5s', 'interval: 60s')), 'healthcheck', 'docker-compose.yml', /services\.db\.healthcheck\.interval/, /interval 60s is longer than 30s/],
   ['swarm-key', ({ edit }) => edit('docker-compose.yml', (t) => t.replace('    image:', '    deploy:\n      placement:\n        constraints: [node.role==manager]\n    image:')), 'compose', 'docker-compose.yml', /services\.db\.deploy\.placement/, /needs swarm/],
   ['unset-variable', ({ edit }) => edit('docker-compose.yml', (t) => t.replace('    image:', '    environment:\n      TOKEN: ${NOT_SET_ANYWHERE}\n    image:')), 'compose', 'docker-compose.yml', /services\.db\.environment\.TOKEN/, /NOT_SET_ANYWHERE variable is not set/],

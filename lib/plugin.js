@@ -40,7 +40,7 @@ function existingProjects(nxRoot, files) {
   const out = [];
   for (const f of files) {
     if (path.basename(f) !== 'project.json' || f.split('/').includes('node_modules')) continue;
-    let mtime = 0;
+    let mtime;
     try {
       mtime = fs.statSync(path.join(nxRoot, f)).mtimeMs;
     } catch (_) {
