@@ -584,6 +584,17 @@ test('no value of an env-file variable in anything we print or write', async (t)
   cli(['status', '--json']);
   cli(['start', 'web', '--profile', 'staging']);
   cli(['logs', 'box', 'web', 'loop', '--json']);
+  // Our own diagnostics at their most verbose (ORCHESTRATOR_LOG) name services, never values.
+  process.env.ORCHESTRATOR_LOG = 'trace';
+  try {
+    const traced = cli(['restart', 'web', 'box']);
+    assert.strictEqual(traced.code, 0, traced.out);
+    assert.match(traced.stderr, /prepare\{verb=Restart/, 'the diagnostics were on');
+    assert.match(traced.stderr, /ensure_container\{service=box/);
+    cli(['status', '--json']);
+  } finally {
+    delete process.env.ORCHESTRATOR_LOG;
+  }
   const files = [];
   const walk = (d) => {
     if (!fs.existsSync(d)) return;

@@ -184,6 +184,12 @@ pub fn on_exit(root: &Path, e: &ExitEvent, now: DateTime<Utc>) -> std::io::Resul
         let x = report(rec, root, e);
         ((), rec.on_exit(&x, now))
     })?;
+    let events: Vec<&str> = out
+        .events
+        .iter()
+        .filter_map(|v| v["event"].as_str())
+        .collect();
+    tracing::debug!(service = %e.service, pm_id = %e.pm_id, exit_code = ?e.exit_code, ?events, "exit handled");
     if let Some(alert) = &out.alert {
         spawn_alert(root, alert.clone());
     }
@@ -339,7 +345,10 @@ fn spawn_alert(root: &Path, event: Value) {
                 .kill_on_drop(true)
                 .spawn()?;
             if let Some(mut stdin) = child.stdin.take() {
-                let _ = stdin.write_all(format!("{event}\n").as_bytes()).await;
+                // An alert command that does not read its stdin is not a failure of ours.
+                if let Err(e) = stdin.write_all(format!("{event}\n").as_bytes()).await {
+                    tracing::debug!(error = %e, "the alert command did not take the event on stdin");
+                }
             }
             tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
                 .await
@@ -357,7 +366,9 @@ fn spawn_alert(root: &Path, event: Value) {
         };
         if let Some(rec) = state::read(&root, &service) {
             let ev = crate::supervise::event("alert", &rec, Utc::now(), details);
-            let _ = state::append_events(&root, &service, &[ev]);
+            if let Err(e) = state::append_events(&root, &service, &[ev]) {
+                tracing::warn!(service, error = %e, "could not write the alert event");
+            }
         }
     };
     match tokio::runtime::Handle::try_current() {

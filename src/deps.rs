@@ -52,7 +52,7 @@ fn record(spec: &ContainerSpec, err: &Error, state_name: &str, retryable: bool) 
         retryable,
         chrono::Utc::now(),
     );
-    let _ = state::record(std::path::Path::new(&spec.workspace), &f);
+    state::record(std::path::Path::new(&spec.workspace), &f);
 }
 
 /// The container name is another workspace's (or not the orchestrator's): `EXIT_CONTAINER_FAILED`.
@@ -126,6 +126,7 @@ fn host_holders(spec: &ContainerSpec) -> Vec<(u16, Option<ports::PortHolder>)> {
 /// The image, as `pull_policy` and `build:` say (`fresh`: a command's start or restart, as
 /// `docker compose up`); built or pulled with progress lines to `progress`. A failure is
 /// `EXIT_IMAGE_UNAVAILABLE`; the caller records it ([`record_refusal`] or as `failed`).
+#[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 pub async fn ensure_image(
     engine: &Engine,
     spec: &ContainerSpec,
@@ -269,7 +270,7 @@ pub fn record_refusal(spec: &ContainerSpec, err: &Error) {
         &err.message(),
         chrono::Utc::now(),
     );
-    let _ = state::record(std::path::Path::new(&spec.workspace), &f);
+    state::record(std::path::Path::new(&spec.workspace), &f);
 }
 
 /// Records a failure of a service that was not running (a start): `failed`, not retried.
@@ -292,6 +293,7 @@ fn replaced_name(name: &str) -> String {
 /// checks the whole configuration (image, mounts, devices, networks, resources) now, and a
 /// refusal leaves the running container untouched. Returns whether a container is staged; none
 /// is when nothing of ours runs under that name.
+#[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 pub async fn stage(spec: &ContainerSpec) -> Result<bool> {
     let engine = connect().await?;
     let seen = engine
@@ -337,6 +339,7 @@ pub async fn stage(spec: &ContainerSpec) -> Result<bool> {
 }
 
 /// Removes a staged replacement (a later step of the command was refused).
+#[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 pub async fn unstage(spec: &ContainerSpec) -> Result<()> {
     let engine = connect().await?;
     engine
@@ -349,6 +352,7 @@ pub async fn unstage(spec: &ContainerSpec) -> Result<()> {
 /// replacement takes the service's name and starts; the old one is removed only then. If the
 /// engine refuses to start it (a port another process took meanwhile), the replacement is
 /// removed and the old container runs again under its name, and the refusal is returned.
+#[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 async fn swap_in(
     engine: &Engine,
     spec: &ContainerSpec,
@@ -379,10 +383,16 @@ async fn swap_in(
         }
         Err(e) => {
             let err = create_failed(spec, e);
-            let _ = engine.remove(&staged.id).await;
+            tracing::warn!(service = %spec.service, "the replacement did not start; restoring the previous container");
+            if let Err(e) = engine.remove(&staged.id).await {
+                tracing::warn!(service = %spec.service, error = %e, "could not remove the replacement");
+            }
             if let Some(o) = old {
                 engine.rename(&o.id, &spec.name).await.map_err(de)?;
-                let _ = engine.start(&o.id, &spec.name).await;
+                if let Err(e) = engine.start(&o.id, &spec.name).await {
+                    // The runner, restarted with its old definition, starts it again.
+                    tracing::warn!(service = %spec.service, error = %e, "could not start the previous container again");
+                }
             }
             Err(err)
         }
@@ -393,6 +403,7 @@ async fn swap_in(
 /// staged replacement ([`stage`]) swapped in, or (re)created and started. Refusals are
 /// `EXIT_CONTAINER_FAILED` with the engine's status and message, naming host processes that
 /// hold a published port.
+#[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 pub async fn ensure_container(
     spec: &ContainerSpec,
     fresh: bool,
@@ -479,6 +490,7 @@ pub struct JobReport {
 /// container to completion in the command — not supervised, not under PM2 — writes its output to
 /// the service's log files, and checks its exit code. A non-zero exit is `JobFailed` with its
 /// last lines and the services it blocks (`blocked`); it is recorded as the service's failure.
+#[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 pub async fn run_job(
     spec: &ContainerSpec,
     blocked: &[String],
@@ -553,6 +565,7 @@ pub async fn run_job(
 
 /// The runner's life: ensure the container, copy its output to ours until it stops, and return
 /// its exit code. `None` when a stop was requested (the caller exits 0).
+#[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
     // The runner's own lines go to its stderr file, timestamped like the container's.
     let say = |line: String| {
@@ -579,9 +592,12 @@ pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
     ));
     let engine = connect().await?;
     if STOP_REQUESTED.load(Ordering::SeqCst) {
-        let _ = engine
+        if let Err(e) = engine
             .stop(&running.id, Some(spec.stop_timeout_seconds))
-            .await;
+            .await
+        {
+            tracing::warn!(service = %spec.service, error = %e, "could not stop the container on the way out");
+        }
         return Ok(None);
     }
     let logs = {
@@ -594,7 +610,12 @@ pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
         .await
         .map_err(|e| docker_err(&spec.service, e))?;
     // Let the log stream drain what the container wrote last.
-    let _ = tokio::time::timeout(Duration::from_secs(2), logs).await;
+    if tokio::time::timeout(Duration::from_secs(2), logs)
+        .await
+        .is_err()
+    {
+        tracing::debug!(service = %spec.service, "its log stream did not end within 2 s of the exit");
+    }
     if STOP_REQUESTED.load(Ordering::SeqCst) {
         return Ok(None);
     }
@@ -602,6 +623,7 @@ pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
 }
 
 /// Stops the spec's container gracefully (its stop timeout), for the runner's signal handler.
+#[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 pub async fn stop(spec: &ContainerSpec) -> Result<()> {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
     let engine = connect().await?;
@@ -613,6 +635,7 @@ pub async fn stop(spec: &ContainerSpec) -> Result<()> {
 
 /// Stops every running container of this workspace's `service` (by label), e.g. one a killed
 /// runner left behind. Returns the ids it stopped.
+#[tracing::instrument(level = "debug", skip_all, fields(service = %service))]
 pub async fn stop_labelled(workspace: &str, service: &str) -> Result<Vec<String>> {
     let engine = connect().await?;
     let labels = vec![
@@ -701,6 +724,7 @@ async fn agent_answer(
 /// (`EXIT_DEPENDENCY_DEGRADED` with the last health output). A death is answered by the agent:
 /// the wait follows its restart, fails with its give-up (`EXIT_RESTART_THRESHOLD_EXCEEDED`, or
 /// the cause), or, unsupervised, fails as `EXIT_CONTAINER_FAILED`.
+#[tracing::instrument(level = "debug", skip_all, fields(service = %service))]
 pub async fn wait_healthy(
     workspace: &str,
     service: &str,
@@ -720,7 +744,7 @@ pub async fn wait_healthy(
             true,
             chrono::Utc::now(),
         );
-        let _ = state::record(root, &f);
+        state::record(root, &f);
     };
     let mut current = Some(container_id.to_string());
     loop {

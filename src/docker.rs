@@ -756,6 +756,7 @@ impl Engine {
 
     /// Builds `image` from `b` through the build API, the builder's output lines to `progress`;
     /// the image carries `hash` as its context-hash label.
+    #[tracing::instrument(level = "debug", skip_all, fields(image = %image))]
     pub async fn build(
         &self,
         image: &str,
@@ -832,6 +833,7 @@ impl Engine {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(image = %image))]
     pub async fn pull(&self, image: &str, progress: &mut (dyn FnMut(&str) + Send)) -> DResult<()> {
         let (repo, tag) = split_image(image);
         let opts = CreateImageOptionsBuilder::new()
@@ -875,6 +877,7 @@ impl Engine {
 
     /// The spec's networks and volumes: external ones must exist (a missing one is an error
     /// naming it, never created); the project's are created when absent, with compose's labels.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %spec.name))]
     pub async fn ensure_resources(&self, spec: &ContainerSpec) -> DResult<()> {
         for n in &spec.networks {
             let found = self
@@ -943,6 +946,7 @@ impl Engine {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %name))]
     pub async fn remove(&self, name: &str) -> DResult<()> {
         let opts = RemoveContainerOptionsBuilder::new().force(true).build();
         match self.docker.remove_container(name, Some(opts)).await {
@@ -979,6 +983,7 @@ impl Engine {
     /// Creates (does not start) the spec's container under `name`, its networks and volumes
     /// made first; `carry` are anonymous volumes a replaced container used. The engine checks
     /// the whole configuration here: image, mounts, devices, networks, resources.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %name))]
     pub async fn create(
         &self,
         spec: &ContainerSpec,
@@ -1001,7 +1006,9 @@ impl Engine {
                 endpoint_config: Some(endpoint(n)),
             };
             if let Err(e) = self.docker.connect_network(&n.name, req).await {
-                let _ = self.remove(&created.id).await;
+                if let Err(r) = self.remove(&created.id).await {
+                    tracing::warn!(container = %name, error = %r.message, "could not remove a container its network refused");
+                }
                 return Err(DockerError::from(Op::Network, &n.name, e));
             }
         }
@@ -1009,6 +1016,7 @@ impl Engine {
     }
 
     /// Starts a created or stopped container (`name` is for the error).
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %name))]
     pub async fn start(&self, id: &str, name: &str) -> DResult<()> {
         self.docker
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
@@ -1016,6 +1024,7 @@ impl Engine {
             .map_err(|e| DockerError::from(Op::Start, name, e))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %name))]
     pub async fn rename(&self, id: &str, name: &str) -> DResult<()> {
         let opts = bollard::query_parameters::RenameContainerOptionsBuilder::new()
             .name(name)
@@ -1028,6 +1037,7 @@ impl Engine {
 
     /// Stops a container gracefully (its stop signal, then SIGKILL after `timeout_s`, or after
     /// the container's own stop timeout with `None`). Absent or already stopped is fine.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %name))]
     pub async fn stop(&self, name: &str, timeout_s: Option<u64>) -> DResult<()> {
         let opts = timeout_s.map(|t| {
             StopContainerOptionsBuilder::new()
@@ -1126,6 +1136,7 @@ impl Engine {
     }
 
     /// The container's exit code once it has stopped.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn wait_exit(&self, id: &str) -> DResult<i64> {
         let mut stream = self.docker.wait_container(id, None::<WaitContainerOptions>);
         match stream.next().await {
@@ -1184,6 +1195,7 @@ impl Engine {
 
     /// Waits for container `id` to become healthy (or, without a healthcheck, to run), using the
     /// engine's events stream: `health_status` and `die` events end the wait, not polling.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn wait_healthy(
         &self,
         id: &str,

@@ -43,8 +43,9 @@ pub fn acquire(root: &Path, timeout: Duration) -> Result<WorkspaceLock> {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(TryLockError::WouldBlock) => {
+                // The holder's pid, when it wrote one.
                 let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                file.read_to_string(&mut text).ok();
                 return Err(Error::WorkspaceBusy {
                     lock_file: path,
                     holder_pid: text.trim().parse().ok(),
@@ -54,16 +55,24 @@ pub fn acquire(root: &Path, timeout: Duration) -> Result<WorkspaceLock> {
             Err(TryLockError::Error(source)) => return Err(Error::ReadFile { path, source }),
         }
     }
-    let _ = file.set_len(0);
-    let _ = file.seek(SeekFrom::Start(0));
-    let _ = write!(file, "{}", std::process::id());
+    // The holder's pid, for the message of a command that waits: helpful, not needed.
+    if let Err(e) = file
+        .set_len(0)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| write!(file, "{}", std::process::id()))
+    {
+        tracing::debug!(error = %e, "could not write our pid into the lock file");
+    }
     Ok(WorkspaceLock { file: Some(file) })
 }
 
 impl WorkspaceLock {
     pub fn release(&mut self) {
         if let Some(f) = self.file.take() {
-            let _ = f.unlock();
+            // Closing the file releases the lock as well.
+            if let Err(e) = f.unlock() {
+                tracing::debug!(error = %e, "unlock failed; the lock goes with the file");
+            }
         }
     }
 }

@@ -133,6 +133,7 @@ async fn observe_docker(wanted: bool, ws: &str) -> (Engine, Vec<crate::docker::O
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn status(req: StatusRequest) -> Result<Snapshot> {
     let root = req.workspace_root.clone();
     let ws = root.display().to_string();

@@ -281,6 +281,7 @@ pub(crate) fn container_spec(
 /// launching services need. Guards: prerequisites, profile, service names, required env,
 /// PM2 ownership, ports, and (for dependencies) a reachable Docker engine. A refusal that
 /// restarting cannot fix (env missing, port held) marks the service `failed` with that reason.
+#[tracing::instrument(level = "debug", skip_all, fields(verb = ?verb, services = ?req.services))]
 pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
     let root = req.workspace_root.clone();
     let ws = root.display().to_string();
@@ -329,7 +330,7 @@ pub fn record_refusal(root: &Path, e: &Error, running: &[String]) {
             chrono::Utc::now(),
         )
     };
-    let _ = crate::state::record(root, &f);
+    crate::state::record(root, &f);
 }
 
 async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {

@@ -76,6 +76,7 @@ pub enum RpcError {
 /// Calls one method of PM2's daemon with positional `args` (PM2 appends its callback to them)
 /// and returns the reply's first argument as it came (`j:` stripped): the caller parses it into
 /// what it needs, without building a JSON tree of everything PM2 sends.
+#[tracing::instrument(level = "debug", skip(pm2_home, args, timeout))]
 pub async fn call(
     pm2_home: &Path,
     method: &str,

@@ -312,6 +312,7 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
 }
 
 /// Waits for all targets concurrently; the first failure is returned.
+#[tracing::instrument(level = "debug", skip_all, fields(services = targets.len()))]
 pub async fn wait_ready(targets: Vec<ReadyTarget>) -> Result<Vec<ReadyReport>> {
     let handles: Vec<_> = targets
         .into_iter()

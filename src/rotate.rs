@@ -372,7 +372,9 @@ pub fn compress_ready(log_root: &Path) -> Vec<String> {
         if let Ok(files) = std::fs::read_dir(&dir) {
             for f in files.flatten() {
                 if f.file_name().to_string_lossy().ends_with(".gz.tmp") {
-                    let _ = std::fs::remove_file(f.path());
+                    if let Err(e) = std::fs::remove_file(f.path()) {
+                        tracing::warn!(file = %f.path().display(), error = %e, "could not remove an interrupted compression");
+                    }
                 }
             }
         }

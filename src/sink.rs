@@ -38,7 +38,8 @@ impl Sink {
 
     fn reopen(&mut self) {
         if let Some(dir) = self.path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            // The open below fails (and says so) when the directory cannot be made.
+            std::fs::create_dir_all(dir).ok();
         }
         self.file = OpenOptions::new()
             .create(true)
@@ -109,13 +110,13 @@ pub fn write(stderr: bool, text: &str) {
         }
     }
     if stderr {
+        // The copy for PM2's bus: the file above is the record, and a trace would go to this
+        // same stderr.
         let mut e = std::io::stderr().lock();
-        let _ = e.write_all(text.as_bytes());
-        let _ = e.flush();
+        e.write_all(text.as_bytes()).and_then(|_| e.flush()).ok();
     } else {
         let mut o = std::io::stdout().lock();
-        let _ = o.write_all(text.as_bytes());
-        let _ = o.flush();
+        o.write_all(text.as_bytes()).and_then(|_| o.flush()).ok();
     }
 }
 

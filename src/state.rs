@@ -168,22 +168,26 @@ pub fn append_events(root: &Path, service: &str, events: &[Value]) -> std::io::R
         .write_all(text.as_bytes())
 }
 
-/// Records a failure found by a command (image unavailable, health timeout, env missing…).
-pub fn record(root: &Path, f: &LastFailure) -> std::io::Result<()> {
+/// Records a failure found by a command (image unavailable, health timeout, env missing…). The
+/// command reports the failure itself; a record that cannot be written is only traced.
+pub fn record(root: &Path, f: &LastFailure) {
     let now = Utc::now();
-    update(root, &f.service, now, |r| {
+    if let Err(e) = update(root, &f.service, now, |r| {
         ((), r.record_failure(f.clone(), now))
-    })
-    .map(|_| ())
+    }) {
+        tracing::warn!(service = %f.service, error = %e, "could not record the failure");
+    }
 }
 
 /// The service became ready: a degraded mark is cleared.
 pub fn clear(root: &Path, service: &str) {
     let now = Utc::now();
-    let _ = update(root, service, now, |r| {
+    if let Err(e) = update(root, service, now, |r| {
         r.ready(now);
         ((), Outcome::default())
-    });
+    }) {
+        tracing::warn!(service, error = %e, "could not clear the degraded mark");
+    }
 }
 
 #[cfg(test)]
@@ -205,7 +209,7 @@ mod tests {
             now,
         );
         assert_eq!(f.at, "2026-11-26T10:00:00.500Z");
-        record(&dir, &f).unwrap();
+        record(&dir, &f);
         let r = read(&dir, "db").unwrap();
         assert_eq!(r.last_failure, Some(f.clone()));
         assert_eq!(r.state_name(), "failed");
@@ -223,7 +227,7 @@ mod tests {
             true,
             now,
         );
-        record(&dir, &g).unwrap();
+        record(&dir, &g);
         assert_eq!(
             read(&dir, "db").unwrap().last_failure.unwrap().state,
             "degraded"

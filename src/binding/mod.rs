@@ -19,6 +19,38 @@ pub mod logs;
 pub mod status;
 pub mod verify;
 
+/// Our own diagnostics: nothing unless `ORCHESTRATOR_LOG` names a filter (`debug`,
+/// `workspace_orchestrator::deps=trace`, … as tracing's `EnvFilter` reads it). Spans of the
+/// plan, the engine calls and the waits then go to stderr with their durations; names of
+/// services, containers and images only, never an env value.
+#[napi_derive::module_init]
+fn init() {
+    let Ok(filter) = std::env::var("ORCHESTRATOR_LOG") else {
+        return;
+    };
+    // A bare level is ours only: other crates' diagnostics (an HTTP client's, say) could carry
+    // what we never print.
+    let scoped = if filter.contains('=') {
+        filter.clone()
+    } else {
+        format!("{}={}", env!("CARGO_CRATE_NAME"), filter.trim())
+    };
+    match tracing_subscriber::EnvFilter::try_new(&scoped) {
+        Ok(f) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(f)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+                .try_init()
+                .ok();
+        }
+        Err(e) => eprintln!(
+            "orchestrator: ORCHESTRATOR_LOG={filter:?} is not a filter ({e}); no diagnostics"
+        ),
+    }
+}
+
 /// napi's async functions only carry `Status` codes, so the actionable error travels as the JSON
 /// message (`{"error":{code,exitCode,…}}`); `lib/errors.js` turns it into an `OrchestratorError`
 /// whose `code` is the exit-code name, in one place.

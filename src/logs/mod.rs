@@ -1036,7 +1036,8 @@ pub fn print(
             n += 1;
         }
     }
-    let _ = out.flush();
+    // A reader that went away (a closed pipe) ends the printing, as for the writes above.
+    out.flush().ok();
     Ok(n)
 }
 
@@ -1109,7 +1110,9 @@ impl Tailer {
         if let Ok(mut f) = File::open(&t.path) {
             if let Ok(m) = f.metadata() {
                 t.ino = ino_of(&m);
-                let _ = f.seek(SeekFrom::Start(from.unwrap_or(m.len()).min(m.len())));
+                if let Err(e) = f.seek(SeekFrom::Start(from.unwrap_or(m.len()).min(m.len()))) {
+                    tracing::debug!(file = %t.path.display(), error = %e, "could not seek; following from the start");
+                }
             }
             t.file = Some(f);
         }
