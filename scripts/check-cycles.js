@@ -22,7 +22,8 @@ function modules() {
         const stem = e.name.slice(0, -3);
         const parts = stem === 'mod' || (stem === 'lib' && prefix.length === 0) ? prefix : [...prefix, stem];
         const text = fs.readFileSync(full, 'utf8');
-        const cut = text.indexOf('#[cfg(test)]\nmod ');
+        // An inline test module (`#[cfg(test)] mod tests {`) and what follows it.
+        const cut = text.search(/#\[cfg\(test\)\]\s*mod [a-z_0-9]+\s*\{/);
         out.set(parts.join('::'), cut >= 0 ? text.slice(0, cut) : text);
       }
     }
@@ -59,6 +60,12 @@ function edges(mods) {
     for (const m of code.matchAll(/\bcrate::((?:[a-z_0-9]+::)*[A-Za-z_0-9]+)/g)) add(m[1].split('::'));
     // `use crate::{a, b::c}` groups.
     for (const m of code.matchAll(/\buse crate::\{([^}]*)\}/g)) for (const p of m[1].split(',')) p.trim() && add(p.trim().split('::'));
+    // A path relative to this module: its own submodules (`use scan::Cursor`, `files::classify`).
+    for (const m of code.matchAll(/(?<![:\w])((?:[a-z_0-9]+::)+(?:[A-Za-z_0-9]+|\*|\{))/g)) {
+      const segs = m[1].split('::').filter((x) => x !== '*' && x !== '{');
+      if (['crate', 'super', 'self', 'std', 'core'].includes(segs[0])) continue;
+      if (mods.has([...here, segs[0]].filter(Boolean).join('::'))) add([...here, ...segs].filter(Boolean));
+    }
     for (const m of code.matchAll(/\bsuper::((?:[a-z_0-9]+::)*[A-Za-z_0-9]+)/g)) {
       const parent = here.slice(0, -1);
       add([...parent, ...m[1].split('::')]);

@@ -223,7 +223,7 @@ pub fn parse_dotenv(
                     i += 1;
                 }
                 if q == '"' {
-                    crate::compose::interpolate(&v, &|k| known(k, &out))
+                    crate::compose::interp::interpolate(&v, &|k| known(k, &out))
                         .map_err(|m| bad(open_line, open_col, m))?
                 } else {
                     v
@@ -241,7 +241,7 @@ pub fn parse_dotenv(
                     None => raw,
                 };
                 let raw = raw.trim_end().to_string();
-                crate::compose::interpolate(&raw, &|k| known(k, &out))
+                crate::compose::interp::interpolate(&raw, &|k| known(k, &out))
                     .map_err(|m| bad(line, start - line_start + 1, m))?
             }
         };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::docker::DockerError;
+use crate::docker::error::DockerError;
 use crate::exit::ExitCode;
 use crate::ports::PortHolder;
 
@@ -135,7 +135,7 @@ pub enum Error {
     /// A compose service (or the file) has problems: every one, with file, key and line.
     Compose {
         service: Option<String>,
-        problems: Vec<crate::compose::Diag>,
+        problems: Vec<crate::compose::model::Diag>,
     },
     /// `status --strict` found services failed or degraded: (name, state, why).
     Unhealthy {
