@@ -2,9 +2,11 @@
 // The workspace agent: one PM2-supervised process per workspace (started by any start command,
 // stopped by stop-all). It owns the restart policy of every service we manage (their PM2
 // autorestart is off, so there is one policy, ours): PM2's bus reports exits, the addon decides
-// (`agentExit`/`agentTick`: pure policy, records written atomically under .orchestrator/state,
-// events to apps/logs/<service>/events.jsonl), and this file carries out the restarts through
-// PM2's API. It opens no network port: PM2's bus and RPC are unix sockets in PM2_HOME.
+// (`agentExit`, and an `AgentWatch` for what takes more than one look: which exits to answer,
+// when PM2 may reopen its logs; records written atomically under .orchestrator/state, events to
+// apps/logs/<service>/events.jsonl), and this file subscribes to the bus and carries out the
+// decisions through PM2's API. It opens no network port: PM2's bus and RPC are unix sockets in
+// PM2_HOME.
 
 const native = require('./native');
 const { Pm2, locate, home } = require('./pm2');
@@ -26,8 +28,7 @@ if (!root) {
 let pm2 = null;
 let queue = Promise.resolve();
 let wakeTimer = null;
-let first = true;
-let lastDown = new Set();
+const watch = new native.AgentWatch();
 
 /** One thing at a time: exits, ticks and restarts never interleave. */
 function enqueue(fn) {
@@ -67,14 +68,7 @@ async function tick(again = false) {
     startedMs: p.startedMs,
     exitCode: p.exitCode,
   }));
-  // An exit seen in PM2's table but not (yet) on the bus is answered only once it has been seen
-  // on two looks (the bus is normally faster), or right after the agent (re)started: then
-  // exits that happened while it was down are answered.
-  const down = new Set(instances.filter((i) => i.status === 'stopped' || i.status === 'errored').map((i) => `${i.pmId}@${i.startedMs}`));
-  const confirmed = first || [...down].every((k) => lastDown.has(k));
-  lastDown = down;
-  first = false;
-  const t = native.agentTick(root, instances, confirmed);
+  const t = watch.tick(root, instances);
   for (const r of t.restart) {
     for (const id of r.pmIds) {
       try {
@@ -102,20 +96,12 @@ async function tick(again = false) {
  * nobody writes to any more (outside it: a large file takes seconds, exits must not wait). */
 let compressing = false;
 let reopenPending = false;
-let lastExitAt = 0;
 async function rotate() {
   if (native.agentRotate(root)) reopenPending = true;
-  if (reopenPending) {
-    // PM2's daemon throws (Utility.js: `stds[io].removeListener is not a function`, a global
-    // error that leaves it unable to fork cluster workers) when it reopens the logs of a process
-    // that is exiting at that moment. Until it reopens, writers keep appending to the renamed
-    // file (nothing is lost and compression waits for them), so the reopen waits for a quiet
-    // moment: no process stopping or launching, no exit in the last second.
-    const busy = Date.now() - lastExitAt < 1000 || (await pm2.list()).some((p) => p.status === 'stopping' || p.status === 'launching');
-    if (!busy) {
-      await pm2.reloadLogs();
-      reopenPending = false;
-    }
+  // PM2 reopens its files only in a quiet moment (AgentWatch.mayReopen says why).
+  if (reopenPending && watch.mayReopen((await pm2.list()).map((p) => p.status))) {
+    await pm2.reloadLogs();
+    reopenPending = false;
   }
   if (compressing) return;
   compressing = true;
@@ -128,16 +114,11 @@ async function rotate() {
 }
 
 async function main() {
-  // `start`'s readiness wait reads it: an exit unanswered while this pid is dead means the agent
-  // is down (PM2 brings it back and it answers then), not that no restart will come.
-  const fs = require('fs');
-  const path = require('path');
-  fs.mkdirSync(path.join(root, '.orchestrator'), { recursive: true });
-  fs.writeFileSync(path.join(root, '.orchestrator', 'agent.pid'), String(process.pid));
+  native.agentStarted(root, process.pid);
   pm2 = await Pm2.connect(locate(root));
   const bus = await pm2.bus();
   bus.on('process:event', (pkt) => {
-    if (pkt && ['exit', 'stop', 'delete'].includes(pkt.event)) lastExitAt = Date.now();
+    if (pkt && ['exit', 'stop', 'delete'].includes(pkt.event)) watch.exitSeen();
     if (pkt && pkt.event === 'exit' && pkt.process) enqueue(() => onExit(pkt.process));
   });
   log(`agent for ${root} online (pid ${process.pid})`);

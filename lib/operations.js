@@ -96,29 +96,7 @@ async function ensureAgent(pm2, plan) {
   const entry = list.find((p) => p.name === plan.agentName);
   if (entry && entry.status === 'online') return;
   if (entry) await pm2.deleteName(plan.agentName);
-  const dir = path.join(plan.workspaceRoot, '.orchestrator', 'agent');
-  await pm2.startApp({
-    name: plan.agentName,
-    script: path.join(__dirname, 'agent.js'),
-    interpreter: 'node',
-    exec_mode: 'fork',
-    instances: 1,
-    cwd: plan.workspaceRoot,
-    namespace: plan.workspaceName,
-    autorestart: true,
-    // PM2 gives up on a process after 16 restarts that each lived under a second (its
-    // max_restarts/min_uptime): an agent killed again and again is brought back at once (a run
-    // of 300 ms counts as stable), while one that cannot start at all is given up after 50 tries
-    // 100 ms apart (status then says no restart is scheduled and asks whether the agent is online).
-    min_uptime: 300,
-    max_restarts: 50,
-    restart_delay: 100,
-    kill_timeout: 3000,
-    out_file: path.join(dir, 'out.log'),
-    error_file: path.join(dir, 'error.log'),
-    merge_logs: true,
-    env: { ORCHESTRATOR_WORKSPACE: plan.workspaceRoot, ORCHESTRATOR_KIND: 'agent', PM2_HOME: require('./pm2').home() },
-  });
+  await pm2.startApp(native.agentApp(plan.workspaceRoot, plan.workspaceName, path.join(__dirname, 'agent.js'), require('./pm2').home()));
 }
 
 async function stopAgent(pm2, plan) {

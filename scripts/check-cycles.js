@@ -11,6 +11,26 @@ const path = require('path');
 
 const SRC = path.join(__dirname, '..', 'src');
 
+/** The source without its inline test modules (`#[cfg(test)] mod tests { … }`, braces
+ * matched; strings and comments are not parsed, which the code's test modules do not need). */
+function withoutTests(text) {
+  let out = text;
+  for (;;) {
+    const m = /#\[cfg\(test\)\]\s*mod [a-z_0-9]+\s*\{/.exec(out);
+    if (!m) return out;
+    let depth = 0;
+    let end = out.length;
+    for (let i = m.index + m[0].length - 1; i < out.length; i++) {
+      if (out[i] === '{') depth++;
+      else if (out[i] === '}' && --depth === 0) {
+        end = i + 1;
+        break;
+      }
+    }
+    out = out.slice(0, m.index) + out.slice(end);
+  }
+}
+
 /** Every module: its path (`logs::scan`) → its production source. */
 function modules() {
   const out = new Map();
@@ -22,9 +42,7 @@ function modules() {
         const stem = e.name.slice(0, -3);
         const parts = stem === 'mod' || (stem === 'lib' && prefix.length === 0) ? prefix : [...prefix, stem];
         const text = fs.readFileSync(full, 'utf8');
-        // An inline test module (`#[cfg(test)] mod tests {`) and what follows it.
-        const cut = text.search(/#\[cfg\(test\)\]\s*mod [a-z_0-9]+\s*\{/);
-        out.set(parts.join('::'), cut >= 0 ? text.slice(0, cut) : text);
+        out.set(parts.join('::'), withoutTests(text));
       }
     }
   };

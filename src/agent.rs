@@ -90,7 +90,7 @@ pub fn runner_cause(code: Option<i64>) -> Option<&'static str> {
 }
 
 fn tail_pm2_log(home: &str) -> String {
-    crate::logs::tail_lines(&Path::new(home).join("pm2.log"), 200).join("\n")
+    crate::logs::files::tail_lines(&Path::new(home).join("pm2.log"), 200).join("\n")
 }
 
 /// A declared port of an app now held by another process: restarting cannot help.
@@ -117,14 +117,7 @@ fn report(rec: &Record, root: &Path, e: &ExitEvent) -> ExitReport {
             .or_else(|| Some(crate::pm2rpc::default_home().display().to_string()))
             .and_then(|h| signal_from_pm2_log(&tail_pm2_log(&h), &e.service, &e.pm_id)),
     };
-    let stderr = crate::logs::tail_lines(
-        &root
-            .join("apps")
-            .join("logs")
-            .join(&e.service)
-            .join("error.log"),
-        15,
-    );
+    let stderr = crate::logs::files::tail_lines(&crate::layout::error_log(root, &e.service), 15);
     let requested = e.status == "stopping" || rec.desired == Desired::Stopped;
     let non_retryable = if requested {
         None
@@ -194,6 +187,99 @@ pub fn on_exit(root: &Path, e: &ExitEvent, now: DateTime<Utc>) -> std::io::Resul
         spawn_alert(root, alert.clone());
     }
     Ok(out)
+}
+
+/// What the agent remembers between its looks at PM2, for the decisions that take more than one.
+#[derive(Debug, Default)]
+pub struct Watch {
+    looked: bool,
+    last_down: std::collections::BTreeSet<String>,
+    last_exit_at: Option<DateTime<Utc>>,
+}
+
+impl Watch {
+    /// Pure: an exit seen in PM2's table but not (yet) on the bus is answered only once it has
+    /// been seen on two looks in a row (the bus is normally faster, and answers it first), or on
+    /// the agent's first look (exits that happened while it was down).
+    pub fn confirm(&mut self, instances: &[Instance]) -> bool {
+        let down: std::collections::BTreeSet<String> = instances
+            .iter()
+            .filter(|i| is_down(&i.status))
+            .map(|i| format!("{}@{}", i.pm_id, i.started_ms.unwrap_or(0)))
+            .collect();
+        let confirmed = !self.looked || down.iter().all(|k| self.last_down.contains(k));
+        self.last_down = down;
+        self.looked = true;
+        confirmed
+    }
+
+    /// A process of PM2's exited, stopped or was deleted at `now`.
+    pub fn exit_seen(&mut self, now: DateTime<Utc>) {
+        self.last_exit_at = Some(now);
+    }
+
+    /// Pure: whether PM2 may reopen its log files now. Its daemon throws (a global error that
+    /// leaves it unable to fork cluster workers) when it reopens the logs of a process that is
+    /// exiting at that moment; until it reopens, writers append to the renamed file (nothing is
+    /// lost, compression waits), so the reopen waits for a quiet moment: no process stopping or
+    /// launching, no exit within the last second.
+    pub fn may_reopen<'a>(
+        &self,
+        statuses: impl IntoIterator<Item = &'a str>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let recent = self
+            .last_exit_at
+            .is_some_and(|t| now - t < chrono::Duration::seconds(1));
+        !recent
+            && !statuses
+                .into_iter()
+                .any(|s| s == "stopping" || s == "launching")
+    }
+}
+
+/// The agent started: its pid is written where `start`'s readiness wait looks (an exit
+/// unanswered while that pid is dead means the agent is down, not that no restart will come).
+pub fn started(root: &Path, pid: u32) -> std::io::Result<()> {
+    let file = crate::layout::agent_pid_file(root);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(file, pid.to_string())
+}
+
+/// Pure: the agent's PM2 definition. PM2 restarts the agent itself (its autorestart is on, and
+/// the one thing PM2's own policy decides): a killed agent comes back at once (a run of 300 ms
+/// counts as stable), one that cannot start at all is given up after 50 tries 100 ms apart.
+pub fn pm2_app(
+    root: &Path,
+    workspace_name: &str,
+    agent_script: &Path,
+    pm2_home: &str,
+) -> serde_json::Value {
+    let dir = crate::layout::agent_dir(root);
+    serde_json::json!({
+        "name": agent_name(root, workspace_name),
+        "script": agent_script,
+        "interpreter": "node",
+        "exec_mode": "fork",
+        "instances": 1,
+        "cwd": root,
+        "namespace": workspace_name,
+        "autorestart": true,
+        "min_uptime": 300,
+        "max_restarts": 50,
+        "restart_delay": 100,
+        "kill_timeout": 3000,
+        "out_file": dir.join("out.log"),
+        "error_file": dir.join("error.log"),
+        "merge_logs": true,
+        "env": {
+            crate::catalog::META_WORKSPACE: root,
+            crate::catalog::META_KIND: "agent",
+            "PM2_HOME": pm2_home,
+        },
+    })
 }
 
 /// What the agent must do after a look at PM2: restart these instances, and look again in
@@ -493,7 +579,7 @@ mod tests {
         assert_eq!(tick(&root, &up, true, at(340)).unwrap().restart, vec![]);
         let rec = state::read(&root, "api").unwrap();
         assert_eq!((rec.total_restarts, rec.state_name()), (1, "running"));
-        let events = std::fs::read_to_string(state::events_file(&root, "api")).unwrap();
+        let events = std::fs::read_to_string(crate::layout::events_file(&root, "api")).unwrap();
         let names: Vec<String> = events
             .lines()
             .map(|l| {
@@ -511,5 +597,54 @@ mod tests {
         let t = tick(&root, &[inst("stopped", 320, Some(1))], true, at(10_000)).unwrap();
         assert_eq!(t, Tick::default());
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_exit_only_in_the_table_is_answered_on_the_second_look_or_the_first_after_a_start() {
+        let mut w = Watch::default();
+        assert!(
+            w.confirm(&[inst("stopped", 10, Some(1))]),
+            "the first look: missed while down"
+        );
+        let mut w = Watch::default();
+        assert!(w.confirm(&[inst("online", 10, None)]));
+        assert!(
+            !w.confirm(&[inst("stopped", 10, Some(1))]),
+            "seen once: the bus may still bring it"
+        );
+        assert!(w.confirm(&[inst("stopped", 10, Some(1))]), "seen twice");
+        assert!(
+            !w.confirm(&[inst("stopped", 20, Some(1))]),
+            "another run of it: once again"
+        );
+    }
+
+    #[test]
+    fn logs_are_reopened_only_in_a_quiet_moment() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut w = Watch::default();
+        assert!(w.may_reopen(["online", "stopped"], now));
+        assert!(!w.may_reopen(["online", "stopping"], now));
+        assert!(!w.may_reopen(["launching"], now));
+        w.exit_seen(now - chrono::Duration::milliseconds(400));
+        assert!(!w.may_reopen(["online"], now), "an exit 400 ms ago");
+        assert!(w.may_reopen(["online"], now + chrono::Duration::seconds(1)));
+    }
+
+    #[test]
+    fn the_agent_is_restarted_by_pm2_with_its_own_settings() {
+        let app = pm2_app(
+            Path::new("/ws"),
+            "acme",
+            Path::new("/pkg/lib/agent.js"),
+            "/home/u/.pm2",
+        );
+        assert_eq!(app["autorestart"], true);
+        assert_eq!(app["min_uptime"], 300);
+        assert_eq!(app["env"]["ORCHESTRATOR_KIND"], "agent");
+        assert_eq!(app["out_file"], "/ws/.orchestrator/agent/out.log");
+        assert_eq!(app["name"], agent_name(Path::new("/ws"), "acme"));
     }
 }

@@ -62,9 +62,47 @@ pub struct Catalog {
 
 pub use crate::compose::COMPOSE_FILES;
 
-/// A service's log directory: `apps/logs/<service>` under the workspace root.
-pub fn log_dir_of(root: &Path, service: &str) -> PathBuf {
-    root.join("apps").join("logs").join(service)
+/// The workspace's name: its package.json `name`, else its directory's (PM2 namespace, compose
+/// project).
+pub fn workspace_name(root: &Path) -> String {
+    std::fs::read_to_string(root.join("package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| {
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "workspace".into())
+        })
+        .replace(['/', '@'], "-")
+        .trim_matches('-')
+        .to_string()
+}
+
+/// The compose project without a profile: its service names (broken ones included) for the
+/// catalog; a problem of one service never hides the others, nor the apps.
+pub fn load_compose(root: &Path) -> Option<crate::compose::ComposeFile> {
+    crate::compose::load(&crate::compose::LoadRequest {
+        fs: &crate::compose::Disk,
+        root,
+        shell: &|k| std::env::var(k).ok(),
+        profile_vars: &[],
+        compose_profiles: &[],
+    })
+}
+
+/// The workspace's services: its ecosystem apps and compose dependencies, with nx.json's settings.
+pub fn load(root: &Path, ecosystem: &Value, ecosystem_file: &Path) -> Result<Catalog> {
+    let cfg = crate::config::load_plugin_config(root)?;
+    let compose = load_compose(root);
+    build(
+        root,
+        &workspace_name(root),
+        ecosystem_file,
+        ecosystem,
+        cfg,
+        compose,
+    )
 }
 
 fn invalid(file: &Path, key: String, message: impl Into<String>) -> Error {
@@ -388,7 +426,7 @@ impl Catalog {
     }
 
     pub fn log_dir(&self, service: &str) -> PathBuf {
-        log_dir_of(&self.root, service)
+        crate::layout::log_dir(&self.root, service)
     }
 }
 

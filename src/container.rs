@@ -291,10 +291,7 @@ pub struct SpecInput<'a> {
 /// Where the text of an `environment:` secret or a `content:` config is written for a bind
 /// mount: under the workspace's private state directory, never in the spec itself.
 pub fn secret_file(root: &Path, service: &str, kind: &str, name: &str) -> PathBuf {
-    root.join(".orchestrator")
-        .join("files")
-        .join(service)
-        .join(format!("{kind}-{name}"))
+    crate::layout::files_dir(root, service).join(format!("{kind}-{name}"))
 }
 
 /// Pure: the files a service's secrets and configs need written first (`environment:` secrets,

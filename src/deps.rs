@@ -522,7 +522,7 @@ pub async fn run_job(
         .await
         .map_err(|e| docker_err(&spec.service, e))?;
     // Its whole output into the service's files, with the engine's timestamps.
-    let logs = crate::catalog::log_dir_of(std::path::Path::new(&spec.workspace), &spec.service);
+    let logs = crate::layout::log_dir(std::path::Path::new(&spec.workspace), &spec.service);
     let lines = engine.all_logs(&id).await;
     let mut out = crate::sink::Sink::open(logs.join("out.log"));
     let mut err = crate::sink::Sink::open(logs.join("error.log"));
@@ -542,7 +542,7 @@ pub async fn run_job(
             .take(20)
             .rev()
             .map(|(_, l)| {
-                crate::logs::parse_ts(l)
+                crate::logs::line::parse_ts(l)
                     .map(|(_, rest)| rest.to_string())
                     .unwrap_or_else(|| l.clone())
             })
@@ -573,7 +573,7 @@ pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
             true,
             &format!(
                 "{}\n",
-                crate::logs::stamp(&format!("[orchestrator] {line}"), chrono::Utc::now())
+                crate::logs::line::stamp(&format!("[orchestrator] {line}"), chrono::Utc::now())
             ),
         )
     };
@@ -790,11 +790,7 @@ pub async fn wait_healthy(
                 exit_code,
                 last_lines,
             } => {
-                let log = root
-                    .join("apps")
-                    .join("logs")
-                    .join(service)
-                    .join("error.log");
+                let log = crate::layout::error_log(root, service);
                 match agent_answer(root, service, &engine, deadline, log).await {
                     AgentAnswer::Running(id) if Instant::now() < deadline => {
                         current = Some(id);

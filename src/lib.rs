@@ -14,6 +14,7 @@ pub mod error;
 pub mod exit;
 pub mod infer;
 pub mod install;
+pub mod layout;
 pub mod lock;
 pub mod logs;
 pub mod names;

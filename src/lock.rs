@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -13,12 +13,8 @@ pub struct WorkspaceLock {
     file: Option<File>,
 }
 
-pub fn lock_path(root: &Path) -> PathBuf {
-    root.join(".orchestrator").join("lock")
-}
-
 pub fn acquire(root: &Path, timeout: Duration) -> Result<WorkspaceLock> {
-    let path = lock_path(root);
+    let path = crate::layout::lock_file(root);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| Error::ReadFile {
             path: dir.to_path_buf(),

@@ -150,7 +150,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
         async move { observe_docker(wants_docker, &ws).await }
     });
 
-    let cat = ops::load_catalog(&root, &req.ecosystem, &req.ecosystem_file)?;
+    let cat = crate::catalog::load(&root, &req.ecosystem, &req.ecosystem_file)?;
     // A compose file that cannot be read at all would silently drop every dependency's row:
     // that is the error to show (a problem of one service only marks that service).
     if let Some(c) = cat.compose.as_ref().filter(|c| c.names.is_empty()) {

@@ -90,46 +90,6 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-pub fn workspace_name(root: &Path) -> String {
-    std::fs::read_to_string(root.join("package.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| {
-            root.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "workspace".into())
-        })
-        .replace(['/', '@'], "-")
-        .trim_matches('-')
-        .to_string()
-}
-
-/// The compose project without a profile: its service names (broken ones included) for the
-/// catalog; a problem of one service never hides the others, nor the apps.
-pub fn load_compose(root: &Path) -> Option<ComposeFile> {
-    compose::load(&compose::LoadRequest {
-        fs: &compose::Disk,
-        root,
-        shell: &|k| std::env::var(k).ok(),
-        profile_vars: &[],
-        compose_profiles: &[],
-    })
-}
-
-pub fn load_catalog(root: &Path, ecosystem: &Value, ecosystem_file: &Path) -> Result<Catalog> {
-    let cfg = config::load_plugin_config(root)?;
-    let compose = load_compose(root);
-    catalog::build(
-        root,
-        &workspace_name(root),
-        ecosystem_file,
-        ecosystem,
-        cfg,
-        compose,
-    )
-}
-
 /// Reads the profile's env file and resolves a service's env (values stay in memory).
 pub fn service_env(cat: &Catalog, spec: &ServiceSpec, profile: &str) -> Result<ResolvedEnv> {
     let file = cat.env_file(profile);
@@ -336,7 +296,7 @@ pub fn record_refusal(root: &Path, e: &Error, running: &[String]) {
 async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
     let root = req.workspace_root.clone();
     crate::prereq::check_node_and_pm2(&req.node_version, req.pm2_version.as_deref(), &root)?;
-    let cat = load_catalog(&root, &req.ecosystem, &req.ecosystem_file)?;
+    let cat = catalog::load(&root, &req.ecosystem, &req.ecosystem_file)?;
     let nx_json = config::nx_json_path(&root);
     let requested_profile = req.profile.as_deref().filter(|p| !p.trim().is_empty());
     let default_profile = config::resolve_profile(requested_profile, &cat.config, &nx_json)?;
@@ -687,7 +647,7 @@ pub struct ServiceRequest {
 }
 
 fn resolve_one(req: &ServiceRequest) -> Result<(Catalog, String)> {
-    let cat = load_catalog(&req.workspace_root, &req.ecosystem, &req.ecosystem_file)?;
+    let cat = catalog::load(&req.workspace_root, &req.ecosystem, &req.ecosystem_file)?;
     let profile = config::resolve_profile(
         req.profile.as_deref(),
         &cat.config,

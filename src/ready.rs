@@ -127,7 +127,7 @@ pub fn failed_error(service: &str, error_log: &std::path::Path, code: &str, reas
         service: service.to_string(),
         code,
         reason: reason.to_string(),
-        last_stderr: crate::logs::tail_lines(error_log, 15),
+        last_stderr: crate::logs::files::tail_lines(error_log, 15),
         events_file: error_log
             .parent()
             .map(|d| d.join("events.jsonl"))
@@ -180,14 +180,9 @@ fn supervision(t: &ReadyTarget, now: chrono::DateTime<chrono::Utc>) -> Supervisi
     }
 }
 
-/// The file the workspace agent writes its pid to when it starts (lib/agent.js).
-pub fn agent_pid_file(root: &Path) -> PathBuf {
-    root.join(".orchestrator").join("agent.pid")
-}
-
 /// Whether the workspace's agent has started at some point and is not alive now.
 fn agent_down(root: &Path) -> bool {
-    read_pid(&agent_pid_file(root)).is_some_and(|pid| !pid_alive(pid))
+    read_pid(&crate::layout::agent_pid_file(root)).is_some_and(|pid| !pid_alive(pid))
 }
 
 /// How long a process may stay down with no answer from the agent before `start` gives up.
@@ -205,7 +200,7 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
     let exited = |t: &ReadyTarget, why: &str| Error::StartFailed {
         service: t.service.clone(),
         reason: why.to_string(),
-        last_stderr: crate::logs::tail_lines(&t.error_log, 15),
+        last_stderr: crate::logs::files::tail_lines(&t.error_log, 15),
         log_file: t.error_log.clone(),
     };
     loop {
@@ -303,7 +298,7 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
             return Err(Error::StartFailed {
                 service: t.service.clone(),
                 reason: format!("not ready within {} s: {last_problem}", t.timeout.as_secs()),
-                last_stderr: crate::logs::tail_lines(&t.error_log, 15),
+                last_stderr: crate::logs::files::tail_lines(&t.error_log, 15),
                 log_file: t.error_log.clone(),
             });
         }

@@ -12,7 +12,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::logs::{self, LogFile, Stream};
+use crate::logs::files::{self, LogFile};
+use crate::logs::line::{self, Stream};
 
 /// `pluginsConfig["@workspace/orchestrator"].logs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -243,7 +244,7 @@ pub fn survey(dir: &Path) -> Vec<Seen> {
             continue;
         };
         for e in rd.flatten() {
-            let Some(file) = logs::classify(&e.path()) else {
+            let Some(file) = files::classify(&e.path()) else {
                 continue;
             };
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);
@@ -251,11 +252,11 @@ pub fn survey(dir: &Path) -> Vec<Seen> {
                 let first = std::fs::File::open(&file.path).ok().and_then(|f| {
                     let mut line = String::new();
                     std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut line).ok()?;
-                    logs::parse_ts(&line).map(|(t, _)| t)
+                    line::parse_ts(&line).map(|(t, _)| t)
                 });
-                let last = logs::tail_raw(&file.path, 1)
+                let last = files::tail_raw(&file.path, 1)
                     .ok()
-                    .and_then(|l| l.first().and_then(|l| logs::parse_ts(l).map(|(t, _)| t)));
+                    .and_then(|l| l.first().and_then(|l| line::parse_ts(l).map(|(t, _)| t)));
                 (first, last.or(first))
             } else {
                 (None, None)
@@ -409,7 +410,7 @@ mod tests {
     ) -> Seen {
         let dir = if archived { "/l/archive" } else { "/l" };
         Seen {
-            file: logs::classify(&Path::new(dir).join(name)).unwrap(),
+            file: files::classify(&Path::new(dir).join(name)).unwrap(),
             size,
             archived,
             first: first.map(t),

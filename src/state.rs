@@ -12,22 +12,12 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::layout::{events_file, state_dir};
 pub use crate::supervise::LastFailure;
 use crate::supervise::{Outcome, Record};
 
-pub fn state_dir(root: &Path) -> PathBuf {
-    root.join(".orchestrator").join("state")
-}
-
 pub fn state_file(root: &Path, service: &str) -> PathBuf {
     state_dir(root).join(format!("{service}.json"))
-}
-
-pub fn events_file(root: &Path, service: &str) -> PathBuf {
-    root.join("apps")
-        .join("logs")
-        .join(service)
-        .join("events.jsonl")
 }
 
 /// Pure: the record of a failure at `now`.
@@ -138,7 +128,7 @@ pub fn update<T>(
 /// Appends the events the file does not already hold among its last lines (an event is its
 /// whole JSON text: time to the millisecond, service, kind, details).
 fn append_new_events(root: &Path, service: &str, events: &[Value]) -> std::io::Result<()> {
-    let tail = crate::logs::tail_lines(&events_file(root, service), 1000);
+    let tail = crate::logs::files::tail_lines(&events_file(root, service), 1000);
     let missing: Vec<Value> = events
         .iter()
         .filter(|e| !tail.contains(&e.to_string()))

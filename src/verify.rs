@@ -293,7 +293,7 @@ pub fn verify(req: &VerifyRequest) -> crate::error::Result<Report> {
         .unwrap_or(serde_json::json!({ "apps": [] }));
     let cat = match catalog::build(
         root,
-        &crate::ops::workspace_name(root),
+        &crate::catalog::workspace_name(root),
         &req.ecosystem_file,
         &eco,
         cfg.clone(),
@@ -334,7 +334,7 @@ pub fn verify(req: &VerifyRequest) -> crate::error::Result<Report> {
 
 /// The compose project without a profile; its problems are reported per profile below.
 fn compose_project(root: &Path) -> Option<crate::compose::ComposeFile> {
-    crate::ops::load_compose(root)
+    crate::catalog::load_compose(root)
 }
 
 /// The ecosystem's own rules beyond parsing: restart options left to our policy, and an
@@ -826,7 +826,7 @@ fn project_files(root: &Path) -> Vec<PathBuf> {
             if ft.is_dir() {
                 let skip = name.starts_with('.')
                     || matches!(name.as_ref(), "node_modules" | "dist" | "tmp" | "coverage")
-                    || e.path() == root.join("apps").join("logs");
+                    || e.path() == crate::layout::logs_root(root);
                 if !skip {
                     stack.push(e.path());
                 }

@@ -13,7 +13,7 @@ use crate::supervise::Launch;
 fn io_error(e: std::io::Error, what: &str, root: &str) -> Error {
     js_error(
         CoreError::ReadFile {
-            path: crate::state::state_dir(Path::new(root)),
+            path: crate::layout::state_dir(Path::new(root)),
             source: std::io::Error::new(e.kind(), format!("{what}: {e}")),
         },
         "orchestrator agent",
@@ -114,40 +114,102 @@ pub struct AgentTick {
     pub wake_in_ms: Option<u32>,
 }
 
-/// Reconciles the records with PM2's table (see `agent::tick`).
+/// What the agent remembers between its looks at PM2, and the decisions that take more than
+/// one look (`agent::Watch`): the JS side only subscribes to PM2's bus and calls PM2.
 #[napi]
-pub fn agent_tick(
-    workspace_root: String,
-    instances: Vec<AgentInstance>,
-    confirmed: bool,
-) -> Result<AgentTick> {
-    let list: Vec<crate::agent::Instance> = instances
-        .into_iter()
-        .map(|i| crate::agent::Instance {
-            name: i.name,
-            pm_id: i.pm_id,
-            status: i.status,
-            started_ms: i.started_ms.map(|v| v as i64),
-            exit_code: i.exit_code.map(|v| v as i64),
-        })
-        .collect();
-    let t = crate::agent::tick(
-        Path::new(&workspace_root),
-        &list,
-        confirmed,
-        chrono::Utc::now(),
-    )
-    .map_err(|e| io_error(e, "reconciling with PM2", &workspace_root))?;
-    Ok(AgentTick {
-        restart: t
-            .restart
+pub struct AgentWatch {
+    inner: crate::agent::Watch,
+}
+
+impl Default for AgentWatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[napi]
+impl AgentWatch {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        AgentWatch {
+            inner: crate::agent::Watch::default(),
+        }
+    }
+
+    /// Reconciles the records with PM2's table (`agent::tick`), answering exits seen only in
+    /// the table once the two-look rule confirms them.
+    #[napi]
+    pub fn tick(
+        &mut self,
+        workspace_root: String,
+        instances: Vec<AgentInstance>,
+    ) -> Result<AgentTick> {
+        let list: Vec<crate::agent::Instance> = instances
             .into_iter()
-            .map(|(service, pm_ids)| AgentRestart { service, pm_ids })
-            .collect(),
-        wake_in_ms: t
-            .wake_in
-            .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
-    })
+            .map(|i| crate::agent::Instance {
+                name: i.name,
+                pm_id: i.pm_id,
+                status: i.status,
+                started_ms: i.started_ms.map(|v| v as i64),
+                exit_code: i.exit_code.map(|v| v as i64),
+            })
+            .collect();
+        let confirmed = self.inner.confirm(&list);
+        let t = crate::agent::tick(
+            Path::new(&workspace_root),
+            &list,
+            confirmed,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| io_error(e, "reconciling with PM2", &workspace_root))?;
+        Ok(AgentTick {
+            restart: t
+                .restart
+                .into_iter()
+                .map(|(service, pm_ids)| AgentRestart { service, pm_ids })
+                .collect(),
+            wake_in_ms: t
+                .wake_in
+                .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+        })
+    }
+
+    /// A process of PM2's exited, stopped or was deleted (a `process:event` on the bus).
+    #[napi]
+    pub fn exit_seen(&mut self) {
+        self.inner.exit_seen(chrono::Utc::now());
+    }
+
+    /// Whether PM2 may reopen its log files now (`agent::Watch::may_reopen`), given the
+    /// statuses in its table.
+    #[napi]
+    pub fn may_reopen(&self, statuses: Vec<String>) -> bool {
+        self.inner
+            .may_reopen(statuses.iter().map(String::as_str), chrono::Utc::now())
+    }
+}
+
+/// The agent started: its pid file is written.
+#[napi]
+pub fn agent_started(workspace_root: String, pid: u32) -> Result<()> {
+    crate::agent::started(Path::new(&workspace_root), pid)
+        .map_err(|e| io_error(e, "writing the agent's pid file", &workspace_root))
+}
+
+/// The agent's PM2 definition (`agent::pm2_app`).
+#[napi]
+pub fn agent_app(
+    workspace_root: String,
+    workspace_name: String,
+    agent_script: String,
+    pm2_home: String,
+) -> serde_json::Value {
+    crate::agent::pm2_app(
+        Path::new(&workspace_root),
+        &workspace_name,
+        Path::new(&agent_script),
+        &pm2_home,
+    )
 }
 
 /// PM2 refused a restart the agent asked for: counted like a crash.
@@ -182,7 +244,7 @@ pub fn agent_rotate(workspace_root: String) -> Result<bool> {
         crate::config::load_plugin_config(root).map_err(|e| js_error(e, "orchestrator agent"))?;
     let policy = crate::rotate::policy(cfg.logs.as_ref(), &crate::config::nx_json_path(root))
         .map_err(|e| js_error(e, "orchestrator agent"))?;
-    let pass = crate::rotate::run(&root.join("apps").join("logs"), chrono::Utc::now(), &policy);
+    let pass = crate::rotate::run(&crate::layout::logs_root(root), chrono::Utc::now(), &policy);
     for d in &pass.done {
         println!(
             "{} rotate: {d}",
@@ -195,7 +257,7 @@ pub fn agent_rotate(workspace_root: String) -> Result<bool> {
 /// Compresses rotated files their writer has let go of (off the JS thread).
 #[napi]
 pub async fn agent_compress(workspace_root: String) -> Result<u32> {
-    let dir = Path::new(&workspace_root).join("apps").join("logs");
+    let dir = crate::layout::logs_root(Path::new(&workspace_root));
     let done = tokio::task::spawn_blocking(move || crate::rotate::compress_ready(&dir))
         .await
         .map_err(|e| Error::from_reason(e.to_string()))?;

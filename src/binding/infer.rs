@@ -31,7 +31,7 @@ pub struct NamedProject {
 pub fn infer_projects(req: InferRequest) -> Result<serde_json::Value> {
     let root = PathBuf::from(&req.workspace_root);
     let command = "nx graph (createNodesV2 of @workspace/orchestrator)";
-    let cat = crate::ops::load_catalog(&root, &req.ecosystem, &PathBuf::from(&req.ecosystem_file))
+    let cat = crate::catalog::load(&root, &req.ecosystem, &PathBuf::from(&req.ecosystem_file))
         .map_err(|e| js_error(e, command))?;
     // `depends_on` does not depend on a profile; the default profile's env answers ${VARS}.
     let vars = crate::envfile::read_env_file(&cat.env_file(crate::config::DEFAULT_PROFILE))

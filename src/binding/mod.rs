@@ -688,7 +688,7 @@ pub struct ServiceInfo {
 #[napi]
 pub fn select_services(req: SelectRequest) -> Result<Vec<ServiceInfo>> {
     let root = PathBuf::from(&req.workspace_root);
-    let cat = ops::load_catalog(&root, &req.ecosystem, &PathBuf::from(&req.ecosystem_file))
+    let cat = crate::catalog::load(&root, &req.ecosystem, &PathBuf::from(&req.ecosystem_file))
         .map_err(|e| js_error(e, &req.command))?;
     let selected = cat
         .select(&req.services.unwrap_or_default(), req.all.unwrap_or(false))

@@ -998,7 +998,7 @@ impl Engine {
             let now = chrono::Utc::now();
             let mut out = String::new();
             for line in String::from_utf8_lossy(message).lines() {
-                out.push_str(&crate::logs::stamp(line, now));
+                out.push_str(&crate::logs::line::stamp(line, now));
                 out.push('\n');
             }
             out
@@ -1066,7 +1066,7 @@ impl Engine {
                 bollard::container::LogOutput::StdIn { .. } => continue,
             };
             for line in String::from_utf8_lossy(&message).lines() {
-                out.push((is_err, crate::logs::stamp(line, now)));
+                out.push((is_err, crate::logs::line::stamp(line, now)));
             }
         }
         out

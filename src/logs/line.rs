@@ -223,3 +223,14 @@ pub fn parse_instant(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Strin
         )),
     }
 }
+
+/// Pure: a log line as it goes into a file: starting with an RFC 3339 UTC timestamp with
+/// milliseconds. A line that already starts with one (a container's, `docker logs -t`) keeps
+/// its instant, normalised; any other gets `now`.
+pub fn stamp(line: &str, now: DateTime<Utc>) -> String {
+    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match parse_ts(line) {
+        Some((t, rest)) => format!("{} {rest}", fmt(t)),
+        None => format!("{} {line}", fmt(now)),
+    }
+}
