@@ -118,19 +118,19 @@ async function main() {
   if (cmd === 'verify') {
     if (services.length) return usageError('verify takes no service names (it checks the whole workspace)', json);
     try {
-      const lib = require('../lib/verify');
+      const verifier = require('../lib/verify');
       if (values['install-hook'] || values['remove-hook']) {
         if (values['install-hook'] && values['remove-hook']) return usageError('--install-hook and --remove-hook exclude each other', json);
         const install = Boolean(values['install-hook']);
-        const file = lib.hook({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), install, command });
+        const file = verifier.hook({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), install, command });
         process.stdout.write(install ? `pre-commit hook installed: ${file}\n` : file ? `pre-commit hook removed: ${file}\n` : 'no pre-commit hook of ours to remove\n');
         return process.exit(0);
       }
-      const r = lib.verify({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, allProfiles: values['all-profiles'], command });
+      const r = verifier.verify({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, allProfiles: values['all-profiles'], command });
       process.stdout.write(json ? JSON.stringify(r.report) + '\n' : r.text);
       if (r.ok) return process.exit(0);
       // The report (text or JSON) is stdout's; the verdict goes to stderr, as status --strict's.
-      const err = lib.failure(r, command);
+      const err = verifier.failure(r, command);
       require('../lib/report').error(err, false);
       return process.exit(err.exitCode);
     } catch (e) {
@@ -141,8 +141,8 @@ async function main() {
   }
   if (cmd === 'logs') {
     try {
-      const lib = require('../lib/logs');
-      const verb = values.follow ? lib.follow : lib.print;
+      const logs = require('../lib/logs');
+      const verb = values.follow ? logs.follow : logs.print;
       await verb({
         cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(),
         services: values.service !== undefined ? [values.service, ...services] : services,

@@ -26,6 +26,7 @@ if (!root) {
 }
 
 let pm2 = null;
+/** @type {Promise<unknown>} */
 let queue = Promise.resolve();
 let wakeTimer = null;
 const watch = new native.AgentWatch();

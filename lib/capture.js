@@ -39,6 +39,8 @@ class Sink {
     this.partialAt = 0;
     this.lastMs = -1;
     this.lastStamp = '';
+    // Set once the file could not be written (said once, on the real stream).
+    this.failed = false;
     this.open();
   }
 
@@ -133,7 +135,7 @@ function install(env) {
         encoding = undefined;
       }
       try {
-        sink.write(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(typeof encoding === 'string' && encoding !== 'buffer' ? encoding : 'utf8'));
+        sink.write(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(/** @type {BufferEncoding} */ (typeof encoding === 'string' && encoding !== 'buffer' ? encoding : 'utf8')));
       } catch (e) {
         // The log file cannot be written (disk full, permissions): say so once on the real
         // stream, which PM2 still captures.

@@ -30,7 +30,9 @@
 
 const net = require('net');
 
-const servers = new Set();
+/** Every listening server of the process → its connections and their activity. */
+/** @type {Map<import('net').Server, Map<import('net').Socket, { busy: number, idleSince: number, upgraded: boolean }>>} */
+const servers = new Map();
 let draining = false;
 let startedAt = 0;
 let lastHandoff = 0;
@@ -50,9 +52,8 @@ function trackServers() {
   const listen = net.Server.prototype.listen;
   net.Server.prototype.listen = function orchestratorListen(...args) {
     if (!servers.has(this)) {
-      servers.add(this);
-      const sockets = new Map(); // socket → { busy, idleSince, upgraded }
-      this.orchestratorSockets = sockets;
+      const sockets = new Map();
+      servers.set(this, sockets);
       this.on('connection', (socket) => {
         sockets.set(socket, { busy: 0, idleSince: Date.now(), upgraded: false });
         socket.once('close', () => {
@@ -60,7 +61,7 @@ function trackServers() {
           check();
         });
       });
-      if (typeof this.closeIdleConnections === 'function') {
+      if (typeof (/** @type {any} */ (this).closeIdleConnections) === 'function') {
         // An HTTP server: a request makes its connection busy until its response is done.
         this.prependListener('request', (req, res) => {
           const s = sockets.get(req.socket) || sockets.get(req.socket && req.socket._parent);
@@ -89,7 +90,7 @@ function trackServers() {
   const closeIdle = http.Server.prototype.closeIdleConnections;
   if (typeof closeIdle === 'function') {
     http.Server.prototype.closeIdleConnections = function orchestratorCloseIdle(...args) {
-      if (draining && this.orchestratorSockets) return undefined;
+      if (draining && servers.has(this)) return undefined;
       return closeIdle.apply(this, args);
     };
   }
@@ -98,14 +99,14 @@ function trackServers() {
 /** Connections still open on our servers. */
 function openConnections() {
   let n = 0;
-  for (const server of servers) n += server.orchestratorSockets ? server.orchestratorSockets.size : 0;
+  for (const sockets of servers.values()) n += sockets.size;
   return n;
 }
 
 /** Closes what may be closed now: idle connections past their grace, upgraded ones. */
 function sweep(now) {
-  for (const server of servers) {
-    for (const [socket, s] of server.orchestratorSockets || []) {
+  for (const sockets of servers.values()) {
+    for (const [socket, s] of sockets) {
       if (s.upgraded || (s.busy === 0 && now - s.idleSince >= IDLE_MS)) socket.destroy();
     }
   }
@@ -139,7 +140,7 @@ function begin(env, onDone) {
   const deadline = Math.max(500, killTimeout(env) - 250);
   // After the app's own handlers for this signal ran: close the listeners still open.
   setImmediate(() => {
-    for (const server of servers) {
+    for (const server of servers.keys()) {
       if (server.listening) net.Server.prototype.close.call(server);
     }
     sweep(Date.now());
@@ -149,7 +150,7 @@ function begin(env, onDone) {
     check();
   }, 50);
   const hard = setTimeout(() => {
-    for (const server of servers) for (const socket of (server.orchestratorSockets || new Map()).keys()) socket.destroy();
+    for (const sockets of servers.values()) for (const socket of sockets.keys()) socket.destroy();
     lastHandoff = 0;
     startedAt = 0;
     const ready = waiters;
@@ -172,24 +173,26 @@ function install(env) {
   // The app's own `process.exit()` while draining waits for the drain.
   const exit = process.exit;
   let exiting = false;
-  process.exit = function orchestratorExit(code) {
+  /** @type {any} */ (process).exit = function orchestratorExit(/** @type {number | undefined} */ code) {
     if (!draining || exiting) return exit.call(process, code);
     exiting = true;
     if (code !== undefined) process.exitCode = code;
     drained().then(() => exit.call(process));
     return undefined;
   };
-  const signal = String(env.kill_signal || 'SIGINT');
+  const signal = /** @type {NodeJS.Signals} */ (String(env.kill_signal || 'SIGINT'));
   // Listeners that were there before the app's own code ran are not the app's: PM2's injected
   // @pm2/io, for one, listens through signal-exit, which lets the process die of the signal
   // unless someone else listens. The app's main module is loaded with `isMain` (PM2's
   // containers and Node alike): the listeners then present are noted.
+  /** @type {any} */
   const Module = require('module');
   const load = Module._load;
+  /** @type {Set<Function> | null} */
   let before = null;
   Module._load = function orchestratorLoad(request, parent, isMain) {
     if (isMain && before === null) {
-      before = new Set(process.listeners(signal));
+      before = new Set(process.listeners(/** @type {NodeJS.Signals} */ (signal)));
       Module._load = load;
     }
     return load.apply(this, arguments);

@@ -40,8 +40,12 @@ function make(code, fields) {
   return new OrchestratorError({ code, exitCode: EXIT[code], ...fields });
 }
 
-/** Converts anything thrown (addon JSON errors, PM2 errors, bugs) into an OrchestratorError. */
-function normalize(err, { command = '', service = null, remediation } = {}) {
+/**
+ * Converts anything thrown (addon JSON errors, PM2 errors, bugs) into an OrchestratorError.
+ * @param {any} err
+ * @param {{ command?: string, service?: string | null, remediation?: string[] }} [context]
+ */
+function normalize(err, { command = '', service = null, remediation = undefined } = {}) {
   if (err instanceof OrchestratorError) return err;
   const text = err && typeof err.message === 'string' ? err.message : String(err);
   if (text.startsWith('{"error":')) {

@@ -28,7 +28,12 @@ function servicesOf(opts) {
  * launched just to find nothing: `fn` gets `null` when none runs. With `precheck`, when no daemon
  * runs, the input is checked first (`precheck(located)`, an empty PM2 table): bad input is refused
  * before PM2's daemon is launched for it. */
-async function withPm2(ctx, fn, { onlyIfRunning = false, precheck } = {}) {
+/**
+ * @param {any} ctx
+ * @param {(pm2: any, located: any) => Promise<any>} fn
+ * @param {{ onlyIfRunning?: boolean, precheck?: (located: any) => Promise<any> }} [options]
+ */
+async function withPm2(ctx, fn, { onlyIfRunning = false, precheck = undefined } = {}) {
   const located = locate(ctx.root);
   native.checkPrerequisites(ctx.root, process.versions.node, located ? located.version : undefined, ctx.command);
   const lock = await native.acquireLock(ctx.root, LOCK_TIMEOUT_MS, ctx.command);

@@ -24,6 +24,7 @@ echo "== cargo fmt --check"; cargo fmt --check
 echo "== cargo clippy -D warnings"; cargo clippy --all-targets -- -D warnings
 echo "== no module cycles"; node scripts/check-cycles.js
 echo "== eslint"; npx eslint .
+echo "== tsc (the JS type-checked from its JSDoc)"; npx tsc -p tsconfig.json
 echo "== cargo test"; cargo test
 # The CI gate the docs recommend: lint and dry-run every profile of the example (starts nothing).
 echo "== verify the example, every profile"; (cd examples/workspace && npx nx run workspace:verify -- --all-profiles)
