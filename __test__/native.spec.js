@@ -7,8 +7,8 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
-const native = require('../index.js');
-const { normalize } = require('../lib/errors');
+const native = require('../lib/native');
+const { normalize, OrchestratorError } = require('../lib/errors');
 
 test('exit-code table is the contract', () => {
   const table = Object.fromEntries(native.exitCodes().map((c) => [c.name, c.code]));
@@ -38,7 +38,9 @@ test('addon errors become OrchestratorErrors with code, number and remediation',
     thrown = e;
   }
   assert.ok(thrown, 'invalid names throw');
+  assert.ok(thrown instanceof OrchestratorError, 'structured at the boundary (lib/native.js)');
   const err = normalize(thrown);
+  assert.strictEqual(err, thrown);
   assert.strictEqual(err.code, 'EXIT_USAGE');
   assert.strictEqual(err.exitCode, 2);
   assert.strictEqual(err.command, 'orchestrator start ../etc');

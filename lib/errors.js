@@ -41,20 +41,14 @@ function make(code, fields) {
 }
 
 /**
- * Converts anything thrown (addon JSON errors, PM2 errors, bugs) into an OrchestratorError.
+ * Converts anything thrown (PM2 errors, bugs; the addon's errors already are OrchestratorErrors,
+ * lib/native.js) into an OrchestratorError.
  * @param {any} err
  * @param {{ command?: string, service?: string | null, remediation?: string[] }} [context]
  */
 function normalize(err, { command = '', service = null, remediation = undefined } = {}) {
   if (err instanceof OrchestratorError) return err;
   const text = err && typeof err.message === 'string' ? err.message : String(err);
-  if (text.startsWith('{"error":')) {
-    try {
-      return new OrchestratorError(JSON.parse(text).error);
-    } catch (_) {
-      /* fall through */
-    }
-  }
   return make('EXIT_FAILURE', {
     service,
     command,

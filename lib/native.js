@@ -1,7 +1,13 @@
 'use strict';
-// The addon. The generated napi loader (index.js at the package root) probes the platform
-// (libc flavour, fallbacks) on every load; `status` is polled, so the binary built for this
-// machine is required directly when it is there, and the loader is the fallback.
+// The addon, and its errors as the one place they become JS errors. The generated napi loader
+// (index.js at the package root) probes the platform (libc flavour, fallbacks) on every load;
+// `status` is polled, so the binary built for this machine is required directly when it is
+// there, and the loader is the fallback.
+//
+// napi's async functions reject with a `Status` code only, so the addon sends its actionable
+// error (DESIGN §3) as the JSON of the message; every exported function is wrapped here so that
+// what reaches the rest of the JS is an OrchestratorError with `code`, `exitCode`, `service`,
+// `command` and `remediation` as properties. Nothing else looks inside a message.
 function load() {
   const abi = process.platform === 'linux' ? `${process.platform}-${process.arch}-gnu` : `${process.platform}-${process.arch}`;
   try {
@@ -10,4 +16,34 @@ function load() {
     return require('../index.js');
   }
 }
-module.exports = load();
+
+const addon = load();
+
+/** The addon's error as an OrchestratorError; anything else as it is. */
+function structured(e) {
+  if (!e || typeof e.message !== 'string' || e.message[0] !== '{') return e;
+  let body;
+  try {
+    body = JSON.parse(e.message).error;
+  } catch (_) {
+    return e;
+  }
+  if (!body || typeof body.code !== 'string') return e;
+  const { OrchestratorError } = require('./errors');
+  return new OrchestratorError(body);
+}
+
+function wrap(fn) {
+  return function addonCall(...args) {
+    let out;
+    try {
+      out = fn.apply(this, args);
+    } catch (e) {
+      throw structured(e);
+    }
+    return out && typeof out.then === 'function' ? out.catch((e) => Promise.reject(structured(e))) : out;
+  };
+}
+
+// Functions are camelCase, classes (AgentWatch, WorkspaceLock) PascalCase and kept as they are.
+module.exports = Object.fromEntries(Object.entries(addon).map(([k, v]) => [k, typeof v === 'function' && /^[a-z]/.test(k) ? wrap(v) : v]));

@@ -4,7 +4,7 @@
 
 const path = require('path');
 const native = require('./native');
-const { normalize, make } = require('./errors');
+const { normalize, make, OrchestratorError } = require('./errors');
 const { findRoot, loadEcosystem } = require('./workspace');
 const { Pm2, locate, daemonRunning } = require('./pm2');
 const { withPreload } = require('./preload');
@@ -110,7 +110,7 @@ async function stopAgent(pm2, plan) {
   if (list.some((p) => p.name === plan.agentName)) await pm2.deleteName(plan.agentName);
 }
 
-const isActionable = (e) => typeof e?.message === 'string' && e.message.startsWith('{"error"');
+const isActionable = (e) => e instanceof OrchestratorError;
 
 function summarize(plan, list, ready, containers = {}) {
   const readyBy = Object.fromEntries(ready.map((r) => [r.service, r]));

@@ -20,18 +20,16 @@ process.on('uncaughtException', (e) => {
   process.exit(1);
 });
 
+/** Says why the runner stops and exits with the error's number (the agent reads a refusal
+ * restarting cannot fix from it: image unavailable, env missing, port held). */
 function fail(e) {
-  let text = e && e.message ? e.message : String(e);
-  let code = 1;
-  try {
-    const parsed = JSON.parse(text).error;
-    text = `${parsed.code} (${parsed.exitCode}): ${parsed.message}\n  - ${parsed.remediation.join('\n  - ')}`;
-    code = parsed.exitCode || 1;
-  } catch (_) {
-    /* not an actionable error */
+  const { OrchestratorError } = require('./errors');
+  if (e instanceof OrchestratorError) {
+    say(`${e.code} (${e.exitCode}): ${e.message}\n  - ${e.remediation.join('\n  - ')}`);
+    process.exit(e.exitCode || 1);
   }
-  say(text);
-  process.exit(code);
+  say(e && e.message ? e.message : String(e));
+  process.exit(1);
 }
 
 if (!spec) fail(new Error('ORCHESTRATOR_CONTAINER is not set: the runner is started by `orchestrator start`, not by hand'));
