@@ -12,6 +12,7 @@ pub mod docker;
 pub mod envfile;
 pub mod error;
 pub mod exit;
+pub mod git_hook;
 pub mod infer;
 pub mod install;
 pub mod layout;

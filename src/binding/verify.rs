@@ -69,9 +69,9 @@ pub fn verify_hook(
 ) -> Result<Option<String>> {
     let root = PathBuf::from(workspace_root);
     let got = if install {
-        verify::install_hook(&root).map(Some)
+        crate::git_hook::install_hook(&root).map(Some)
     } else {
-        verify::remove_hook(&root)
+        crate::git_hook::remove_hook(&root)
     };
     got.map(|p| p.map(|p| p.display().to_string()))
         .map_err(|e| js_error(e, &command))
