@@ -36,6 +36,20 @@ class OrchestratorError extends Error {
   }
 }
 
+/** The addon's actionable error (its JSON in the message: napi's async functions reject with a
+ * Status code only) as an OrchestratorError; anything else as it is. The one place a message
+ * is read. */
+function fromAddon(e) {
+  if (!e || e instanceof OrchestratorError || typeof e.message !== 'string' || e.message[0] !== '{') return e;
+  let body;
+  try {
+    body = JSON.parse(e.message).error;
+  } catch (_) {
+    return e;
+  }
+  return body && typeof body.code === 'string' ? new OrchestratorError(body) : e;
+}
+
 function make(code, fields) {
   return new OrchestratorError({ code, exitCode: EXIT[code], ...fields });
 }
@@ -47,6 +61,7 @@ function make(code, fields) {
  * @param {{ command?: string, service?: string | null, remediation?: string[] }} [context]
  */
 function normalize(err, { command = '', service = null, remediation = undefined } = {}) {
+  err = fromAddon(err);
   if (err instanceof OrchestratorError) return err;
   const text = err && typeof err.message === 'string' ? err.message : String(err);
   return make('EXIT_FAILURE', {
@@ -70,4 +85,4 @@ function format(err) {
   return lines.join('\n');
 }
 
-module.exports = { OrchestratorError, EXIT, make, normalize, format };
+module.exports = { OrchestratorError, EXIT, make, normalize, format, fromAddon };

@@ -7,7 +7,9 @@
 // napi's async functions reject with a `Status` code only, so the addon sends its actionable
 // error (DESIGN §3) as the JSON of the message; every exported function is wrapped here so that
 // what reaches the rest of the JS is an OrchestratorError with `code`, `exitCode`, `service`,
-// `command` and `remediation` as properties. Nothing else looks inside a message.
+// `command` and `remediation` as properties. The classes (LogReader, AgentWatch, WorkspaceLock)
+// are kept as they are; errors.normalize, which every caller of theirs goes through, converts
+// with the same `fromAddon`. Nothing else looks inside a message.
 function load() {
   const abi = process.platform === 'linux' ? `${process.platform}-${process.arch}-gnu` : `${process.platform}-${process.arch}`;
   try {
@@ -19,19 +21,9 @@ function load() {
 
 const addon = load();
 
-/** The addon's error as an OrchestratorError; anything else as it is. */
-function structured(e) {
-  if (!e || typeof e.message !== 'string' || e.message[0] !== '{') return e;
-  let body;
-  try {
-    body = JSON.parse(e.message).error;
-  } catch (_) {
-    return e;
-  }
-  if (!body || typeof body.code !== 'string') return e;
-  const { OrchestratorError } = require('./errors');
-  return new OrchestratorError(body);
-}
+/** The addon's error as an OrchestratorError (lib/errors.js), required when first needed:
+ * errors.js itself loads the addon for the exit-code table. */
+const structured = (e) => require('./errors').fromAddon(e);
 
 function wrap(fn) {
   return function addonCall(...args) {
