@@ -10,6 +10,26 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * What the agent remembers between its looks at PM2, and the decisions that take more than
+ * one look (`agent::Watch`): the JS side only subscribes to PM2's bus and calls PM2.
+ */
+export declare class AgentWatch {
+  constructor()
+  /**
+   * Reconciles the records with PM2's table (`agent::tick`), answering exits seen only in
+   * the table once the two-look rule confirms them.
+   */
+  tick(workspaceRoot: string, instances: Array<AgentInstance>): AgentTick
+  /** A process of PM2's exited, stopped or was deleted (a `process:event` on the bus). */
+  exitSeen(): void
+  /**
+   * Whether PM2 may reopen its log files now (`agent::Watch::may_reopen`), given the
+   * statuses in its table.
+   */
+  mayReopen(statuses: Array<string>): boolean
+}
+
+/**
  * The programmatic stream: `read(max)` hands out the window in batches (it is never read
  * whole), then, when following, what was written since the last call.
  */
@@ -28,6 +48,9 @@ export declare class WorkspaceLock {
 
 /** Takes the workspace lock, waiting up to `timeoutMs` for another command to finish. */
 export declare function acquireLock(workspaceRoot: string, timeoutMs: number, command: string): Promise<WorkspaceLock>
+
+/** The agent's PM2 definition (`agent::pm2_app`). */
+export declare function agentApp(workspaceRoot: string, workspaceName: string, agentScript: string, pm2Home: string): any
 
 /** Compresses rotated files their writer has let go of (off the JS thread). */
 export declare function agentCompress(workspaceRoot: string): Promise<number>
@@ -74,8 +97,8 @@ export declare function agentRestartFailed(workspaceRoot: string, service: strin
  */
 export declare function agentRotate(workspaceRoot: string): boolean
 
-/** Reconciles the records with PM2's table (see `agent::tick`). */
-export declare function agentTick(workspaceRoot: string, instances: Array<AgentInstance>, confirmed: boolean): AgentTick
+/** The agent started: its pid file is written. */
+export declare function agentStarted(workspaceRoot: string, pid: number): void
 
 export interface AgentTick {
   /** Restart these instances now (`pm2 restart <pm_id>`), then tick again. */

@@ -835,15 +835,17 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.AgentWatch = nativeBinding.AgentWatch
 module.exports.LogReader = nativeBinding.LogReader
 module.exports.WorkspaceLock = nativeBinding.WorkspaceLock
 module.exports.acquireLock = nativeBinding.acquireLock
+module.exports.agentApp = nativeBinding.agentApp
 module.exports.agentCompress = nativeBinding.agentCompress
 module.exports.agentExit = nativeBinding.agentExit
 module.exports.agentName = nativeBinding.agentName
 module.exports.agentRestartFailed = nativeBinding.agentRestartFailed
 module.exports.agentRotate = nativeBinding.agentRotate
-module.exports.agentTick = nativeBinding.agentTick
+module.exports.agentStarted = nativeBinding.agentStarted
 module.exports.agentWanted = nativeBinding.agentWanted
 module.exports.checkPrerequisites = nativeBinding.checkPrerequisites
 module.exports.ensureContainer = nativeBinding.ensureContainer

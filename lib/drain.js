@@ -54,6 +54,8 @@ function trackServers() {
     if (!servers.has(this)) {
       const sockets = new Map();
       servers.set(this, sockets);
+      // A server that closed (and whose connections all ended) is forgotten.
+      this.once('close', () => servers.delete(this));
       this.on('connection', (socket) => {
         sockets.set(socket, { busy: 0, idleSince: Date.now(), upgraded: false });
         socket.once('close', () => {
