@@ -413,7 +413,8 @@ export declare function runJob(spec: string, blocked: Array<string>, command: st
 
 /**
  * One of the runner's own lines (already stamped, with its newline): to the service's error.log
- * through the same sink as the container's stderr (crate::sink), and to stderr for PM2's bus.
+ * through the same sink as the container's stderr (the runtime's `sink`), and to stderr for
+ * PM2's bus.
  */
 export declare function runnerSay(line: string): void
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict';
-// The module graph of the Rust crate has no cycles (issue 17): every module of src/ (a file, or
-// a directory's mod.rs) is a node; a reference from its production code (`crate::a::b`,
+// The module graph of each Rust crate has no cycles (the crates themselves cannot have any: Cargo
+// refuses a cycle between packages). In each crate's src/ (the binding's src/, crates/core/src,
+// crates/runtime/src) every module (a file, or a directory's mod.rs) is a node; a reference from its production code (`crate::a::b`,
 // `super::x`, `self::x`, `use` lines included) to another module is an edge. Test modules
 // (`#[cfg(test)]` to the end of the file, and files only compiled for tests) are left out: a test
 // may use any module to build its fixtures without that being part of the layering. Prints the
@@ -9,7 +10,8 @@
 const fs = require('fs');
 const path = require('path');
 
-const SRC = path.join(__dirname, '..', 'src');
+const ROOT = path.join(__dirname, '..');
+const CRATES = ['src', 'crates/core/src', 'crates/runtime/src'];
 
 /** The source without its inline test modules (`#[cfg(test)] mod tests { … }`, braces
  * matched; strings and comments are not parsed, which the code's test modules do not need). */
@@ -32,7 +34,7 @@ function withoutTests(text) {
 }
 
 /** Every module: its path (`logs::scan`) → its production source. */
-function modules() {
+function modules(SRC) {
   const out = new Map();
   const walk = (dir, prefix) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -130,16 +132,23 @@ function cycles(graph) {
   return out;
 }
 
-const mods = modules();
-const graph = edges(mods);
-const found = cycles(graph);
-if (found.length) {
-  console.error(`check-cycles: ${found.length} module cycle(s) in src/ (production code):`);
+let failed = false;
+let total = 0;
+for (const dir of CRATES) {
+  const mods = modules(path.join(ROOT, dir));
+  total += mods.size;
+  const graph = edges(mods);
+  const found = cycles(graph);
+  if (!found.length) continue;
+  failed = true;
+  console.error(`check-cycles: ${found.length} module cycle(s) in ${dir}/ (production code):`);
   for (const c of found) {
     const inside = c.map((m) => `${m} → ${[...graph.get(m)].filter((t) => c.includes(t)).join(', ')}`);
     console.error(`  - ${c.join(', ')}\n      ${inside.join('\n      ')}`);
   }
+}
+if (failed) {
   console.error('  Move what both sides need into a module below them (docs/architecture.md, "Layers").');
   process.exit(1);
 }
-console.log(`check-cycles: ${mods.size} modules, no cycles`);
+console.log(`check-cycles: ${CRATES.length} crates, ${total} modules, no cycles`);

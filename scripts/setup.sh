@@ -21,10 +21,11 @@ if ! installed .; then
   npm ci --no-audit --no-fund
 fi
 
-# The addon is rebuilt when a Rust source is newer than it (cargo would find nothing to do, but
-# napi's type-definition pass can still make it compile the crate again).
+# The addon is rebuilt when a Rust source (the binding in src/, the core and the runtime in
+# crates/) is newer than it (cargo would find nothing to do, but napi's type-definition pass can
+# still make it compile the crate again).
 addon="$(ls orchestrator.*.node 2>/dev/null | head -1 || true)"
-if [ -z "$addon" ] || [ -n "$(find src Cargo.toml Cargo.lock build.rs -newer "$addon" -print -quit)" ]; then
+if [ -z "$addon" ] || [ -n "$(find src crates Cargo.toml Cargo.lock build.rs -newer "$addon" -print -quit)" ]; then
   echo "setup: building the native addon (release)"
   npx napi build --platform --release
 else

@@ -20,12 +20,12 @@ if grep -q '"state":"online"' <<<"$running"; then
   bash scripts/example-down.sh
 fi
 
-echo "== cargo fmt --check"; cargo fmt --check
-echo "== cargo clippy -D warnings"; cargo clippy --all-targets -- -D warnings
+echo "== cargo fmt --all --check"; cargo fmt --all --check
+echo "== cargo clippy -D warnings (every crate)"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== no module cycles"; node scripts/check-cycles.js
 echo "== eslint"; npx eslint .
 echo "== tsc (the JS type-checked from its JSDoc)"; npx tsc -p tsconfig.json
-echo "== cargo test"; cargo test
+echo "== cargo test (every crate)"; cargo test --workspace
 # The CI gate the docs recommend: lint and dry-run every profile of the example (starts nothing).
 echo "== verify the example, every profile"; (cd examples/workspace && npx nx run workspace:verify -- --all-profiles)
 # --test-force-exit: a test file that used PM2's client in-process keeps an idle handle after

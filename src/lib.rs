@@ -1,41 +1,739 @@
-//! Native core of `@workspace/orchestrator`. Everything here is plain Rust with unit tests beside
-//! the code; `binding` is the only module that touches napi.
+//! The napi binding, the top crate of three (docs/architecture.md, "Crates"): plain-object DTOs,
+//! conversions in one place, and thin exports that delegate to `orchestrator_runtime` (I/O) and
+//! `orchestrator_core` (pure decisions). Errors cross as JS errors whose message is the
+//! actionable-error JSON of DESIGN §3.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use orchestrator_core::error::Error as CoreError;
+use orchestrator_core::exit::ExitCode;
+use orchestrator_core::pm2::Pm2Process;
+use orchestrator_runtime::ops;
 
 pub mod agent;
-pub mod build;
-pub mod catalog;
-pub mod compose;
-pub mod config;
-pub mod container;
-pub mod deps;
-pub mod docker;
-pub mod envfile;
-pub mod error;
-pub mod exit;
-pub mod git_hook;
 pub mod infer;
-pub mod install;
-pub mod layout;
-pub mod lock;
 pub mod logs;
-pub mod names;
-pub mod observe;
-pub mod ops;
-pub mod plan;
-pub mod pm2;
-pub mod pm2rpc;
-pub mod policy;
-pub mod ports;
-pub mod prereq;
-pub mod ready;
-pub mod rotate;
-pub mod sink;
-pub mod state;
 pub mod status;
-pub mod supervise;
 pub mod verify;
 
-pub mod binding;
+/// Our own diagnostics: nothing unless `ORCHESTRATOR_LOG` names a filter (`debug`,
+/// `orchestrator_runtime::deps=trace`, … as tracing's `EnvFilter` reads it). Spans of the
+/// plan, the engine calls and the waits then go to stderr with their durations; names of
+/// services, containers and images only, never an env value.
+#[napi_derive::module_init]
+fn init() {
+    let Ok(filter) = std::env::var("ORCHESTRATOR_LOG") else {
+        return;
+    };
+    // A bare level is ours only (our three crates): other crates' diagnostics (an HTTP
+    // client's, say) could carry what we never print.
+    let scoped = if filter.contains('=') {
+        filter.clone()
+    } else {
+        let level = filter.trim();
+        format!(
+            "orchestrator_core={level},orchestrator_runtime={level},{}={level}",
+            env!("CARGO_CRATE_NAME")
+        )
+    };
+    match tracing_subscriber::EnvFilter::try_new(&scoped) {
+        Ok(f) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(f)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+                .try_init()
+                .ok();
+        }
+        Err(e) => eprintln!(
+            "orchestrator: ORCHESTRATOR_LOG={filter:?} is not a filter ({e}); no diagnostics"
+        ),
+    }
+}
 
-#[cfg(test)]
-mod parsers_never_panic;
+/// napi's async functions only carry `Status` codes, so the actionable error travels as the JSON
+/// message (`{"error":{code,exitCode,…}}`); `lib/errors.js` turns it into an `OrchestratorError`
+/// whose `code` is the exit-code name, in one place.
+fn js_error(e: CoreError, command: &str) -> Error {
+    let a = e.actionable(command);
+    Error::from_reason(
+        serde_json::to_string(&serde_json::json!({ "error": a })).unwrap_or_default(),
+    )
+}
+
+#[napi(object)]
+pub struct ExitCodeInfo {
+    pub name: String,
+    pub code: i32,
+}
+
+/// The exit-code table (names and numbers are a contract).
+#[napi]
+pub fn exit_codes() -> Vec<ExitCodeInfo> {
+    ExitCode::ALL
+        .iter()
+        .map(|c| ExitCodeInfo {
+            name: c.name().into(),
+            code: c.number(),
+        })
+        .collect()
+}
+
+/// One PM2 process-table entry, as the JS side reads it from `pm2.list()`.
+#[napi(object)]
+#[derive(Clone)]
+pub struct Pm2Entry {
+    pub name: String,
+    pub pm_id: u32,
+    pub pid: Option<u32>,
+    pub status: String,
+    /// `ORCHESTRATOR_WORKSPACE` from the entry's env, when we started it.
+    pub workspace: Option<String>,
+    pub profile: Option<String>,
+    pub kind: Option<String>,
+    /// `ORCHESTRATOR_ENV_KEYS` and `ORCHESTRATOR_UNSET` from the entry's env (comma-separated).
+    pub env_keys: Option<String>,
+    pub unset: Option<String>,
+}
+
+impl From<Pm2Entry> for Pm2Process {
+    fn from(e: Pm2Entry) -> Self {
+        Pm2Process {
+            name: e.name,
+            pm_id: e.pm_id,
+            pid: e.pid,
+            status: e.status,
+            workspace: e.workspace,
+            profile: e.profile,
+            kind: e.kind,
+            env: orchestrator_core::pm2::LaunchedEnv::parse(
+                e.env_keys.as_deref(),
+                e.unset.as_deref(),
+            ),
+        }
+    }
+}
+
+#[napi(object)]
+pub struct PrepareRequest {
+    pub workspace_root: String,
+    /// Absent means `development` (for `restart`: the profile the service runs under).
+    pub profile: Option<String>,
+    /// Explicit services; empty means the default set (or every service with `all`).
+    pub services: Option<Vec<String>>,
+    pub all: Option<bool>,
+    /// The evaluated `ecosystem.config.js` export.
+    pub ecosystem: serde_json::Value,
+    pub ecosystem_file: String,
+    pub pm2: Vec<Pm2Entry>,
+    pub node_version: String,
+    /// `null` when PM2 cannot be resolved.
+    pub pm2_version: Option<String>,
+    /// The command as the user typed it, for error messages.
+    pub command: String,
+    /// Select every docker dependency instead of `services`.
+    pub dependencies: Option<bool>,
+    /// Absolute path of the container runner script (`lib/runner.js`).
+    pub runner_script: String,
+}
+
+#[napi(object)]
+pub struct ReadySpec {
+    pub service: String,
+    pub ports: Vec<u32>,
+    pub health_http: Option<String>,
+    pub health_tcp: Option<String>,
+    pub timeout_ms: u32,
+    pub error_log: String,
+    /// Filled by the caller after the launch: the pids PM2 reports for the service.
+    pub pids: Option<Vec<u32>>,
+    /// PM2's pid files of the service's instances (`pm_pid_path`), re-read while waiting so a
+    /// restart by the agent is followed.
+    pub pid_files: Option<Vec<String>>,
+    /// Dependencies: the container to wait on (from `ensureContainer`), filled by the caller.
+    pub container_id: Option<String>,
+    pub has_healthcheck: Option<bool>,
+    pub workspace: Option<String>,
+}
+
+#[napi(object)]
+pub struct PlanStep {
+    pub service: String,
+    /// `app` | `dependency`
+    pub kind: String,
+    /// `start` | `replace` | `keep` | `reload` | `restart` | `stop` | `already-stopped`
+    pub action: String,
+    pub profile: String,
+    /// A profile switch: the profile the service ran under until this step.
+    pub switched_from: Option<String>,
+    /// The step replaces something of ours that runs: its image is obtained and its
+    /// replacement container staged before it is touched, and a refusal leaves it running.
+    pub replacing: bool,
+    /// PM2 app definition for launching actions (env resolved, metadata attached).
+    pub app: Option<serde_json::Value>,
+    pub ports: Vec<u32>,
+    /// `installed` | `up-to-date` | `not-needed`, for launching actions.
+    pub install: Option<String>,
+    /// What readiness means for this step, for launching actions.
+    pub ready: Option<ReadySpec>,
+    /// Launching dependency steps: the container spec to hand to `ensureContainer`.
+    pub container: Option<serde_json::Value>,
+    /// Wait for this step to be ready before carrying out the next ones (dependencies).
+    pub gate: bool,
+    /// A one-shot job: `runJob` runs its container to completion instead of PM2 launching it.
+    pub job: bool,
+    /// For a job: the services that wait for it to complete successfully.
+    pub blocked: Vec<String>,
+    /// What its compose definition asks that cannot be honoured here, `file:line: key: …`.
+    pub warnings: Vec<String>,
+    /// Launching steps: what the agent supervises (service, kind, profile, restart policy) as
+    /// JSON, handed to `markLaunched` before PM2 launches it.
+    pub supervision: Option<String>,
+}
+
+#[napi(object)]
+pub struct Plan {
+    pub workspace_root: String,
+    pub workspace_name: String,
+    pub profile: String,
+    pub steps: Vec<PlanStep>,
+    /// The PM2 name of this workspace's agent.
+    pub agent_name: String,
+}
+
+fn to_request(r: PrepareRequest) -> ops::Request {
+    ops::Request {
+        workspace_root: PathBuf::from(r.workspace_root),
+        profile: r.profile,
+        services: r.services.unwrap_or_default(),
+        all: r.all.unwrap_or(false),
+        ecosystem: r.ecosystem,
+        ecosystem_file: PathBuf::from(r.ecosystem_file),
+        pm2: r.pm2.into_iter().map(Into::into).collect(),
+        node_version: r.node_version,
+        pm2_version: r.pm2_version,
+        dependencies: r.dependencies.unwrap_or(false),
+        runner_script: PathBuf::from(r.runner_script),
+    }
+}
+
+fn to_plan(p: ops::Plan) -> Plan {
+    let workspace_root = p.workspace_root.display().to_string();
+    Plan {
+        workspace_root: workspace_root.clone(),
+        agent_name: orchestrator_runtime::agent::agent_name(&p.workspace_root, &p.workspace_name),
+        workspace_name: p.workspace_name,
+        profile: p.profile,
+        steps: p
+            .steps
+            .into_iter()
+            .map(|s| PlanStep {
+                kind: s.kind.as_str().into(),
+                action: s.action.as_str().into(),
+                profile: s.profile.clone(),
+                switched_from: s.switched_from.clone(),
+                replacing: s.replacing,
+                app: s.app.clone(),
+                ports: s.ports.iter().map(|p| *p as u32).collect(),
+                install: s.install.map(|i| i.as_str().into()),
+                ready: (s.action.launches() && !s.job).then(|| ReadySpec {
+                    service: s.service.clone(),
+                    ports: s.ports.iter().map(|p| *p as u32).collect(),
+                    health_http: s.health_http.clone(),
+                    health_tcp: s.health_tcp.clone(),
+                    timeout_ms: s.ready_timeout_ms.min(u32::MAX as u64) as u32,
+                    error_log: s.error_log.display().to_string(),
+                    pids: None,
+                    pid_files: None,
+                    container_id: None,
+                    has_healthcheck: None,
+                    workspace: Some(workspace_root.clone()),
+                }),
+                gate: s.kind == orchestrator_core::catalog::Kind::Dependency
+                    && s.action.launches()
+                    && !s.job,
+                job: s.job,
+                blocked: s.blocked.clone(),
+                warnings: s.warnings.clone(),
+                container: s
+                    .container
+                    .as_ref()
+                    .and_then(|c| serde_json::to_value(c).ok()),
+                supervision: s
+                    .launch
+                    .as_ref()
+                    .and_then(|l| serde_json::to_string(l).ok()),
+                service: s.service,
+            })
+            .collect(),
+    }
+}
+
+async fn prepare(verb: ops::Verb, req: PrepareRequest) -> Result<Plan> {
+    let command = req.command.clone();
+    ops::prepare(verb, to_request(req))
+        .await
+        .map(to_plan)
+        .map_err(|e| js_error(e, &command))
+}
+
+/// Guards + plan for `start` (idempotent), then installs what launching services need.
+#[napi]
+pub async fn prepare_start(req: PrepareRequest) -> Result<Plan> {
+    prepare(ops::Verb::Start, req).await
+}
+
+/// Guards + plan for `restart`: cluster apps reload with zero downtime, fork apps restart.
+#[napi]
+pub async fn prepare_restart(req: PrepareRequest) -> Result<Plan> {
+    prepare(ops::Verb::Restart, req).await
+}
+
+/// Guards + plan for `deploy` (after `verify`): dependencies started if needed, apps restarted
+/// under the profile (cluster apps reload with zero downtime).
+#[napi]
+pub async fn prepare_deploy(req: PrepareRequest) -> Result<Plan> {
+    prepare(ops::Verb::Deploy, req).await
+}
+
+/// Plan for `stop`: only this workspace's entries are touched.
+#[napi]
+pub async fn prepare_stop(req: PrepareRequest) -> Result<Plan> {
+    prepare(ops::Verb::Stop, req).await
+}
+
+#[napi(object)]
+pub struct ReadyReport {
+    pub service: String,
+    /// Apps: from launch to ready. Dependencies: from container start to healthy.
+    pub ready_ms: u32,
+    pub container_id: Option<String>,
+    /// Dependencies: `healthy`, or `none` without a healthcheck.
+    pub health: Option<String>,
+}
+
+fn ms(v: u64) -> u32 {
+    v.min(u32::MAX as u64) as u32
+}
+
+/// Waits until every target is ready: apps when their ports listen and their health probe
+/// answers while their pids live; dependencies when Docker reports their container healthy
+/// (engine events, not polling). A dependency that times out is marked degraded.
+#[napi]
+pub async fn wait_ready(targets: Vec<ReadySpec>, command: String) -> Result<Vec<ReadyReport>> {
+    let (deps, apps): (Vec<ReadySpec>, Vec<ReadySpec>) =
+        targets.into_iter().partition(|t| t.container_id.is_some());
+    let apps = apps
+        .into_iter()
+        .map(|t| orchestrator_runtime::ready::ReadyTarget {
+            service: t.service,
+            ports: t
+                .ports
+                .iter()
+                .filter_map(|p| u16::try_from(*p).ok())
+                .collect(),
+            health_http: t.health_http,
+            health_tcp: t.health_tcp,
+            pids: t.pids.unwrap_or_default(),
+            pid_files: t
+                .pid_files
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            workspace: t.workspace.as_ref().map(PathBuf::from),
+            timeout: Duration::from_millis(t.timeout_ms as u64),
+            error_log: PathBuf::from(t.error_log),
+        })
+        .collect();
+    let dep_waits = deps.into_iter().map(|t| async move {
+        orchestrator_runtime::deps::wait_healthy(
+            t.workspace.as_deref().unwrap_or_default(),
+            &t.service,
+            t.container_id.as_deref().unwrap_or_default(),
+            t.has_healthcheck.unwrap_or(true),
+            Duration::from_millis(t.timeout_ms as u64),
+        )
+        .await
+    });
+    let (app_res, dep_res) = tokio::join!(
+        orchestrator_runtime::ready::wait_ready(apps),
+        futures_util::future::try_join_all(dep_waits)
+    );
+    let dep_res = dep_res.map_err(|e| js_error(e, &command))?;
+    let app_res = app_res.map_err(|e| js_error(e, &command))?;
+    let mut out: Vec<ReadyReport> = dep_res
+        .into_iter()
+        .map(|h| ReadyReport {
+            service: h.service,
+            ready_ms: ms(h.ready_ms),
+            container_id: Some(h.container_id),
+            health: Some(h.health),
+        })
+        .collect();
+    out.extend(app_res.into_iter().map(|r| ReadyReport {
+        service: r.service,
+        ready_ms: ms(r.ready_ms),
+        container_id: None,
+        health: None,
+    }));
+    Ok(out)
+}
+
+fn parse_spec(spec: &str, command: &str) -> Result<orchestrator_core::container::ContainerSpec> {
+    serde_json::from_str(spec).map_err(|e| {
+        js_error(
+            CoreError::Usage {
+                message: format!("not a container spec: {e}"),
+                remediation: "Pass the `container` of a plan step from prepareStart/prepareRestart"
+                    .into(),
+            },
+            command,
+        )
+    })
+}
+
+#[napi(object)]
+pub struct ContainerReport {
+    pub service: String,
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// A running container with the same configuration was kept.
+    pub adopted: bool,
+    /// The image was pulled for this start.
+    pub pulled: bool,
+    pub has_healthcheck: bool,
+    pub ports: Vec<u32>,
+}
+
+/// Makes a dependency's container run: image present (pulled with progress on stderr), then
+/// adopted when identical and running, else (re)created and started. `spec` is the JSON text of
+/// a plan step's `container` (JSON text keeps 64-bit durations exact). Engine refusals throw
+/// `EXIT_IMAGE_UNAVAILABLE` / `EXIT_CONTAINER_FAILED` / `EXIT_PREREQUISITE`.
+#[napi]
+pub async fn ensure_container(spec: String, command: String) -> Result<ContainerReport> {
+    let spec = parse_spec(&spec, &command)?;
+    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+    // Every replica's container (the first is the one the health wait follows). The image was
+    // obtained by `ensureImage` before anything running was stopped.
+    let mut reports = Vec::new();
+    for replica in spec.replicas() {
+        reports.push(
+            orchestrator_runtime::deps::ensure_container(&replica, false, &mut progress)
+                .await
+                .map_err(|e| js_error(e, &command))?,
+        );
+    }
+    let mut r = reports.remove(0);
+    for other in reports {
+        r.host_ports.extend(other.host_ports);
+    }
+    Ok(ContainerReport {
+        service: spec.service.clone(),
+        id: r.id,
+        name: r.name,
+        image: r.image,
+        adopted: r.adopted,
+        pulled: r.pulled,
+        has_healthcheck: r.has_healthcheck,
+        ports: r.host_ports.iter().map(|p| *p as u32).collect(),
+    })
+}
+
+#[napi(object)]
+pub struct JobResult {
+    pub service: String,
+    pub id: String,
+    pub exit_code: i64,
+}
+
+/// Runs a one-shot job's container to completion (a plan step with `job`), its output into the
+/// service's log files; throws `EXIT_CONTAINER_FAILED` with its last lines when it exits non-zero.
+#[napi]
+pub async fn run_job(spec: String, blocked: Vec<String>, command: String) -> Result<JobResult> {
+    let spec = parse_spec(&spec, &command)?;
+    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+    let r = orchestrator_runtime::deps::run_job(&spec, &blocked, &mut progress)
+        .await
+        .map_err(|e| js_error(e, &command))?;
+    Ok(JobResult {
+        service: spec.service.clone(),
+        id: r.id,
+        exit_code: r.exit_code,
+    })
+}
+
+#[napi(object)]
+pub struct ImageReport {
+    pub image: String,
+    /// Pulled (or built) by this call.
+    pub pulled: bool,
+}
+
+/// A dependency's image as `pull_policy` and `build:` say (pulled or built with progress on
+/// stderr) — called before the running service is stopped, so that a failed pull or build leaves
+/// it running. Throws `EXIT_IMAGE_UNAVAILABLE` with the cause; with `replacing` (the step
+/// replaces a running service) the failure is recorded as a refusal, and the service stays
+/// online in `status`.
+#[napi]
+pub async fn ensure_image(spec: String, replacing: bool, command: String) -> Result<ImageReport> {
+    let spec = parse_spec(&spec, &command)?;
+    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+    let engine = orchestrator_runtime::deps::connect()
+        .await
+        .map_err(|e| js_error(e, &command))?;
+    let (_, pulled) = orchestrator_runtime::deps::ensure_image(&engine, &spec, true, &mut progress)
+        .await
+        .map_err(|e| {
+            if replacing {
+                orchestrator_runtime::deps::record_refusal(&spec, &e);
+                js_error(e.kept(), &command)
+            } else {
+                orchestrator_runtime::deps::record_failure(&spec, &e);
+                js_error(e, &command)
+            }
+        })?;
+    Ok(ImageReport {
+        image: spec.image.clone(),
+        pulled,
+    })
+}
+
+/// Make-before-break: while a dependency's container still runs, creates (does not start) the
+/// replacement with the step's configuration for every replica, so the engine's verdict on it
+/// comes before anything is stopped. Resolves with whether any replacement was staged; a refusal
+/// is recorded as such and leaves the running containers untouched.
+#[napi]
+pub async fn stage_container(spec: String, command: String) -> Result<bool> {
+    let spec = parse_spec(&spec, &command)?;
+    let mut staged = false;
+    for replica in spec.replicas() {
+        staged |= orchestrator_runtime::deps::stage(&replica)
+            .await
+            .map_err(|e| {
+                orchestrator_runtime::deps::record_refusal(&replica, &e);
+                js_error(e.kept(), &command)
+            })?;
+    }
+    Ok(staged)
+}
+
+/// Removes what `stageContainer` created (a later check of the same command refused).
+#[napi]
+pub async fn unstage_container(spec: String, command: String) -> Result<()> {
+    let spec = parse_spec(&spec, &command)?;
+    for replica in spec.replicas() {
+        orchestrator_runtime::deps::unstage(&replica)
+            .await
+            .map_err(|e| js_error(e, &command))?;
+    }
+    Ok(())
+}
+
+/// A runner's own replica: PM2 numbers the instances of a replicated service's runner
+/// (`NODE_APP_INSTANCE` 0, 1, …); replica n + 1 is that runner's container.
+fn this_replica(
+    spec: orchestrator_core::container::ContainerSpec,
+) -> orchestrator_core::container::ContainerSpec {
+    let n = std::env::var("NODE_APP_INSTANCE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    spec.replica(n + 1)
+}
+
+/// The container runner's main call: ensures the container, forwards its stdout/stderr to this
+/// process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
+#[napi]
+pub async fn run_container(spec: String) -> Result<Option<i64>> {
+    let spec = this_replica(parse_spec(&spec, "container runner")?);
+    orchestrator_runtime::deps::run(&spec)
+        .await
+        .map_err(|e| js_error(e, &format!("runner of {}", spec.service)))
+}
+
+/// One of the runner's own lines (already stamped, with its newline): to the service's error.log
+/// through the same sink as the container's stderr (the runtime's `sink`), and to stderr for
+/// PM2's bus.
+#[napi]
+pub fn runner_say(line: String) {
+    orchestrator_runtime::sink::write(true, &line);
+}
+
+/// The runner's SIGINT/SIGTERM: stops the container gracefully with its stop timeout.
+#[napi]
+pub async fn stop_container(spec: String) -> Result<()> {
+    let command = "container runner";
+    let spec = this_replica(parse_spec(&spec, command)?);
+    orchestrator_runtime::deps::stop(&spec)
+        .await
+        .map_err(|e| js_error(e, command))
+}
+
+/// Stops every running container of a workspace's dependency (by label), e.g. one left behind
+/// by a runner that was killed. Resolves with the ids it stopped.
+#[napi]
+pub async fn stop_dependency(
+    workspace_root: String,
+    service: String,
+    command: String,
+) -> Result<Vec<String>> {
+    orchestrator_runtime::deps::stop_labelled(&workspace_root, &service)
+        .await
+        .map_err(|e| js_error(e, &command))
+}
+
+#[napi(object)]
+pub struct ServiceRequest {
+    pub workspace_root: String,
+    pub profile: Option<String>,
+    pub service: String,
+    pub ecosystem: serde_json::Value,
+    pub ecosystem_file: String,
+    pub command: String,
+}
+
+fn to_service_request(r: ServiceRequest) -> ops::ServiceRequest {
+    ops::ServiceRequest {
+        workspace_root: PathBuf::from(r.workspace_root),
+        profile: r.profile,
+        service: r.service,
+        ecosystem: r.ecosystem,
+        ecosystem_file: PathBuf::from(r.ecosystem_file),
+    }
+}
+
+#[napi(object)]
+pub struct SetupReport {
+    pub service: String,
+    pub profile: String,
+    /// `installed` | `up-to-date` | `not-needed`
+    pub install: String,
+    pub ran_setup_script: bool,
+}
+
+/// Installs an app's dependencies (idempotent), checks its env, runs its `setup` script if any.
+#[napi]
+pub async fn setup_service(req: ServiceRequest) -> Result<SetupReport> {
+    let command = req.command.clone();
+    ops::setup(to_service_request(req))
+        .await
+        .map(|r| SetupReport {
+            service: r.service,
+            profile: r.profile,
+            install: r.install.as_str().into(),
+            ran_setup_script: r.ran_setup_script,
+        })
+        .map_err(|e| js_error(e, &command))
+}
+
+/// Runs an app's `test` script with the profile's env loaded. Resolves to the profile used.
+#[napi]
+pub async fn test_service(req: ServiceRequest) -> Result<String> {
+    let command = req.command.clone();
+    ops::test(to_service_request(req))
+        .await
+        .map_err(|e| js_error(e, &command))
+}
+
+/// The workspace lock; `release()` it in a `finally`. The kernel releases it if the process dies.
+#[napi]
+pub struct WorkspaceLock {
+    inner: Option<orchestrator_runtime::lock::WorkspaceLock>,
+}
+
+#[napi]
+impl WorkspaceLock {
+    #[napi]
+    pub fn release(&mut self) {
+        if let Some(mut l) = self.inner.take() {
+            l.release();
+        }
+    }
+}
+
+/// Takes the workspace lock, waiting up to `timeoutMs` for another command to finish.
+#[napi]
+pub async fn acquire_lock(
+    workspace_root: String,
+    timeout_ms: u32,
+    command: String,
+) -> Result<WorkspaceLock> {
+    let root = PathBuf::from(workspace_root);
+    let res = tokio::task::spawn_blocking(move || {
+        orchestrator_runtime::lock::acquire(&root, Duration::from_millis(timeout_ms as u64))
+    })
+    .await
+    .map_err(|e| Error::from_reason(e.to_string()))?;
+    res.map(|l| WorkspaceLock { inner: Some(l) })
+        .map_err(|e| js_error(e, &command))
+}
+
+/// Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise.
+#[napi]
+pub fn validate_name(name: String, what: String, command: String) -> Result<()> {
+    orchestrator_core::names::validate_name(&name, &what).map_err(|e| js_error(e, &command))
+}
+
+#[napi(object)]
+pub struct SelectRequest {
+    pub workspace_root: String,
+    pub services: Option<Vec<String>>,
+    pub all: Option<bool>,
+    pub ecosystem: serde_json::Value,
+    pub ecosystem_file: String,
+    pub command: String,
+}
+
+#[napi(object)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// `app` | `dependency`
+    pub kind: String,
+}
+
+/// The services a command acts on: the named ones (validated), else the default set, or every
+/// service with `all`.
+#[napi]
+pub fn select_services(req: SelectRequest) -> Result<Vec<ServiceInfo>> {
+    let root = PathBuf::from(&req.workspace_root);
+    let cat = orchestrator_core::catalog::load(
+        &root,
+        &req.ecosystem,
+        &PathBuf::from(&req.ecosystem_file),
+    )
+    .map_err(|e| js_error(e, &req.command))?;
+    let selected = cat
+        .select(&req.services.unwrap_or_default(), req.all.unwrap_or(false))
+        .map_err(|e| js_error(e, &req.command))?;
+    Ok(selected
+        .into_iter()
+        .map(|s| ServiceInfo {
+            name: s.name.clone(),
+            kind: s.kind.as_str().into(),
+        })
+        .collect())
+}
+
+/// Checks node and PM2 against the supported minimums; throws `EXIT_PREREQUISITE` otherwise.
+/// Called before PM2 is loaded, so an old or missing PM2 is reported instead of crashing.
+#[napi]
+pub fn check_prerequisites(
+    workspace_root: String,
+    node_version: String,
+    pm2_version: Option<String>,
+    command: String,
+) -> Result<()> {
+    orchestrator_runtime::prereq::check_node_and_pm2(
+        &node_version,
+        pm2_version.as_deref(),
+        std::path::Path::new(&workspace_root),
+    )
+    .map_err(|e| js_error(e, &command))
+}

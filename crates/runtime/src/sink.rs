@@ -13,9 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Env vars the runner's PM2 entry carries (catalog::runner_app): where its lines go.
-pub const OUT_ENV: &str = "ORCHESTRATOR_LOG_OUT";
-pub const ERR_ENV: &str = "ORCHESTRATOR_LOG_ERR";
+pub use crate::layout::{ERR_ENV, OUT_ENV};
 
 pub struct Sink {
     path: PathBuf,

@@ -1,6 +1,6 @@
 //! Where things live in a workspace, every path spelled once: the orchestrator's own directory
 //! (`.orchestrator/`: records, the lock, the agent, files written for containers) and the logs
-//! (`apps/logs/<service>/`: the streams, rotated files, events). Pure: paths only, no I/O.
+//! (`apps/logs/<service>/`: the streams, rotated files, events). Pure: paths only (PM2_HOME is read from the environment), no I/O.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,19 @@ pub fn error_log(root: &Path, service: &str) -> PathBuf {
 pub fn events_file(root: &Path, service: &str) -> PathBuf {
     log_dir(root, service).join("events.jsonl")
 }
+
+/// PM2_HOME as PM2 resolves it: the variable, else `~/.pm2`.
+pub fn pm2_home() -> PathBuf {
+    match std::env::var_os("PM2_HOME") {
+        Some(h) => PathBuf::from(h),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pm2"),
+    }
+}
+
+/// Env vars a container runner's PM2 entry carries (catalog::runner_app): the files its lines
+/// go to, written by the runner itself (the runtime's `sink`).
+pub const OUT_ENV: &str = "ORCHESTRATOR_LOG_OUT";
+pub const ERR_ENV: &str = "ORCHESTRATOR_LOG_ERR";
 
 #[cfg(test)]
 mod tests {

@@ -190,9 +190,12 @@ fn runner_app_carries_the_spec_and_waits_out_the_stop_timeout() {
         app["out_file"], "/dev/null",
         "the runner writes its files itself"
     );
-    assert_eq!(app["env"][crate::sink::OUT_ENV], "/ws/apps/logs/db/out.log");
     assert_eq!(
-        app["env"][crate::sink::ERR_ENV],
+        app["env"][crate::layout::OUT_ENV],
+        "/ws/apps/logs/db/out.log"
+    );
+    assert_eq!(
+        app["env"][crate::layout::ERR_ENV],
         "/ws/apps/logs/db/error.log"
     );
     // A compose service may not reuse an app's name.

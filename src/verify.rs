@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::js_error;
-use crate::verify;
+use orchestrator_runtime::verify;
 
 #[napi(object)]
 pub struct VerifyRequest {
@@ -69,9 +69,9 @@ pub fn verify_hook(
 ) -> Result<Option<String>> {
     let root = PathBuf::from(workspace_root);
     let got = if install {
-        crate::git_hook::install_hook(&root).map(Some)
+        orchestrator_runtime::git_hook::install_hook(&root).map(Some)
     } else {
-        crate::git_hook::remove_hook(&root)
+        orchestrator_runtime::git_hook::remove_hook(&root)
     };
     got.map(|p| p.map(|p| p.display().to_string()))
         .map_err(|e| js_error(e, &command))

@@ -1,19 +1,19 @@
-//! Log rotation and retention, run by the workspace agent. The plan is a pure function of the
-//! files a service has and `now`; carrying it out is: rename the live file to its rotated name
+//! Log rotation and retention: the plan, a pure function of the files a service has and `now`
+//! (the runtime's `rotation` surveys the files and carries the plan out for the agent). Carrying
+//! it out is: rename the live file to its rotated name
 //! (the writer keeps appending to the renamed file), ask PM2 to reopen its logs (new lines go to
 //! a fresh live file), and once no process holds the renamed file open, compress it to a
 //! temporary name, rename that to `<stream>-<day>[.<n>].log.gz`, and remove the plain file. No
 //! line is copied, truncated or lost, and a crash never leaves a partial `.gz` under a final name.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::logs::files::{self, LogFile};
-use crate::logs::line::{self, Stream};
+use crate::logs::files::LogFile;
+use crate::logs::line::Stream;
 
 /// `pluginsConfig["@workspace/orchestrator"].logs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,163 +236,6 @@ pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Ve
     out
 }
 
-/// Looks at a service's files (sizes; first and last line of live files).
-pub fn survey(dir: &Path) -> Vec<Seen> {
-    let mut out = Vec::new();
-    for (d, archived) in [(dir.to_path_buf(), false), (dir.join("archive"), true)] {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Some(file) = files::classify(&e.path()) else {
-                continue;
-            };
-            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-            let (first, last) = if file.day.is_none() && size > 0 {
-                let first = std::fs::File::open(&file.path).ok().and_then(|f| {
-                    let mut line = String::new();
-                    std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut line).ok()?;
-                    line::parse_ts(&line).map(|(t, _)| t)
-                });
-                let last = files::tail_raw(&file.path, 1)
-                    .ok()
-                    .and_then(|l| l.first().and_then(|l| line::parse_ts(l).map(|(t, _)| t)));
-                (first, last.or(first))
-            } else {
-                (None, None)
-            };
-            out.push(Seen {
-                file,
-                size,
-                archived,
-                first,
-                last,
-            });
-        }
-    }
-    out
-}
-
-/// Whether any process still has `path` open (the writer, before it reopened its logs).
-pub fn held_open(path: &Path) -> bool {
-    let Ok(target) = std::fs::canonicalize(path) else {
-        return false;
-    };
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    for p in procs.flatten() {
-        if !p
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|l| l == target) {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// Compresses a plain rotated file: `<name>.gz.tmp`, synced, renamed to `<name>.gz`, then the
-/// plain file removed.
-pub fn compress(from: &Path) -> std::io::Result<PathBuf> {
-    let gz = PathBuf::from(format!("{}.gz", from.display()));
-    let tmp = PathBuf::from(format!("{}.gz.tmp", from.display()));
-    {
-        let mut input = std::fs::File::open(from)?;
-        let out = std::fs::File::create(&tmp)?;
-        let mut enc = flate2::write::GzEncoder::new(
-            std::io::BufWriter::new(out),
-            flate2::Compression::default(),
-        );
-        std::io::copy(&mut input, &mut enc)?;
-        let mut w = enc.finish()?;
-        w.flush()?;
-        w.get_ref().sync_all()?;
-    }
-    std::fs::rename(&tmp, &gz)?;
-    std::fs::remove_file(from)?;
-    Ok(gz)
-}
-
-/// What one pass did.
-#[derive(Debug, Default)]
-pub struct Pass {
-    /// Live files were renamed: PM2 must reopen its logs now.
-    pub reopen: bool,
-    pub done: Vec<String>,
-}
-
-/// One pass over every service's log directory: rotations (renames) and retention. Compression
-/// is `compress_ready`'s, after PM2 reopened its logs.
-pub fn run(log_root: &Path, now: DateTime<Utc>, p: &LogPolicy) -> Pass {
-    let mut pass = Pass::default();
-    let Ok(rd) = std::fs::read_dir(log_root) else {
-        return pass;
-    };
-    for svc in rd.flatten().filter(|e| e.path().is_dir()) {
-        let dir = svc.path();
-        for a in plan(&dir, &survey(&dir), now, p) {
-            let r = match &a {
-                Action::Rotate { from, to, .. } => {
-                    pass.reopen = true;
-                    std::fs::rename(from, to)
-                }
-                Action::Archive { from, to } => std::fs::create_dir_all(dir.join("archive"))
-                    .and_then(|_| std::fs::rename(from, to)),
-                Action::Delete { path, .. } => std::fs::remove_file(path),
-                Action::Compress { .. } => continue,
-            };
-            match r {
-                Ok(()) => pass.done.push(format!("{a:?}")),
-                Err(e) => pass.done.push(format!("{a:?} failed: {e}")),
-            }
-        }
-    }
-    pass
-}
-
-/// Compresses every plain rotated file nobody holds open any more. Leftover `.gz.tmp` files (a
-/// crash mid-compression) are removed first; their plain original is still there.
-pub fn compress_ready(log_root: &Path) -> Vec<String> {
-    let mut done = Vec::new();
-    let Ok(rd) = std::fs::read_dir(log_root) else {
-        return done;
-    };
-    for svc in rd.flatten().filter(|e| e.path().is_dir()) {
-        let dir = svc.path();
-        if let Ok(files) = std::fs::read_dir(&dir) {
-            for f in files.flatten() {
-                if f.file_name().to_string_lossy().ends_with(".gz.tmp") {
-                    if let Err(e) = std::fs::remove_file(f.path()) {
-                        tracing::warn!(file = %f.path().display(), error = %e, "could not remove an interrupted compression");
-                    }
-                }
-            }
-        }
-        for s in survey(&dir) {
-            if s.file.day.is_some() && !s.file.gz && !held_open(&s.file.path) {
-                match compress(&s.file.path) {
-                    Ok(gz) => done.push(format!("compressed {}", gz.display())),
-                    Err(e) => {
-                        done.push(format!("compressing {} failed: {e}", s.file.path.display()))
-                    }
-                }
-            }
-        }
-    }
-    done
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,7 +253,7 @@ mod tests {
     ) -> Seen {
         let dir = if archived { "/l/archive" } else { "/l" };
         Seen {
-            file: files::classify(&Path::new(dir).join(name)).unwrap(),
+            file: crate::logs::files::classify(&Path::new(dir).join(name)).unwrap(),
             size,
             archived,
             first: first.map(t),
@@ -605,29 +448,5 @@ mod tests {
                 e.message()
             );
         }
-    }
-
-    #[test]
-    fn compression_goes_through_a_temporary_name_and_round_trips() {
-        let d = std::env::temp_dir().join(format!("orch-rot-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let plain = d.join("out-2026-11-25.log");
-        std::fs::write(
-            &plain,
-            "2026-11-25T10:00:00.000Z a\n2026-11-25T10:00:01.000Z b\n",
-        )
-        .unwrap();
-        let gz = compress(&plain).unwrap();
-        assert!(!plain.exists() && gz.exists() && !d.join("out-2026-11-25.log.gz.tmp").exists());
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&gz).unwrap()),
-            &mut text,
-        )
-        .unwrap();
-        assert_eq!(text.lines().count(), 2);
-        assert!(!held_open(&gz));
-        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -130,20 +130,6 @@ pub fn entry_env(list: &[Pm2Process], service: &str, workspace: &str) -> Launche
         .unwrap_or_default()
 }
 
-/// The pid of PM2's daemon for this PM2_HOME (`pm2.pid`), when it runs. In cluster mode it is
-/// the master that holds an app's listening socket.
-pub fn daemon_pid() -> Option<u32> {
-    let home = crate::pm2rpc::default_home();
-    let pid: u32 = std::fs::read_to_string(home.join("pm2.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    std::path::Path::new(&format!("/proc/{pid}"))
-        .exists()
-        .then_some(pid)
-}
-
 pub fn pids(list: &[Pm2Process], service: &str) -> Vec<u32> {
     list.iter()
         .filter(|p| p.name == service)

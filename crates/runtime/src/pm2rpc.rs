@@ -58,12 +58,18 @@ pub fn rpc_socket(pm2_home: &Path) -> PathBuf {
     pm2_home.join("rpc.sock")
 }
 
-/// PM2_HOME as PM2 resolves it.
-pub fn default_home() -> PathBuf {
-    match std::env::var_os("PM2_HOME") {
-        Some(h) => PathBuf::from(h),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pm2"),
-    }
+/// The pid of PM2's daemon for this PM2_HOME (`pm2.pid`), when it runs. In cluster mode it is
+/// the master that holds an app's listening socket.
+pub fn daemon_pid() -> Option<u32> {
+    let home = crate::layout::pm2_home();
+    let pid: u32 = std::fs::read_to_string(home.join("pm2.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    std::path::Path::new(&format!("/proc/{pid}"))
+        .exists()
+        .then_some(pid)
 }
 
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! What a failed engine operation says: which operation, on what, the engine's status code and
 //! message, and what that means (worth retrying, a missing external resource, not found). Plain
-//! data, below the client and below the crate's error, so `crate::error` needs no Docker client.
+//! data in the core, below the runtime's Docker client and below `crate::error`, which needs no
+//! Docker client to say what an engine refused.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

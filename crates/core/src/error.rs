@@ -5,9 +5,15 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::docker::error::DockerError;
+use crate::engine::DockerError;
 use crate::exit::ExitCode;
-use crate::ports::PortHolder;
+
+/// The process that holds a port: what a port conflict names (found by the runtime's `ports`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortHolder {
+    pub pid: u32,
+    pub command: String,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Owner {

@@ -1,13 +1,7 @@
 //! Who holds a TCP port: listening sockets from `/proc/net/tcp{,6}` matched to the process whose
 //! fd table holds the socket's inode. The matching is a pure function over that data.
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortHolder {
-    pub pid: u32,
-    pub command: String,
-}
+pub use crate::error::PortHolder;
 
 /// A listening socket: port and socket inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

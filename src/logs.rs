@@ -8,7 +8,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::js_error;
-use crate::logs;
+use orchestrator_core::logs;
 
 #[napi(object)]
 pub struct LogsRequest {
@@ -171,7 +171,7 @@ pub fn log_slice(req: LogsRequest) -> Result<Vec<LogSlice>> {
 pub async fn follow_logs(req: LogsRequest, json: bool) -> Result<()> {
     let (req, command) = to_core(req);
     let stdout = std::io::stdout();
-    logs::follow(&req, chrono::Utc::now(), |e| {
+    orchestrator_runtime::follow::follow(&req, chrono::Utc::now(), |e| {
         let line = if json {
             serde_json::to_string(e).unwrap_or_default()
         } else {

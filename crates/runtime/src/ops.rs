@@ -395,7 +395,7 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
             Vec::new()
         };
         if live && spec.cluster {
-            own_pids.extend(pm2::daemon_pid());
+            own_pids.extend(crate::pm2rpc::daemon_pid());
         }
         read_profile(&profile, &mut env_files, &mut composes)?;
         let file = cat.env_file(&profile);

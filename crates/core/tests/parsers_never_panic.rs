@@ -3,11 +3,10 @@
 //! must give an answer or a clear error, never a panic; valid timestamps must parse to what
 //! chrono says. Bounded: proptest's default 256 cases each (plus shaped inputs) in `npm test`,
 //! 4096 each in CI (`.ci/run` sets `PROPTEST_CASES`).
-//! (A unit-test module, not `tests/`: an integration-test binary cannot link napi's symbols,
-//! which Node provides at load time.)
+//! An integration test of the core crate: the core links no napi, so a test binary links.
 
-use crate::logs::ts;
-use crate::{compose, envfile, logs};
+use orchestrator_core::logs::ts;
+use orchestrator_core::{compose, envfile, logs};
 use proptest::prelude::*;
 
 proptest! {

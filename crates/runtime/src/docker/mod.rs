@@ -20,13 +20,13 @@ use crate::container::{ContainerSpec, LABEL_WORKSPACE};
 pub const MIN_API: (u64, u64) = (1, 41);
 
 pub mod decide;
-pub mod error;
 
+pub use crate::engine::{DResult, DockerError, Op};
 pub use decide::*;
-pub use error::{DResult, DockerError, Op};
 
-impl DockerError {
-    fn from(op: Op, target: &str, e: BollardError) -> Self {
+/// What bollard's error says, as the core's engine failure: the status code and the message.
+fn failed(op: Op, target: &str, e: BollardError) -> DockerError {
+    {
         let (status, message) = match e {
             BollardError::DockerResponseServerError {
                 status_code,
@@ -67,17 +67,17 @@ impl Engine {
     /// Connects and checks the API version against [`MIN_API`].
     pub async fn connect() -> DResult<Engine> {
         let target = host();
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| DockerError::from(Op::Connect, &target, e))?;
+        let docker =
+            Docker::connect_with_defaults().map_err(|e| failed(Op::Connect, &target, e))?;
         let version = docker
             .version()
             .await
-            .map_err(|e| DockerError::from(Op::Connect, &target, e))?;
+            .map_err(|e| failed(Op::Connect, &target, e))?;
         let api = version.api_version.clone().unwrap_or_default();
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(|e| DockerError::from(Op::Version, &target, e))?;
+            .map_err(|e| failed(Op::Version, &target, e))?;
         Ok(Engine {
             docker,
             api_version: api,
@@ -102,7 +102,7 @@ impl Engine {
             minor_version: MIN_API.1 as usize,
         };
         let docker = Docker::connect_with_unix(path, 120, &v)
-            .map_err(|e| DockerError::from(Op::Connect, &target, e))?;
+            .map_err(|e| failed(Op::Connect, &target, e))?;
         Ok(Engine {
             docker,
             api_version: format!("{}.{}", MIN_API.0, MIN_API.1),
@@ -121,7 +121,7 @@ impl Engine {
         {
             Ok(c) => Ok(Some(observe(&c))),
             Err(e) => {
-                let e = DockerError::from(Op::Inspect, name, e);
+                let e = failed(Op::Inspect, name, e);
                 if e.not_found() {
                     Ok(None)
                 } else {
@@ -140,7 +140,7 @@ impl Engine {
         match self.docker.inspect_image(image).await {
             Ok(i) => Ok(Some(i)),
             Err(e) => {
-                let e = DockerError::from(Op::InspectImage, image, e);
+                let e = failed(Op::InspectImage, image, e);
                 if e.not_found() {
                     Ok(None)
                 } else {
@@ -232,7 +232,7 @@ impl Engine {
         };
         let mut stream = self.docker.build_image(opts.build(), None, body);
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| DockerError::from(Op::Build, image, e))?;
+            let info = item.map_err(|e| failed(Op::Build, image, e))?;
             if let Some(m) = info.error_detail.and_then(|d| d.message) {
                 return Err(fail(m));
             }
@@ -258,7 +258,7 @@ impl Engine {
         let mut stream = self.docker.create_image(Some(opts), None, None);
         let mut last: HashMap<String, (String, Instant)> = HashMap::new();
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| DockerError::from(Op::Pull, image, e))?;
+            let info = item.map_err(|e| failed(Op::Pull, image, e))?;
             if let Some(err) = info.error_detail.and_then(|d| d.message) {
                 return Err(DockerError {
                     op: Op::Pull,
@@ -318,7 +318,7 @@ impl Engine {
                 .create_network(network_request(n, &spec.workspace))
                 .await
             {
-                let e = DockerError::from(Op::Network, &n.name, e);
+                let e = failed(Op::Network, &n.name, e);
                 // Another command created it in between.
                 if e.status != Some(409) {
                     return Err(e);
@@ -329,7 +329,7 @@ impl Engine {
             match self.docker.inspect_volume(&v.name).await {
                 Ok(_) => continue,
                 Err(e) => {
-                    let e = DockerError::from(Op::Volume, &v.name, e);
+                    let e = failed(Op::Volume, &v.name, e);
                     if !e.not_found() {
                         return Err(e);
                     }
@@ -352,7 +352,7 @@ impl Engine {
                 ..Default::default()
             };
             if let Err(e) = self.docker.create_volume(req).await {
-                let e = DockerError::from(Op::Volume, &v.name, e);
+                let e = failed(Op::Volume, &v.name, e);
                 if e.status != Some(409) {
                     return Err(e);
                 }
@@ -367,7 +367,7 @@ impl Engine {
         match self.docker.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) => {
-                let e = DockerError::from(Op::Remove, name, e);
+                let e = failed(Op::Remove, name, e);
                 if e.not_found() {
                     Ok(())
                 } else {
@@ -414,7 +414,7 @@ impl Engine {
             .docker
             .create_container(Some(opts.build()), create_body(spec, carry))
             .await
-            .map_err(|e| DockerError::from(Op::Create, name, e))?;
+            .map_err(|e| failed(Op::Create, name, e))?;
         for n in spec.networks.iter().skip(1) {
             let req = bollard::models::NetworkConnectRequest {
                 container: created.id.clone(),
@@ -424,7 +424,7 @@ impl Engine {
                 if let Err(r) = self.remove(&created.id).await {
                     tracing::warn!(container = %name, error = %r.message, "could not remove a container its network refused");
                 }
-                return Err(DockerError::from(Op::Network, &n.name, e));
+                return Err(failed(Op::Network, &n.name, e));
             }
         }
         Ok(created.id)
@@ -436,7 +436,7 @@ impl Engine {
         self.docker
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
-            .map_err(|e| DockerError::from(Op::Start, name, e))
+            .map_err(|e| failed(Op::Start, name, e))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(container = %name))]
@@ -447,7 +447,7 @@ impl Engine {
         self.docker
             .rename_container(id, opts)
             .await
-            .map_err(|e| DockerError::from(Op::Rename, name, e))
+            .map_err(|e| failed(Op::Rename, name, e))
     }
 
     /// Stops a container gracefully (its stop signal, then SIGKILL after `timeout_s`, or after
@@ -462,7 +462,7 @@ impl Engine {
         match self.docker.stop_container(name, opts).await {
             Ok(()) => Ok(()),
             Err(e) => {
-                let e = DockerError::from(Op::Stop, name, e);
+                let e = failed(Op::Stop, name, e);
                 if e.not_found() || e.status == Some(304) {
                     Ok(())
                 } else {
@@ -500,7 +500,7 @@ impl Engine {
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(|e| DockerError::from(Op::Inspect, &labels.join(","), e))?;
+            .map_err(|e| failed(Op::Inspect, &labels.join(","), e))?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
@@ -536,7 +536,7 @@ impl Engine {
                 }
             };
             let Some(item) = item else { break };
-            match item.map_err(|e| DockerError::from(Op::Logs, id, e))? {
+            match item.map_err(|e| failed(Op::Logs, id, e))? {
                 bollard::container::LogOutput::StdErr { message } => {
                     crate::sink::write(true, &stamped(&message));
                 }
@@ -557,7 +557,7 @@ impl Engine {
         match stream.next().await {
             Some(Ok(r)) => Ok(r.status_code),
             Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(DockerError::from(Op::Wait, id, e)),
+            Some(Err(e)) => Err(failed(Op::Wait, id, e)),
             None => Ok(self
                 .inspect(id)
                 .await?
@@ -688,7 +688,7 @@ impl Engine {
                     }
                 }
                 Ok(Some(Err(e))) => {
-                    let e = DockerError::from(Op::Events, id, e);
+                    let e = failed(Op::Events, id, e);
                     if !e.is_transient() {
                         return Err(e);
                     }

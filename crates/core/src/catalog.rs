@@ -583,11 +583,11 @@ pub fn runner_app(
     // The runner writes its files itself (crate::sink): PM2's writer drops queued lines when it
     // reopens them for a rotation. PM2 still gets every line on stdout/stderr, for its bus.
     env.insert(
-        crate::sink::OUT_ENV.into(),
+        crate::layout::OUT_ENV.into(),
         logs.join("out.log").display().to_string(),
     );
     env.insert(
-        crate::sink::ERR_ENV.into(),
+        crate::layout::ERR_ENV.into(),
         logs.join("error.log").display().to_string(),
     );
     serde_json::json!({
