@@ -19,7 +19,7 @@ export declare class AgentWatch {
    * Reconciles the records with PM2's table (`agent::tick`), answering exits seen only in
    * the table once the two-look rule confirms them.
    */
-  tick(workspaceRoot: string, instances: Array<AgentInstance>): AgentTick
+  tick(workspaceRoot: string, instances: Array<Pm2Entry>): AgentTick
   /** A process of PM2's exited, stopped or was deleted (a `process:event` on the bus). */
   exitSeen(): void
   /**
@@ -55,30 +55,11 @@ export declare function agentApp(workspaceRoot: string, workspaceName: string, a
 /** Compresses rotated files their writer has let go of (off the JS thread). */
 export declare function agentCompress(workspaceRoot: string): Promise<number>
 
-/** Answers an exit; the events written (one line each in events.jsonl) are returned. */
-export declare function agentExit(workspaceRoot: string, exit: AgentExit): Array<any>
-
-/** An `exit` event from PM2's bus. */
-export interface AgentExit {
-  service: string
-  pmId: string
-  /** PM2's `pm_uptime`: when the process that exited had started (ms since the epoch). */
-  startedMs?: number
-  /** PM2's status in the event: `stopping` when a stop/restart/delete was asked for. */
-  status: string
-  exitCode?: number
-  profile?: string
-  kind?: string
-  pm2Home?: string
-}
-
-export interface AgentInstance {
-  name: string
-  pmId: string
-  status: string
-  startedMs?: number
-  exitCode?: number
-}
+/**
+ * Answers an exit on PM2's bus (the process as the event describes it; `pm2Home`: whose log
+ * says the signal); the events written (one line each in events.jsonl) are returned.
+ */
+export declare function agentExit(workspaceRoot: string, process: Pm2Entry, pm2Home?: string | undefined | null): Array<any>
 
 /** PM2's name for the workspace's agent. */
 export declare function agentName(workspaceRoot: string, workspaceName: string): string
@@ -315,11 +296,15 @@ export interface PlanStep {
   supervision?: string
 }
 
-/** One PM2 process-table entry, as the JS side reads it from `pm2.list()`. */
+/**
+ * One PM2 process as the JS side reads it (`pm2.list()`, or an exit on PM2's bus): the DTO of
+ * the core's `pm2::Pm2Process`, for the plans, the readiness wait and the agent alike.
+ */
 export interface Pm2Entry {
   name: string
   pmId: number
   pid?: number
+  /** PM2's status; in an exit event `stopping` when a stop/restart/delete was asked for. */
   status: string
   /** `ORCHESTRATOR_WORKSPACE` from the entry's env, when we started it. */
   workspace?: string
@@ -328,6 +313,10 @@ export interface Pm2Entry {
   /** `ORCHESTRATOR_ENV_KEYS` and `ORCHESTRATOR_UNSET` from the entry's env (comma-separated). */
   envKeys?: string
   unset?: string
+  /** PM2's `pm_uptime`: when the process started (ms since the epoch). */
+  startedMs?: number
+  /** How its last process ended. */
+  exitCode?: number
 }
 
 /**

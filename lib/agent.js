@@ -46,30 +46,24 @@ function logEvents(events) {
 function onExit(p) {
   if (p.ORCHESTRATOR_WORKSPACE !== root || p.ORCHESTRATOR_KIND === 'agent') return undefined;
   if (String(p.pm_id).startsWith('_old_')) return undefined; // a worker replaced by a reload
-  const events = native.agentExit(root, {
-    service: p.name,
-    pmId: String(p.pm_id),
-    startedMs: typeof p.pm_uptime === 'number' ? p.pm_uptime : undefined,
+  // The process as the event describes it, in the shape of `pm2.list()`'s entries.
+  const exited = {
+    name: p.name,
+    pmId: Number(p.pm_id),
     status: String(p.status || ''),
-    exitCode: typeof p.exit_code === 'number' ? p.exit_code : undefined,
+    workspace: p.ORCHESTRATOR_WORKSPACE,
     profile: p.ORCHESTRATOR_PROFILE,
     kind: p.ORCHESTRATOR_KIND,
-    pm2Home: home(),
-  });
+    startedMs: typeof p.pm_uptime === 'number' ? p.pm_uptime : undefined,
+    exitCode: typeof p.exit_code === 'number' ? p.exit_code : undefined,
+  };
+  const events = native.agentExit(root, exited, home());
   logEvents(events);
   return tick();
 }
 
 async function tick(again = false) {
-  const list = (await pm2.list()).filter(ours);
-  const instances = list.map((p) => ({
-    name: p.name,
-    pmId: String(p.pmId),
-    status: p.status,
-    startedMs: p.startedMs,
-    exitCode: p.exitCode,
-  }));
-  const t = watch.tick(root, instances);
+  const t = watch.tick(root, (await pm2.list()).filter(ours));
   for (const r of t.restart) {
     for (const id of r.pmIds) {
       try {

@@ -7,8 +7,9 @@ use std::path::Path;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::js_error;
+use super::{js_error, Pm2Entry};
 use orchestrator_core::error::Error as CoreError;
+use orchestrator_core::pm2::Pm2Process;
 use orchestrator_core::supervise::Launch;
 
 fn io_error(e: std::io::Error, what: &str, root: &str) -> Error {
@@ -59,46 +60,21 @@ pub fn mark_stopped(workspace_root: String, services: Vec<String>) -> Result<()>
         .map_err(|e| io_error(e, "recording the stop", &workspace_root))
 }
 
-/// An `exit` event from PM2's bus.
-#[napi(object)]
-pub struct AgentExit {
-    pub service: String,
-    pub pm_id: String,
-    /// PM2's `pm_uptime`: when the process that exited had started (ms since the epoch).
-    pub started_ms: Option<f64>,
-    /// PM2's status in the event: `stopping` when a stop/restart/delete was asked for.
-    pub status: String,
-    pub exit_code: Option<f64>,
-    pub profile: Option<String>,
-    pub kind: Option<String>,
-    pub pm2_home: Option<String>,
-}
-
-/// Answers an exit; the events written (one line each in events.jsonl) are returned.
+/// Answers an exit on PM2's bus (the process as the event describes it; `pm2Home`: whose log
+/// says the signal); the events written (one line each in events.jsonl) are returned.
 #[napi]
-pub fn agent_exit(workspace_root: String, exit: AgentExit) -> Result<Vec<serde_json::Value>> {
+pub fn agent_exit(
+    workspace_root: String,
+    process: Pm2Entry,
+    pm2_home: Option<String>,
+) -> Result<Vec<serde_json::Value>> {
     let e = orchestrator_runtime::agent::ExitEvent {
-        service: exit.service,
-        pm_id: exit.pm_id,
-        started_ms: exit.started_ms.map(|v| v as i64),
-        status: exit.status,
-        exit_code: exit.exit_code.map(|v| v as i64),
-        profile: exit.profile,
-        kind: exit.kind,
-        pm2_home: exit.pm2_home,
+        process: process.into(),
+        pm2_home,
     };
     orchestrator_runtime::agent::on_exit(Path::new(&workspace_root), &e, chrono::Utc::now())
         .map(|o| o.events)
         .map_err(|err| io_error(err, "answering an exit", &workspace_root))
-}
-
-#[napi(object)]
-pub struct AgentInstance {
-    pub name: String,
-    pub pm_id: String,
-    pub status: String,
-    pub started_ms: Option<f64>,
-    pub exit_code: Option<f64>,
 }
 
 #[napi(object)]
@@ -140,21 +116,8 @@ impl AgentWatch {
     /// Reconciles the records with PM2's table (`agent::tick`), answering exits seen only in
     /// the table once the two-look rule confirms them.
     #[napi]
-    pub fn tick(
-        &mut self,
-        workspace_root: String,
-        instances: Vec<AgentInstance>,
-    ) -> Result<AgentTick> {
-        let list: Vec<orchestrator_runtime::agent::Instance> = instances
-            .into_iter()
-            .map(|i| orchestrator_runtime::agent::Instance {
-                name: i.name,
-                pm_id: i.pm_id,
-                status: i.status,
-                started_ms: i.started_ms.map(|v| v as i64),
-                exit_code: i.exit_code.map(|v| v as i64),
-            })
-            .collect();
+    pub fn tick(&mut self, workspace_root: String, instances: Vec<Pm2Entry>) -> Result<AgentTick> {
+        let list: Vec<Pm2Process> = instances.into_iter().map(Into::into).collect();
         let confirmed = self.inner.confirm(&list);
         let t = orchestrator_runtime::agent::tick(
             Path::new(&workspace_root),

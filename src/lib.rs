@@ -84,13 +84,15 @@ pub fn exit_codes() -> Vec<ExitCodeInfo> {
         .collect()
 }
 
-/// One PM2 process-table entry, as the JS side reads it from `pm2.list()`.
+/// One PM2 process as the JS side reads it (`pm2.list()`, or an exit on PM2's bus): the DTO of
+/// the core's `pm2::Pm2Process`, for the plans, the readiness wait and the agent alike.
 #[napi(object)]
 #[derive(Clone)]
 pub struct Pm2Entry {
     pub name: String,
     pub pm_id: u32,
     pub pid: Option<u32>,
+    /// PM2's status; in an exit event `stopping` when a stop/restart/delete was asked for.
     pub status: String,
     /// `ORCHESTRATOR_WORKSPACE` from the entry's env, when we started it.
     pub workspace: Option<String>,
@@ -99,6 +101,10 @@ pub struct Pm2Entry {
     /// `ORCHESTRATOR_ENV_KEYS` and `ORCHESTRATOR_UNSET` from the entry's env (comma-separated).
     pub env_keys: Option<String>,
     pub unset: Option<String>,
+    /// PM2's `pm_uptime`: when the process started (ms since the epoch).
+    pub started_ms: Option<f64>,
+    /// How its last process ended.
+    pub exit_code: Option<f64>,
 }
 
 impl From<Pm2Entry> for Pm2Process {
@@ -111,10 +117,13 @@ impl From<Pm2Entry> for Pm2Process {
             workspace: e.workspace,
             profile: e.profile,
             kind: e.kind,
+            started_ms: e.started_ms.map(|v| v as i64),
+            exit_code: e.exit_code.map(|v| v as i64),
             env: orchestrator_core::pm2::LaunchedEnv::parse(
                 e.env_keys.as_deref(),
                 e.unset.as_deref(),
             ),
+            ..Default::default()
         }
     }
 }

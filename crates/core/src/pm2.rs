@@ -1,9 +1,11 @@
-//! PM2's process table as data (handed over by the JS side, which talks to PM2's API), and who
-//! owns an entry: this workspace and profile, this workspace under another profile, or not us.
+//! PM2's process table as data, and who owns an entry: this workspace and profile, this
+//! workspace under another profile, or not us. `Pm2Process` is the one model of a PM2 process:
+//! the JS side hands it over from PM2's API (the plans, the agent, the readiness wait), the
+//! runtime reads it from PM2's RPC socket (status), and the agent's exits carry it.
 
 use crate::error::Owner;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Pm2Process {
     pub name: String,
     pub pm_id: u32,
@@ -13,6 +15,17 @@ pub struct Pm2Process {
     pub workspace: Option<String>,
     pub profile: Option<String>,
     pub kind: Option<String>,
+    /// PM2's `pm_uptime`: when this process started (ms since the epoch).
+    pub started_ms: Option<i64>,
+    /// PM2's `restart_time`: how often PM2 restarted the entry.
+    pub restart_time: u32,
+    /// How the last process of this entry ended.
+    pub exit_code: Option<i64>,
+    /// PM2's monitor figures, when it has them.
+    pub memory: Option<u64>,
+    pub cpu: Option<f64>,
+    /// `NODE_APP_INSTANCE`: which instance of its app this process is.
+    pub instance: Option<u32>,
     /// The variables we set at its last launch, and those it must not see (see
     /// [`crate::catalog::unset_stale`]), from its env.
     pub env: LaunchedEnv,
@@ -151,7 +164,7 @@ mod tests {
             workspace: ws.map(Into::into),
             profile: profile.map(Into::into),
             kind: Some("app".into()),
-            env: LaunchedEnv::default(),
+            ..Default::default()
         }
     }
 

@@ -5,18 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::pm2::Pm2Process;
 use crate::supervise::{Desired, Phase, Record};
-
-/// One PM2 instance of a service (ours).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Pm2Obs {
-    pub pm_id: u32,
-    pub pid: Option<u32>,
-    pub status: String,
-    pub started_ms: Option<i64>,
-    pub profile: Option<String>,
-    pub exit_code: Option<i64>,
-}
 
 /// A dependency's container as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -58,7 +48,7 @@ pub struct ServiceObs {
     /// `app` | `dependency`
     pub kind: String,
     pub ports: Vec<u16>,
-    pub pm2: Vec<Pm2Obs>,
+    pub pm2: Vec<Pm2Process>,
     /// Whether PM2's daemon answered at all.
     pub pm2_daemon: bool,
     pub container: Option<ContainerObs>,
@@ -149,7 +139,7 @@ fn live(status: &str) -> bool {
 pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
     let rec = o.record.as_ref();
     let wanted = rec.is_some_and(|r| r.desired == Desired::Running);
-    let online: Vec<&Pm2Obs> = o.pm2.iter().filter(|p| p.status == "online").collect();
+    let online: Vec<&Pm2Process> = o.pm2.iter().filter(|p| p.status == "online").collect();
     let any_live = o.pm2.iter().any(|p| live(&p.status));
     let mut detail = None;
     let mut health = "none".to_string();

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use crate::exit::ExitCode;
+use crate::pm2::Pm2Process;
 use crate::ports::{self, PortState};
 use crate::state;
 use crate::supervise::{Desired, ExitReport, Launch, Outcome, Phase, Record};
@@ -27,26 +28,12 @@ pub fn agent_name(root: &Path, workspace_name: &str) -> String {
     )
 }
 
-/// One PM2 instance as the agent sees it in PM2's process list.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Instance {
-    pub name: String,
-    pub pm_id: String,
-    pub status: String,
-    pub started_ms: Option<i64>,
-    pub exit_code: Option<i64>,
-}
-
-/// An exit event from PM2's bus.
+/// An exit: the process as PM2 reported it (from its bus, or its table when the bus missed it;
+/// `status` is `stopping` when a stop or restart was asked for), and the PM2_HOME whose log says
+/// the signal (the environment's when `None`).
 #[derive(Debug, Clone)]
 pub struct ExitEvent {
-    pub service: String,
-    pub pm_id: String,
-    pub started_ms: Option<i64>,
-    pub status: String,
-    pub exit_code: Option<i64>,
-    pub profile: Option<String>,
-    pub kind: Option<String>,
+    pub process: Pm2Process,
     pub pm2_home: Option<String>,
 }
 
@@ -107,17 +94,18 @@ fn port_taken(ports: &[u16]) -> Option<String> {
         })
 }
 
-fn report(rec: &Record, root: &Path, e: &ExitEvent) -> ExitReport {
+fn report(rec: &Record, root: &Path, exit: &ExitEvent) -> ExitReport {
+    let e = &exit.process;
     let dependency = rec.kind == "dependency" || e.kind.as_deref() == Some("dependency");
     let signal = match e.exit_code {
         Some(c) if dependency => container_signal(c),
-        _ => e
+        _ => exit
             .pm2_home
             .clone()
             .or_else(|| Some(crate::layout::pm2_home().display().to_string()))
-            .and_then(|h| signal_from_pm2_log(&tail_pm2_log(&h), &e.service, &e.pm_id)),
+            .and_then(|h| signal_from_pm2_log(&tail_pm2_log(&h), &e.name, &e.pm_id.to_string())),
     };
-    let stderr = crate::logs::files::tail_lines(&crate::layout::error_log(root, &e.service), 15);
+    let stderr = crate::logs::files::tail_lines(&crate::layout::error_log(root, &e.name), 15);
     let requested = e.status == "stopping" || rec.desired == Desired::Stopped;
     let non_retryable = if requested {
         None
@@ -139,7 +127,7 @@ fn report(rec: &Record, root: &Path, e: &ExitEvent) -> ExitReport {
         port_taken(&rec.check_ports).map(|r| (ExitCode::PortInUse.name().to_string(), r))
     };
     ExitReport {
-        pm_id: e.pm_id.clone(),
+        pm_id: e.pm_id.to_string(),
         started_ms: e.started_ms,
         status: e.status.clone(),
         exit_code: e.exit_code,
@@ -151,11 +139,11 @@ fn report(rec: &Record, root: &Path, e: &ExitEvent) -> ExitReport {
 
 /// A record for a service of ours the agent has no record of (started before the agent
 /// existed): the default policy, desired running.
-fn adopt(rec: &mut Record, e: &ExitEvent, now: DateTime<Utc>) {
+fn adopt(rec: &mut Record, e: &Pm2Process, now: DateTime<Utc>) {
     if rec.profile.is_empty() && rec.desired == Desired::Stopped && rec.phase == Phase::Stopped {
         rec.launched(
             &Launch {
-                service: e.service.clone(),
+                service: e.name.clone(),
                 kind: e.kind.clone().unwrap_or_else(|| "app".into()),
                 profile: e.profile.clone().unwrap_or_default(),
                 policy: Default::default(),
@@ -168,13 +156,14 @@ fn adopt(rec: &mut Record, e: &ExitEvent, now: DateTime<Utc>) {
 }
 
 /// Answers one exit PM2 reported.
-pub fn on_exit(root: &Path, e: &ExitEvent, now: DateTime<Utc>) -> std::io::Result<Outcome> {
-    let known = state::read(root, &e.service);
-    let (_, out) = state::update(root, &e.service, now, |rec| {
+pub fn on_exit(root: &Path, exit: &ExitEvent, now: DateTime<Utc>) -> std::io::Result<Outcome> {
+    let e = &exit.process;
+    let known = state::read(root, &e.name);
+    let (_, out) = state::update(root, &e.name, now, |rec| {
         if known.is_none() {
             adopt(rec, e, now);
         }
-        let x = report(rec, root, e);
+        let x = report(rec, root, exit);
         ((), rec.on_exit(&x, now))
     })?;
     let events: Vec<&str> = out
@@ -182,7 +171,7 @@ pub fn on_exit(root: &Path, e: &ExitEvent, now: DateTime<Utc>) -> std::io::Resul
         .iter()
         .filter_map(|v| v["event"].as_str())
         .collect();
-    tracing::debug!(service = %e.service, pm_id = %e.pm_id, exit_code = ?e.exit_code, ?events, "exit handled");
+    tracing::debug!(service = %e.name, pm_id = %e.pm_id, exit_code = ?e.exit_code, ?events, "exit handled");
     if let Some(alert) = &out.alert {
         spawn_alert(root, alert.clone());
     }
@@ -201,7 +190,7 @@ impl Watch {
     /// Pure: an exit seen in PM2's table but not (yet) on the bus is answered only once it has
     /// been seen on two looks in a row (the bus is normally faster, and answers it first), or on
     /// the agent's first look (exits that happened while it was down).
-    pub fn confirm(&mut self, instances: &[Instance]) -> bool {
+    pub fn confirm(&mut self, instances: &[Pm2Process]) -> bool {
         let down: std::collections::BTreeSet<String> = instances
             .iter()
             .filter(|i| is_down(&i.status))
@@ -300,21 +289,22 @@ fn is_down(status: &str) -> bool {
 /// just started), and marks stable runs recovered.
 pub fn tick(
     root: &Path,
-    instances: &[Instance],
+    instances: &[Pm2Process],
     confirmed: bool,
     now: DateTime<Utc>,
 ) -> std::io::Result<Tick> {
     let mut out = Tick::default();
     let mut wake: Option<DateTime<Utc>> = None;
     for rec in state::all(root) {
-        let entries: Vec<&Instance> = instances.iter().filter(|i| i.name == rec.service).collect();
+        let entries: Vec<&Pm2Process> =
+            instances.iter().filter(|i| i.name == rec.service).collect();
         let (restart, outcome) = state::update(root, &rec.service, now, |r| {
             let mut o = Outcome::default();
             if let Phase::Restarting { since, pm_ids, .. } = r.phase.clone() {
                 let since_ms = since.timestamp_millis();
-                let started: Vec<&&Instance> = entries
+                let started: Vec<&&Pm2Process> = entries
                     .iter()
-                    .filter(|i| pm_ids.contains(&i.pm_id))
+                    .filter(|i| pm_ids.contains(&i.pm_id.to_string()))
                     .filter(|i| i.started_ms.is_some_and(|s| s >= since_ms))
                     .collect();
                 if entries.is_empty() {
@@ -337,15 +327,17 @@ pub fn tick(
             }
             if confirmed && r.desired == Desired::Running {
                 for i in entries.iter().filter(|i| is_down(&i.status)) {
-                    if i.started_ms.is_some() && r.handled.get(&i.pm_id) != i.started_ms.as_ref() {
+                    if i.started_ms.is_some()
+                        && r.handled.get(&i.pm_id.to_string()) != i.started_ms.as_ref()
+                    {
+                        // Seen in the table only: no stop was asked for (that comes on the bus).
                         let e = ExitEvent {
-                            service: r.service.clone(),
-                            pm_id: i.pm_id.clone(),
-                            started_ms: i.started_ms,
-                            status: "stopped".into(),
-                            exit_code: i.exit_code,
-                            profile: None,
-                            kind: None,
+                            process: Pm2Process {
+                                status: "stopped".into(),
+                                profile: None,
+                                kind: None,
+                                ..(*i).clone()
+                            },
                             pm2_home: None,
                         };
                         let x = report(r, root, &e);
@@ -519,13 +511,14 @@ mod tests {
         DateTime::<Utc>::from_timestamp_millis(1_800_000_000_000 + ms).unwrap()
     }
 
-    fn inst(status: &str, started: i64, code: Option<i64>) -> Instance {
-        Instance {
+    fn inst(status: &str, started: i64, code: Option<i64>) -> Pm2Process {
+        Pm2Process {
             name: "api".into(),
-            pm_id: "0".into(),
+            pm_id: 0,
             status: status.into(),
             started_ms: Some(at(started).timestamp_millis()),
             exit_code: code,
+            ..Default::default()
         }
     }
 
@@ -558,13 +551,7 @@ mod tests {
         assert_eq!(t.wake_in, Some(Duration::from_millis(200)));
         // The bus delivers the same exit late: a duplicate.
         let e = ExitEvent {
-            service: "api".into(),
-            pm_id: "0".into(),
-            started_ms: crashed[0].started_ms,
-            status: "stopped".into(),
-            exit_code: Some(1),
-            profile: None,
-            kind: None,
+            process: crashed[0].clone(),
             pm2_home: None,
         };
         assert!(on_exit(&root, &e, at(150)).unwrap().events.is_empty());

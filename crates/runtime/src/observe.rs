@@ -14,9 +14,10 @@ use crate::config;
 use crate::envfile;
 use crate::error::{Error, Result};
 use crate::ops::{self, Verb};
+use crate::pm2::Pm2Process;
 use crate::pm2rpc;
 use crate::state;
-use crate::status::{self, ContainerObs, Engine, Pm2Obs, Probe, ServiceObs, Snapshot};
+use crate::status::{self, ContainerObs, Engine, Probe, ServiceObs, Snapshot};
 
 pub struct StatusRequest {
     pub workspace_root: PathBuf,
@@ -83,17 +84,6 @@ impl<'a> Profiles<'a> {
                 None => Vec::new(),
             },
         }
-    }
-}
-
-fn pm2_obs(p: &pm2rpc::Proc) -> Pm2Obs {
-    Pm2Obs {
-        pm_id: p.pm_id,
-        pid: p.pid,
-        status: p.status.clone(),
-        started_ms: p.started_ms,
-        profile: p.profile.clone(),
-        exit_code: p.exit_code,
     }
 }
 
@@ -202,7 +192,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
     let mut obs = Vec::new();
     let mut probes = Vec::new();
     for spec in &specs {
-        let mine: Vec<&pm2rpc::Proc> = procs
+        let mine: Vec<&Pm2Process> = procs
             .iter()
             .filter(|p| p.name == spec.name && p.workspace.as_deref() == Some(ws.as_str()))
             .collect();
@@ -224,7 +214,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
         };
         for replica in rows {
             let mut ports = declared.clone();
-            let procs_of: Vec<&pm2rpc::Proc> = match replica {
+            let procs_of: Vec<&Pm2Process> = match replica {
                 Some(n) => mine
                     .iter()
                     .copied()
@@ -265,7 +255,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
                 replica,
                 kind: spec.kind.as_str().into(),
                 ports,
-                pm2: procs_of.iter().map(|p| pm2_obs(p)).collect(),
+                pm2: procs_of.iter().map(|p| (*p).clone()).collect(),
                 pm2_daemon,
                 container,
                 engine: if spec.kind == Kind::Dependency {

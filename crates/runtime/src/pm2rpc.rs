@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::pm2::{LaunchedEnv, Pm2Process};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -172,10 +174,14 @@ struct RawEnv {
     profile: Option<String>,
     #[serde(rename = "ORCHESTRATOR_KIND")]
     kind: Option<String>,
+    #[serde(rename = "ORCHESTRATOR_ENV_KEYS")]
+    env_keys: Option<String>,
+    #[serde(rename = "ORCHESTRATOR_UNSET")]
+    unset: Option<String>,
     /// PM2's number of this instance of the app (a replicated dependency's runner: its replica).
     #[serde(rename = "NODE_APP_INSTANCE", default)]
     instance: Option<Value>,
-    /// The app's env as PM2 keeps it too (only our three names are read).
+    /// The app's env as PM2 keeps it too (only our own variables are read).
     #[serde(default)]
     env: Option<RawMeta>,
 }
@@ -188,6 +194,10 @@ struct RawMeta {
     profile: Option<String>,
     #[serde(rename = "ORCHESTRATOR_KIND")]
     kind: Option<String>,
+    #[serde(rename = "ORCHESTRATOR_ENV_KEYS")]
+    env_keys: Option<String>,
+    #[serde(rename = "ORCHESTRATOR_UNSET")]
+    unset: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,28 +214,10 @@ struct Reply {
     error: Option<Value>,
 }
 
-/// One PM2 process-table entry, the fields status needs (environment values are dropped).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Proc {
-    pub name: String,
-    pub pm_id: u32,
-    pub pid: Option<u32>,
-    pub status: String,
-    pub started_ms: Option<i64>,
-    pub restart_time: u32,
-    pub exit_code: Option<i64>,
-    pub workspace: Option<String>,
-    pub profile: Option<String>,
-    pub kind: Option<String>,
-    pub memory: Option<u64>,
-    pub cpu: Option<f64>,
-    /// `NODE_APP_INSTANCE`: which instance of its app this process is.
-    pub instance: Option<u32>,
-}
-
-/// Pure: PM2's `getMonitorData` reply (the JSON after `j:`) → `Proc`s. Our metadata is read
-/// from the top level of `pm2_env`, where PM2 copies an app's env; env values are never kept.
-pub fn procs(reply: &[u8]) -> Result<Vec<Proc>, String> {
+/// Pure: PM2's `getMonitorData` reply (the JSON after `j:`) → the core's `Pm2Process`es. Our
+/// metadata is read from the app's env or the top level of `pm2_env`, where PM2 copies it;
+/// env values are never kept (of `ORCHESTRATOR_ENV_KEYS`/`ORCHESTRATOR_UNSET`, only names).
+pub fn procs(reply: &[u8]) -> Result<Vec<Pm2Process>, String> {
     let r: Reply = serde_json::from_slice(reply).map_err(|e| format!("unreadable reply: {e}"))?;
     if let Some(e) = r.error {
         return Err(format!("PM2 answered: {e}"));
@@ -238,9 +230,11 @@ pub fn procs(reply: &[u8]) -> Result<Vec<Proc>, String> {
             p.pm2_env.workspace = meta.workspace.or(p.pm2_env.workspace);
             p.pm2_env.profile = meta.profile.or(p.pm2_env.profile);
             p.pm2_env.kind = meta.kind.or(p.pm2_env.kind);
+            p.pm2_env.env_keys = meta.env_keys.or(p.pm2_env.env_keys);
+            p.pm2_env.unset = meta.unset.or(p.pm2_env.unset);
             p
         })
-        .map(|p| Proc {
+        .map(|p| Pm2Process {
             name: p.name,
             pm_id: p.pm_id.unwrap_or_default() as u32,
             pid: p.pid.filter(|p| *p > 0).map(|p| p as u32),
@@ -258,12 +252,13 @@ pub fn procs(reply: &[u8]) -> Result<Vec<Proc>, String> {
             kind: p.pm2_env.kind,
             memory: p.monit.as_ref().and_then(|m| m.memory),
             cpu: p.monit.as_ref().and_then(|m| m.cpu),
+            env: LaunchedEnv::parse(p.pm2_env.env_keys.as_deref(), p.pm2_env.unset.as_deref()),
         })
         .collect())
 }
 
 /// PM2's process table, or `None` when no daemon runs for this PM2_HOME.
-pub async fn list(pm2_home: &Path) -> Result<Option<Vec<Proc>>, String> {
+pub async fn list(pm2_home: &Path) -> Result<Option<Vec<Pm2Process>>, String> {
     match call(
         pm2_home,
         "getMonitorData",
@@ -304,7 +299,7 @@ mod tests {
                 "name": "server", "pm_id": 3, "pid": 4242,
                 "monit": {"memory": 1000, "cpu": 1.5},
                 "pm2_env": {"status": "online", "pm_uptime": 1_800_000_000_000i64, "restart_time": 2,
-                            "ORCHESTRATOR_WORKSPACE": "/ws", "env": {"ORCHESTRATOR_PROFILE": "staging", "SECRET": "x"}}
+                            "ORCHESTRATOR_WORKSPACE": "/ws", "env": {"ORCHESTRATOR_PROFILE": "staging", "SECRET": "x", "ORCHESTRATOR_ENV_KEYS": "PORT,SECRET"}}
             }),
             json!({"name": "old", "pm_id": 4, "pid": 0, "pm2_env": {"status": "stopped", "exit_code": 3}}),
         ];
@@ -317,6 +312,7 @@ mod tests {
         assert_eq!(p[0].workspace.as_deref(), Some("/ws"));
         assert_eq!(p[0].profile.as_deref(), Some("staging"));
         assert_eq!(p[0].restart_time, 2);
+        assert_eq!(p[0].env.keys, vec!["PORT", "SECRET"], "names only");
         assert_eq!(p[1].pid, None);
         assert_eq!(p[1].exit_code, Some(3));
     }

@@ -24,18 +24,20 @@ fn rec(kind: &str) -> Record {
     r
 }
 
-fn pm2(status: &str) -> Pm2Obs {
-    Pm2Obs {
+fn pm2(status: &str) -> Pm2Process {
+    Pm2Process {
+        name: "svc".into(),
         pm_id: 1,
         pid: (status == "online").then_some(4242),
         status: status.into(),
         started_ms: Some((now() - chrono::Duration::seconds(3725)).timestamp_millis()),
         profile: Some("staging".into()),
         exit_code: None,
+        ..Default::default()
     }
 }
 
-fn app(pm: Vec<Pm2Obs>, record: Option<Record>, probe: Probe) -> ServiceObs {
+fn app(pm: Vec<Pm2Process>, record: Option<Record>, probe: Probe) -> ServiceObs {
     ServiceObs {
         name: "svc".into(),
         replica: None,
@@ -64,7 +66,7 @@ fn container(running: bool, health: Option<&str>) -> ContainerObs {
     }
 }
 
-fn dep(pm: Vec<Pm2Obs>, c: Option<ContainerObs>, engine: Engine) -> ServiceObs {
+fn dep(pm: Vec<Pm2Process>, c: Option<ContainerObs>, engine: Engine) -> ServiceObs {
     ServiceObs {
         kind: "dependency".into(),
         container: c,
