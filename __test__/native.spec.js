@@ -60,11 +60,34 @@ test('selectServices: default set, all, explicit, unknown', () => {
   assert.throws(() => sel(['ghost'], false), (e) => normalize(e).code === 'EXIT_SERVICE_UNKNOWN');
 });
 
+test("the addon's errors are JS errors with the contract as properties, thrown and rejected alike", async () => {
+  const raw = require('../index.js');
+  const props = (e) => ({ code: e.code, exitCode: e.exitCode, service: e.service, command: e.command, remediation: Array.isArray(e.remediation) && e.remediation.length > 0, isError: e instanceof Error });
+  let thrown;
+  try {
+    raw.validateName('../etc', 'service', 'orchestrator start ../etc');
+  } catch (e) {
+    thrown = e;
+  }
+  assert.deepStrictEqual(props(thrown), { code: 'EXIT_USAGE', exitCode: 2, service: null, command: 'orchestrator start ../etc', remediation: true, isError: true });
+  assert.match(thrown.message, /\.\.\/etc/);
+  const rejected = await raw.ensureContainer('{not a spec', 'orchestrator start db').then(
+    () => null,
+    (e) => e,
+  );
+  assert.ok(rejected, 'a spec that is not JSON rejects');
+  assert.strictEqual(rejected.exitCode, require('../lib/errors').EXIT[rejected.code], 'the number is the table\'s');
+  assert.strictEqual(rejected.command, 'orchestrator start db');
+  assert.ok(Array.isArray(rejected.remediation) && rejected.remediation.length > 0);
+  // The wrapper makes it an OrchestratorError without reading the message.
+  assert.strictEqual(normalize(rejected).code, rejected.code);
+});
+
 test('the workspace lock excludes another process until released', async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-lock-'));
   const lock = await native.acquireLock(root, 1000, 't');
   const script = `require(${JSON.stringify(path.resolve(__dirname, '..', 'index.js'))}).acquireLock(${JSON.stringify(root)}, 300, 'second')
-    .then(() => { console.log('acquired'); }, (e) => { console.log(JSON.parse(e.message).error.message); })`;
+    .then(() => { console.log('acquired'); }, (e) => { console.log(e.code, e.exitCode, e.command, e.message); })`;
   const run = () =>
     new Promise((resolve) => {
       const c = spawn(process.execPath, ['-e', script]);
@@ -73,7 +96,8 @@ test('the workspace lock excludes another process until released', async () => {
       c.on('close', () => resolve(out.trim()));
     });
   const blocked = await run();
-  assert.match(blocked, new RegExp(`another orchestrator command \\(pid ${process.pid}\\) holds`));
+  // The raw addon's rejection (no JS wrapper in that process) carries the contract as properties.
+  assert.match(blocked, new RegExp(`^EXIT_FAILURE 1 second .*another orchestrator command \\(pid ${process.pid}\\) holds`));
   lock.release();
   assert.strictEqual(await run(), 'acquired');
   fs.rmSync(root, { recursive: true, force: true });

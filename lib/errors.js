@@ -36,18 +36,20 @@ class OrchestratorError extends Error {
   }
 }
 
-/** The addon's actionable error (its JSON in the message: napi's async functions reject with a
- * Status code only) as an OrchestratorError; anything else as it is. The one place a message
- * is read. */
+/** The addon's actionable error (a JS Error whose `code`, `exitCode`, `service`, `command` and
+ * `remediation` the addon set as properties: src/boundary.rs) as an OrchestratorError; anything
+ * else as it is. Properties only: no message is read.
+ * @param {any} e */
 function fromAddon(e) {
-  if (!e || e instanceof OrchestratorError || typeof e.message !== 'string' || e.message[0] !== '{') return e;
-  let body;
-  try {
-    body = JSON.parse(e.message).error;
-  } catch (_) {
-    return e;
-  }
-  return body && typeof body.code === 'string' ? new OrchestratorError(body) : e;
+  if (!e || e instanceof OrchestratorError || typeof e.code !== 'string' || typeof e.exitCode !== 'number' || !Array.isArray(e.remediation)) return e;
+  return new OrchestratorError({
+    code: e.code,
+    exitCode: e.exitCode,
+    service: e.service ?? null,
+    command: e.command ?? '',
+    message: e.message,
+    remediation: e.remediation,
+  });
 }
 
 function make(code, fields) {

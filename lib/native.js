@@ -4,12 +4,12 @@
 // `status` is polled, so the binary built for this machine is required directly when it is
 // there, and the loader is the fallback.
 //
-// napi's async functions reject with a `Status` code only, so the addon sends its actionable
-// error (DESIGN §3) as the JSON of the message; every exported function is wrapped here so that
-// what reaches the rest of the JS is an OrchestratorError with `code`, `exitCode`, `service`,
-// `command` and `remediation` as properties. The classes (LogReader, AgentWatch, WorkspaceLock)
-// are kept as they are; errors.normalize, which every caller of theirs goes through, converts
-// with the same `fromAddon`. Nothing else looks inside a message.
+// The addon throws (or rejects with) its actionable error (DESIGN §3) as a JS Error whose `code`,
+// `exitCode`, `service`, `command` and `remediation` are properties (src/boundary.rs); every
+// exported function is wrapped here so that what reaches the rest of the JS is an instance of
+// OrchestratorError (its `format`, its `toJSON`). The classes (LogReader, AgentWatch,
+// WorkspaceLock) are kept as they are; errors.normalize, which every caller of theirs goes
+// through, converts with the same `fromAddon`. No message is read anywhere.
 function load() {
   const abi = process.platform === 'linux' ? `${process.platform}-${process.arch}-gnu` : `${process.platform}-${process.arch}`;
   try {

@@ -7,12 +7,13 @@ use std::path::Path;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::{js_error, Pm2Entry};
+use super::Pm2Entry;
+use crate::boundary::{self, js_error, Outcome};
 use orchestrator_core::error::Error as CoreError;
 use orchestrator_core::pm2::Pm2Process;
 use orchestrator_core::supervise::Launch;
 
-fn io_error(e: std::io::Error, what: &str, root: &str) -> Error {
+fn io_error(e: std::io::Error, what: &str, root: &str) -> boundary::Failure {
     js_error(
         CoreError::ReadFile {
             path: orchestrator_core::layout::state_dir(Path::new(root)),
@@ -32,49 +33,69 @@ pub fn agent_name(workspace_root: String, workspace_name: String) -> String {
 /// failed mark and the history are cleared, the profile's policy adopted.
 #[napi]
 pub fn mark_launched(
+    env: &Env,
     workspace_root: String,
     supervision: Vec<String>,
     command: String,
 ) -> Result<()> {
-    let mut launches = Vec::new();
-    for s in supervision {
-        let l: Launch = serde_json::from_str(&s).map_err(|e| {
-            js_error(
-                CoreError::Usage {
-                    message: format!("not a plan step's supervision: {e}"),
-                    remediation: "Pass `step.supervision` from prepareStart/prepareRestart".into(),
-                },
-                &command,
+    boundary::sync(
+        env,
+        (|| -> Outcome<()> {
+            let mut launches = Vec::new();
+            for s in supervision {
+                let l: Launch = serde_json::from_str(&s).map_err(|e| {
+                    js_error(
+                        CoreError::Usage {
+                            message: format!("not a plan step's supervision: {e}"),
+                            remediation: "Pass `step.supervision` from prepareStart/prepareRestart"
+                                .into(),
+                        },
+                        &command,
+                    )
+                })?;
+                launches.push(l);
+            }
+            orchestrator_runtime::agent::launched(
+                Path::new(&workspace_root),
+                &launches,
+                chrono::Utc::now(),
             )
-        })?;
-        launches.push(l);
-    }
-    orchestrator_runtime::agent::launched(Path::new(&workspace_root), &launches, chrono::Utc::now())
-        .map_err(|e| io_error(e, "recording the launch", &workspace_root))
+            .map_err(|e| io_error(e, "recording the launch", &workspace_root))
+        })(),
+    )
 }
 
 /// Explicit stop, before PM2 stops the services: never a crash; a pending restart is cancelled.
 #[napi]
-pub fn mark_stopped(workspace_root: String, services: Vec<String>) -> Result<()> {
-    orchestrator_runtime::agent::stopped(Path::new(&workspace_root), &services, chrono::Utc::now())
+pub fn mark_stopped(env: &Env, workspace_root: String, services: Vec<String>) -> Result<()> {
+    boundary::sync(env, {
+        orchestrator_runtime::agent::stopped(
+            Path::new(&workspace_root),
+            &services,
+            chrono::Utc::now(),
+        )
         .map_err(|e| io_error(e, "recording the stop", &workspace_root))
+    })
 }
 
 /// Answers an exit on PM2's bus (the process as the event describes it; `pm2Home`: whose log
 /// says the signal); the events written (one line each in events.jsonl) are returned.
 #[napi]
 pub fn agent_exit(
+    env: &Env,
     workspace_root: String,
     process: Pm2Entry,
     pm2_home: Option<String>,
 ) -> Result<Vec<serde_json::Value>> {
-    let e = orchestrator_runtime::agent::ExitEvent {
-        process: process.into(),
-        pm2_home,
-    };
-    orchestrator_runtime::agent::on_exit(Path::new(&workspace_root), &e, chrono::Utc::now())
-        .map(|o| o.events)
-        .map_err(|err| io_error(err, "answering an exit", &workspace_root))
+    boundary::sync(env, {
+        let e = orchestrator_runtime::agent::ExitEvent {
+            process: process.into(),
+            pm2_home,
+        };
+        orchestrator_runtime::agent::on_exit(Path::new(&workspace_root), &e, chrono::Utc::now())
+            .map(|o| o.events)
+            .map_err(|err| io_error(err, "answering an exit", &workspace_root))
+    })
 }
 
 #[napi(object)]
@@ -116,26 +137,36 @@ impl AgentWatch {
     /// Reconciles the records with PM2's table (`agent::tick`), answering exits seen only in
     /// the table once the two-look rule confirms them.
     #[napi]
-    pub fn tick(&mut self, workspace_root: String, instances: Vec<Pm2Entry>) -> Result<AgentTick> {
-        let list: Vec<Pm2Process> = instances.into_iter().map(Into::into).collect();
-        let confirmed = self.inner.confirm(&list);
-        let t = orchestrator_runtime::agent::tick(
-            Path::new(&workspace_root),
-            &list,
-            confirmed,
-            chrono::Utc::now(),
+    pub fn tick(
+        &mut self,
+        env: &Env,
+        workspace_root: String,
+        instances: Vec<Pm2Entry>,
+    ) -> Result<AgentTick> {
+        boundary::sync(
+            env,
+            (|| -> Outcome<AgentTick> {
+                let list: Vec<Pm2Process> = instances.into_iter().map(Into::into).collect();
+                let confirmed = self.inner.confirm(&list);
+                let t = orchestrator_runtime::agent::tick(
+                    Path::new(&workspace_root),
+                    &list,
+                    confirmed,
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| io_error(e, "reconciling with PM2", &workspace_root))?;
+                Ok(AgentTick {
+                    restart: t
+                        .restart
+                        .into_iter()
+                        .map(|(service, pm_ids)| AgentRestart { service, pm_ids })
+                        .collect(),
+                    wake_in_ms: t
+                        .wake_in
+                        .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+                })
+            })(),
         )
-        .map_err(|e| io_error(e, "reconciling with PM2", &workspace_root))?;
-        Ok(AgentTick {
-            restart: t
-                .restart
-                .into_iter()
-                .map(|(service, pm_ids)| AgentRestart { service, pm_ids })
-                .collect(),
-            wake_in_ms: t
-                .wake_in
-                .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
-        })
     }
 
     /// A process of PM2's exited, stopped or was deleted (a `process:event` on the bus).
@@ -155,9 +186,11 @@ impl AgentWatch {
 
 /// The agent started: its pid file is written.
 #[napi]
-pub fn agent_started(workspace_root: String, pid: u32) -> Result<()> {
-    orchestrator_runtime::agent::started(Path::new(&workspace_root), pid)
-        .map_err(|e| io_error(e, "writing the agent's pid file", &workspace_root))
+pub fn agent_started(env: &Env, workspace_root: String, pid: u32) -> Result<()> {
+    boundary::sync(env, {
+        orchestrator_runtime::agent::started(Path::new(&workspace_root), pid)
+            .map_err(|e| io_error(e, "writing the agent's pid file", &workspace_root))
+    })
 }
 
 /// The agent's PM2 definition (`agent::pm2_app`).
@@ -179,17 +212,20 @@ pub fn agent_app(
 /// PM2 refused a restart the agent asked for: counted like a crash.
 #[napi]
 pub fn agent_restart_failed(
+    env: &Env,
     workspace_root: String,
     service: String,
     message: String,
 ) -> Result<()> {
-    orchestrator_runtime::agent::restart_failed(
-        Path::new(&workspace_root),
-        &service,
-        &message,
-        chrono::Utc::now(),
-    )
-    .map_err(|e| io_error(e, "recording a refused restart", &workspace_root))
+    boundary::sync(env, {
+        orchestrator_runtime::agent::restart_failed(
+            Path::new(&workspace_root),
+            &service,
+            &message,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| io_error(e, "recording a refused restart", &workspace_root))
+    })
 }
 
 /// Whether the service is still meant to run (a stop may have come while the agent restarted it).
@@ -202,42 +238,53 @@ pub fn agent_wanted(workspace_root: String, service: String) -> bool {
 /// Log rotation and retention for the whole workspace (`rotate.rs`): returns whether live files
 /// were renamed, in which case PM2 must reopen its logs before `agentCompress`.
 #[napi]
-pub fn agent_rotate(workspace_root: String) -> Result<bool> {
-    let root = Path::new(&workspace_root);
-    let cfg = orchestrator_core::config::load_plugin_config(root)
-        .map_err(|e| js_error(e, "orchestrator agent"))?;
-    let policy = orchestrator_core::rotate::policy(
-        cfg.logs.as_ref(),
-        &orchestrator_core::config::nx_json_path(root),
+pub fn agent_rotate(env: &Env, workspace_root: String) -> Result<bool> {
+    boundary::sync(
+        env,
+        (|| -> Outcome<bool> {
+            let root = Path::new(&workspace_root);
+            let cfg = orchestrator_core::config::load_plugin_config(root)
+                .map_err(|e| js_error(e, "orchestrator agent"))?;
+            let policy = orchestrator_core::rotate::policy(
+                cfg.logs.as_ref(),
+                &orchestrator_core::config::nx_json_path(root),
+            )
+            .map_err(|e| js_error(e, "orchestrator agent"))?;
+            let pass = orchestrator_runtime::rotation::run(
+                &orchestrator_core::layout::logs_root(root),
+                chrono::Utc::now(),
+                &policy,
+            );
+            for d in &pass.done {
+                println!(
+                    "{} rotate: {d}",
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                );
+            }
+            Ok(pass.reopen)
+        })(),
     )
-    .map_err(|e| js_error(e, "orchestrator agent"))?;
-    let pass = orchestrator_runtime::rotation::run(
-        &orchestrator_core::layout::logs_root(root),
-        chrono::Utc::now(),
-        &policy,
-    );
-    for d in &pass.done {
-        println!(
-            "{} rotate: {d}",
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        );
-    }
-    Ok(pass.reopen)
 }
 
 /// Compresses rotated files their writer has let go of (off the JS thread).
 #[napi]
-pub async fn agent_compress(workspace_root: String) -> Result<u32> {
-    let dir = orchestrator_core::layout::logs_root(Path::new(&workspace_root));
-    let done =
-        tokio::task::spawn_blocking(move || orchestrator_runtime::rotation::compress_ready(&dir))
-            .await
-            .map_err(|e| Error::from_reason(e.to_string()))?;
-    for d in &done {
-        println!(
-            "{} rotate: {d}",
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        );
-    }
-    Ok(done.len() as u32)
+pub fn agent_compress<'env>(
+    env: &'env Env,
+    workspace_root: String,
+) -> Result<PromiseRaw<'env, u32>> {
+    boundary::promise(env, async move {
+        let dir = orchestrator_core::layout::logs_root(Path::new(&workspace_root));
+        let done = tokio::task::spawn_blocking(move || {
+            orchestrator_runtime::rotation::compress_ready(&dir)
+        })
+        .await
+        .map_err(|e| Error::from_reason(e.to_string()))?;
+        for d in &done {
+            println!(
+                "{} rotate: {d}",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+        }
+        Ok(done.len() as u32)
+    })
 }

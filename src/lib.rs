@@ -1,7 +1,7 @@
 //! The napi binding, the top crate of three (docs/architecture.md, "Crates"): plain-object DTOs,
 //! conversions in one place, and thin exports that delegate to `orchestrator_runtime` (I/O) and
-//! `orchestrator_core` (pure decisions). Errors cross as JS errors whose message is the
-//! actionable-error JSON of DESIGN §3.
+//! `orchestrator_core` (pure decisions). Errors cross as JS errors with the fields of
+//! DESIGN §3's actionable error as properties (`boundary.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,10 +9,13 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use orchestrator_core::error::Error as CoreError;
 use orchestrator_core::exit::ExitCode;
 use orchestrator_core::pm2::Pm2Process;
 use orchestrator_runtime::ops;
+
+mod boundary;
+use boundary::{js_error, Outcome};
+use orchestrator_core::error::Error as CoreError;
 
 pub mod agent;
 pub mod infer;
@@ -54,16 +57,6 @@ fn init() {
             "orchestrator: ORCHESTRATOR_LOG={filter:?} is not a filter ({e}); no diagnostics"
         ),
     }
-}
-
-/// napi's async functions only carry `Status` codes, so the actionable error travels as the JSON
-/// message (`{"error":{code,exitCode,…}}`); `lib/errors.js` turns it into an `OrchestratorError`
-/// whose `code` is the exit-code name, in one place.
-fn js_error(e: CoreError, command: &str) -> Error {
-    let a = e.actionable(command);
-    Error::from_reason(
-        serde_json::to_string(&serde_json::json!({ "error": a })).unwrap_or_default(),
-    )
 }
 
 #[napi(object)]
@@ -283,7 +276,7 @@ fn to_plan(p: ops::Plan) -> Plan {
     }
 }
 
-async fn prepare(verb: ops::Verb, req: PrepareRequest) -> Result<Plan> {
+async fn prepare(verb: ops::Verb, req: PrepareRequest) -> Outcome<Plan> {
     let command = req.command.clone();
     ops::prepare(verb, to_request(req))
         .await
@@ -293,27 +286,30 @@ async fn prepare(verb: ops::Verb, req: PrepareRequest) -> Result<Plan> {
 
 /// Guards + plan for `start` (idempotent), then installs what launching services need.
 #[napi]
-pub async fn prepare_start(req: PrepareRequest) -> Result<Plan> {
-    prepare(ops::Verb::Start, req).await
+pub fn prepare_start<'env>(env: &'env Env, req: PrepareRequest) -> Result<PromiseRaw<'env, Plan>> {
+    boundary::promise(env, async move { prepare(ops::Verb::Start, req).await })
 }
 
 /// Guards + plan for `restart`: cluster apps reload with zero downtime, fork apps restart.
 #[napi]
-pub async fn prepare_restart(req: PrepareRequest) -> Result<Plan> {
-    prepare(ops::Verb::Restart, req).await
+pub fn prepare_restart<'env>(
+    env: &'env Env,
+    req: PrepareRequest,
+) -> Result<PromiseRaw<'env, Plan>> {
+    boundary::promise(env, async move { prepare(ops::Verb::Restart, req).await })
 }
 
 /// Guards + plan for `deploy` (after `verify`): dependencies started if needed, apps restarted
 /// under the profile (cluster apps reload with zero downtime).
 #[napi]
-pub async fn prepare_deploy(req: PrepareRequest) -> Result<Plan> {
-    prepare(ops::Verb::Deploy, req).await
+pub fn prepare_deploy<'env>(env: &'env Env, req: PrepareRequest) -> Result<PromiseRaw<'env, Plan>> {
+    boundary::promise(env, async move { prepare(ops::Verb::Deploy, req).await })
 }
 
 /// Plan for `stop`: only this workspace's entries are touched.
 #[napi]
-pub async fn prepare_stop(req: PrepareRequest) -> Result<Plan> {
-    prepare(ops::Verb::Stop, req).await
+pub fn prepare_stop<'env>(env: &'env Env, req: PrepareRequest) -> Result<PromiseRaw<'env, Plan>> {
+    boundary::promise(env, async move { prepare(ops::Verb::Stop, req).await })
 }
 
 #[napi(object)]
@@ -334,67 +330,73 @@ fn ms(v: u64) -> u32 {
 /// answers while their pids live; dependencies when Docker reports their container healthy
 /// (engine events, not polling). A dependency that times out is marked degraded.
 #[napi]
-pub async fn wait_ready(targets: Vec<ReadySpec>, command: String) -> Result<Vec<ReadyReport>> {
-    let (deps, apps): (Vec<ReadySpec>, Vec<ReadySpec>) =
-        targets.into_iter().partition(|t| t.container_id.is_some());
-    let apps = apps
-        .into_iter()
-        .map(|t| orchestrator_runtime::ready::ReadyTarget {
-            service: t.service,
-            ports: t
-                .ports
-                .iter()
-                .filter_map(|p| u16::try_from(*p).ok())
-                .collect(),
-            health_http: t.health_http,
-            health_tcp: t.health_tcp,
-            pids: t.pids.unwrap_or_default(),
-            pid_files: t
-                .pid_files
-                .unwrap_or_default()
-                .into_iter()
-                .map(PathBuf::from)
-                .collect(),
-            workspace: t.workspace.as_ref().map(PathBuf::from),
-            timeout: Duration::from_millis(t.timeout_ms as u64),
-            error_log: PathBuf::from(t.error_log),
-        })
-        .collect();
-    let dep_waits = deps.into_iter().map(|t| async move {
-        orchestrator_runtime::deps::wait_healthy(
-            t.workspace.as_deref().unwrap_or_default(),
-            &t.service,
-            t.container_id.as_deref().unwrap_or_default(),
-            t.has_healthcheck.unwrap_or(true),
-            Duration::from_millis(t.timeout_ms as u64),
-        )
-        .await
-    });
-    let (app_res, dep_res) = tokio::join!(
-        orchestrator_runtime::ready::wait_ready(apps),
-        futures_util::future::try_join_all(dep_waits)
-    );
-    let dep_res = dep_res.map_err(|e| js_error(e, &command))?;
-    let app_res = app_res.map_err(|e| js_error(e, &command))?;
-    let mut out: Vec<ReadyReport> = dep_res
-        .into_iter()
-        .map(|h| ReadyReport {
-            service: h.service,
-            ready_ms: ms(h.ready_ms),
-            container_id: Some(h.container_id),
-            health: Some(h.health),
-        })
-        .collect();
-    out.extend(app_res.into_iter().map(|r| ReadyReport {
-        service: r.service,
-        ready_ms: ms(r.ready_ms),
-        container_id: None,
-        health: None,
-    }));
-    Ok(out)
+pub fn wait_ready<'env>(
+    env: &'env Env,
+    targets: Vec<ReadySpec>,
+    command: String,
+) -> Result<PromiseRaw<'env, Vec<ReadyReport>>> {
+    boundary::promise(env, async move {
+        let (deps, apps): (Vec<ReadySpec>, Vec<ReadySpec>) =
+            targets.into_iter().partition(|t| t.container_id.is_some());
+        let apps = apps
+            .into_iter()
+            .map(|t| orchestrator_runtime::ready::ReadyTarget {
+                service: t.service,
+                ports: t
+                    .ports
+                    .iter()
+                    .filter_map(|p| u16::try_from(*p).ok())
+                    .collect(),
+                health_http: t.health_http,
+                health_tcp: t.health_tcp,
+                pids: t.pids.unwrap_or_default(),
+                pid_files: t
+                    .pid_files
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .collect(),
+                workspace: t.workspace.as_ref().map(PathBuf::from),
+                timeout: Duration::from_millis(t.timeout_ms as u64),
+                error_log: PathBuf::from(t.error_log),
+            })
+            .collect();
+        let dep_waits = deps.into_iter().map(|t| async move {
+            orchestrator_runtime::deps::wait_healthy(
+                t.workspace.as_deref().unwrap_or_default(),
+                &t.service,
+                t.container_id.as_deref().unwrap_or_default(),
+                t.has_healthcheck.unwrap_or(true),
+                Duration::from_millis(t.timeout_ms as u64),
+            )
+            .await
+        });
+        let (app_res, dep_res) = tokio::join!(
+            orchestrator_runtime::ready::wait_ready(apps),
+            futures_util::future::try_join_all(dep_waits)
+        );
+        let dep_res = dep_res.map_err(|e| js_error(e, &command))?;
+        let app_res = app_res.map_err(|e| js_error(e, &command))?;
+        let mut out: Vec<ReadyReport> = dep_res
+            .into_iter()
+            .map(|h| ReadyReport {
+                service: h.service,
+                ready_ms: ms(h.ready_ms),
+                container_id: Some(h.container_id),
+                health: Some(h.health),
+            })
+            .collect();
+        out.extend(app_res.into_iter().map(|r| ReadyReport {
+            service: r.service,
+            ready_ms: ms(r.ready_ms),
+            container_id: None,
+            health: None,
+        }));
+        Ok(out)
+    })
 }
 
-fn parse_spec(spec: &str, command: &str) -> Result<orchestrator_core::container::ContainerSpec> {
+fn parse_spec(spec: &str, command: &str) -> Outcome<orchestrator_core::container::ContainerSpec> {
     serde_json::from_str(spec).map_err(|e| {
         js_error(
             CoreError::Usage {
@@ -426,32 +428,38 @@ pub struct ContainerReport {
 /// a plan step's `container` (JSON text keeps 64-bit durations exact). Engine refusals throw
 /// `EXIT_IMAGE_UNAVAILABLE` / `EXIT_CONTAINER_FAILED` / `EXIT_PREREQUISITE`.
 #[napi]
-pub async fn ensure_container(spec: String, command: String) -> Result<ContainerReport> {
-    let spec = parse_spec(&spec, &command)?;
-    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
-    // Every replica's container (the first is the one the health wait follows). The image was
-    // obtained by `ensureImage` before anything running was stopped.
-    let mut reports = Vec::new();
-    for replica in spec.replicas() {
-        reports.push(
-            orchestrator_runtime::deps::ensure_container(&replica, false, &mut progress)
-                .await
-                .map_err(|e| js_error(e, &command))?,
-        );
-    }
-    let mut r = reports.remove(0);
-    for other in reports {
-        r.host_ports.extend(other.host_ports);
-    }
-    Ok(ContainerReport {
-        service: spec.service.clone(),
-        id: r.id,
-        name: r.name,
-        image: r.image,
-        adopted: r.adopted,
-        pulled: r.pulled,
-        has_healthcheck: r.has_healthcheck,
-        ports: r.host_ports.iter().map(|p| *p as u32).collect(),
+pub fn ensure_container<'env>(
+    env: &'env Env,
+    spec: String,
+    command: String,
+) -> Result<PromiseRaw<'env, ContainerReport>> {
+    boundary::promise(env, async move {
+        let spec = parse_spec(&spec, &command)?;
+        let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+        // Every replica's container (the first is the one the health wait follows). The image was
+        // obtained by `ensureImage` before anything running was stopped.
+        let mut reports = Vec::new();
+        for replica in spec.replicas() {
+            reports.push(
+                orchestrator_runtime::deps::ensure_container(&replica, false, &mut progress)
+                    .await
+                    .map_err(|e| js_error(e, &command))?,
+            );
+        }
+        let mut r = reports.remove(0);
+        for other in reports {
+            r.host_ports.extend(other.host_ports);
+        }
+        Ok(ContainerReport {
+            service: spec.service.clone(),
+            id: r.id,
+            name: r.name,
+            image: r.image,
+            adopted: r.adopted,
+            pulled: r.pulled,
+            has_healthcheck: r.has_healthcheck,
+            ports: r.host_ports.iter().map(|p| *p as u32).collect(),
+        })
     })
 }
 
@@ -465,16 +473,23 @@ pub struct JobResult {
 /// Runs a one-shot job's container to completion (a plan step with `job`), its output into the
 /// service's log files; throws `EXIT_CONTAINER_FAILED` with its last lines when it exits non-zero.
 #[napi]
-pub async fn run_job(spec: String, blocked: Vec<String>, command: String) -> Result<JobResult> {
-    let spec = parse_spec(&spec, &command)?;
-    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
-    let r = orchestrator_runtime::deps::run_job(&spec, &blocked, &mut progress)
-        .await
-        .map_err(|e| js_error(e, &command))?;
-    Ok(JobResult {
-        service: spec.service.clone(),
-        id: r.id,
-        exit_code: r.exit_code,
+pub fn run_job<'env>(
+    env: &'env Env,
+    spec: String,
+    blocked: Vec<String>,
+    command: String,
+) -> Result<PromiseRaw<'env, JobResult>> {
+    boundary::promise(env, async move {
+        let spec = parse_spec(&spec, &command)?;
+        let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+        let r = orchestrator_runtime::deps::run_job(&spec, &blocked, &mut progress)
+            .await
+            .map_err(|e| js_error(e, &command))?;
+        Ok(JobResult {
+            service: spec.service.clone(),
+            id: r.id,
+            exit_code: r.exit_code,
+        })
     })
 }
 
@@ -491,26 +506,34 @@ pub struct ImageReport {
 /// replaces a running service) the failure is recorded as a refusal, and the service stays
 /// online in `status`.
 #[napi]
-pub async fn ensure_image(spec: String, replacing: bool, command: String) -> Result<ImageReport> {
-    let spec = parse_spec(&spec, &command)?;
-    let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
-    let engine = orchestrator_runtime::deps::connect()
-        .await
-        .map_err(|e| js_error(e, &command))?;
-    let (_, pulled) = orchestrator_runtime::deps::ensure_image(&engine, &spec, true, &mut progress)
-        .await
-        .map_err(|e| {
-            if replacing {
-                orchestrator_runtime::deps::record_refusal(&spec, &e);
-                js_error(e.kept(), &command)
-            } else {
-                orchestrator_runtime::deps::record_failure(&spec, &e);
-                js_error(e, &command)
-            }
-        })?;
-    Ok(ImageReport {
-        image: spec.image.clone(),
-        pulled,
+pub fn ensure_image<'env>(
+    env: &'env Env,
+    spec: String,
+    replacing: bool,
+    command: String,
+) -> Result<PromiseRaw<'env, ImageReport>> {
+    boundary::promise(env, async move {
+        let spec = parse_spec(&spec, &command)?;
+        let mut progress = |line: &str| eprintln!("{}: {line}", spec.service);
+        let engine = orchestrator_runtime::deps::connect()
+            .await
+            .map_err(|e| js_error(e, &command))?;
+        let (_, pulled) =
+            orchestrator_runtime::deps::ensure_image(&engine, &spec, true, &mut progress)
+                .await
+                .map_err(|e| {
+                    if replacing {
+                        orchestrator_runtime::deps::record_refusal(&spec, &e);
+                        js_error(e.kept(), &command)
+                    } else {
+                        orchestrator_runtime::deps::record_failure(&spec, &e);
+                        js_error(e, &command)
+                    }
+                })?;
+        Ok(ImageReport {
+            image: spec.image.clone(),
+            pulled,
+        })
     })
 }
 
@@ -519,30 +542,42 @@ pub async fn ensure_image(spec: String, replacing: bool, command: String) -> Res
 /// comes before anything is stopped. Resolves with whether any replacement was staged; a refusal
 /// is recorded as such and leaves the running containers untouched.
 #[napi]
-pub async fn stage_container(spec: String, command: String) -> Result<bool> {
-    let spec = parse_spec(&spec, &command)?;
-    let mut staged = false;
-    for replica in spec.replicas() {
-        staged |= orchestrator_runtime::deps::stage(&replica)
-            .await
-            .map_err(|e| {
-                orchestrator_runtime::deps::record_refusal(&replica, &e);
-                js_error(e.kept(), &command)
-            })?;
-    }
-    Ok(staged)
+pub fn stage_container<'env>(
+    env: &'env Env,
+    spec: String,
+    command: String,
+) -> Result<PromiseRaw<'env, bool>> {
+    boundary::promise(env, async move {
+        let spec = parse_spec(&spec, &command)?;
+        let mut staged = false;
+        for replica in spec.replicas() {
+            staged |= orchestrator_runtime::deps::stage(&replica)
+                .await
+                .map_err(|e| {
+                    orchestrator_runtime::deps::record_refusal(&replica, &e);
+                    js_error(e.kept(), &command)
+                })?;
+        }
+        Ok(staged)
+    })
 }
 
 /// Removes what `stageContainer` created (a later check of the same command refused).
-#[napi]
-pub async fn unstage_container(spec: String, command: String) -> Result<()> {
-    let spec = parse_spec(&spec, &command)?;
-    for replica in spec.replicas() {
-        orchestrator_runtime::deps::unstage(&replica)
-            .await
-            .map_err(|e| js_error(e, &command))?;
-    }
-    Ok(())
+#[napi(ts_return_type = "Promise<void>")]
+pub fn unstage_container<'env>(
+    env: &'env Env,
+    spec: String,
+    command: String,
+) -> Result<PromiseRaw<'env, ()>> {
+    boundary::promise(env, async move {
+        let spec = parse_spec(&spec, &command)?;
+        for replica in spec.replicas() {
+            orchestrator_runtime::deps::unstage(&replica)
+                .await
+                .map_err(|e| js_error(e, &command))?;
+        }
+        Ok(())
+    })
 }
 
 /// A runner's own replica: PM2 numbers the instances of a replicated service's runner
@@ -559,12 +594,14 @@ fn this_replica(
 
 /// The container runner's main call: ensures the container, forwards its stdout/stderr to this
 /// process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
-#[napi]
-pub async fn run_container(spec: String) -> Result<Option<i64>> {
-    let spec = this_replica(parse_spec(&spec, "container runner")?);
-    orchestrator_runtime::deps::run(&spec)
-        .await
-        .map_err(|e| js_error(e, &format!("runner of {}", spec.service)))
+#[napi(ts_return_type = "Promise<number | null>")]
+pub fn run_container<'env>(env: &'env Env, spec: String) -> Result<PromiseRaw<'env, Option<i64>>> {
+    boundary::promise(env, async move {
+        let spec = this_replica(parse_spec(&spec, "container runner")?);
+        orchestrator_runtime::deps::run(&spec)
+            .await
+            .map_err(|e| js_error(e, &format!("runner of {}", spec.service)))
+    })
 }
 
 /// One of the runner's own lines (already stamped, with its newline): to the service's error.log
@@ -576,26 +613,31 @@ pub fn runner_say(line: String) {
 }
 
 /// The runner's SIGINT/SIGTERM: stops the container gracefully with its stop timeout.
-#[napi]
-pub async fn stop_container(spec: String) -> Result<()> {
-    let command = "container runner";
-    let spec = this_replica(parse_spec(&spec, command)?);
-    orchestrator_runtime::deps::stop(&spec)
-        .await
-        .map_err(|e| js_error(e, command))
+#[napi(ts_return_type = "Promise<void>")]
+pub fn stop_container<'env>(env: &'env Env, spec: String) -> Result<PromiseRaw<'env, ()>> {
+    boundary::promise(env, async move {
+        let command = "container runner";
+        let spec = this_replica(parse_spec(&spec, command)?);
+        orchestrator_runtime::deps::stop(&spec)
+            .await
+            .map_err(|e| js_error(e, command))
+    })
 }
 
 /// Stops every running container of a workspace's dependency (by label), e.g. one left behind
 /// by a runner that was killed. Resolves with the ids it stopped.
 #[napi]
-pub async fn stop_dependency(
+pub fn stop_dependency<'env>(
+    env: &'env Env,
     workspace_root: String,
     service: String,
     command: String,
-) -> Result<Vec<String>> {
-    orchestrator_runtime::deps::stop_labelled(&workspace_root, &service)
-        .await
-        .map_err(|e| js_error(e, &command))
+) -> Result<PromiseRaw<'env, Vec<String>>> {
+    boundary::promise(env, async move {
+        orchestrator_runtime::deps::stop_labelled(&workspace_root, &service)
+            .await
+            .map_err(|e| js_error(e, &command))
+    })
 }
 
 #[napi(object)]
@@ -629,26 +671,33 @@ pub struct SetupReport {
 
 /// Installs an app's dependencies (idempotent), checks its env, runs its `setup` script if any.
 #[napi]
-pub async fn setup_service(req: ServiceRequest) -> Result<SetupReport> {
-    let command = req.command.clone();
-    ops::setup(to_service_request(req))
-        .await
-        .map(|r| SetupReport {
-            service: r.service,
-            profile: r.profile,
-            install: r.install.as_str().into(),
-            ran_setup_script: r.ran_setup_script,
-        })
-        .map_err(|e| js_error(e, &command))
+pub fn setup_service<'env>(
+    env: &'env Env,
+    req: ServiceRequest,
+) -> Result<PromiseRaw<'env, SetupReport>> {
+    boundary::promise(env, async move {
+        let command = req.command.clone();
+        ops::setup(to_service_request(req))
+            .await
+            .map(|r| SetupReport {
+                service: r.service,
+                profile: r.profile,
+                install: r.install.as_str().into(),
+                ran_setup_script: r.ran_setup_script,
+            })
+            .map_err(|e| js_error(e, &command))
+    })
 }
 
 /// Runs an app's `test` script with the profile's env loaded. Resolves to the profile used.
 #[napi]
-pub async fn test_service(req: ServiceRequest) -> Result<String> {
-    let command = req.command.clone();
-    ops::test(to_service_request(req))
-        .await
-        .map_err(|e| js_error(e, &command))
+pub fn test_service<'env>(env: &'env Env, req: ServiceRequest) -> Result<PromiseRaw<'env, String>> {
+    boundary::promise(env, async move {
+        let command = req.command.clone();
+        ops::test(to_service_request(req))
+            .await
+            .map_err(|e| js_error(e, &command))
+    })
 }
 
 /// The workspace lock; `release()` it in a `finally`. The kernel releases it if the process dies.
@@ -669,25 +718,30 @@ impl WorkspaceLock {
 
 /// Takes the workspace lock, waiting up to `timeoutMs` for another command to finish.
 #[napi]
-pub async fn acquire_lock(
+pub fn acquire_lock<'env>(
+    env: &'env Env,
     workspace_root: String,
     timeout_ms: u32,
     command: String,
-) -> Result<WorkspaceLock> {
-    let root = PathBuf::from(workspace_root);
-    let res = tokio::task::spawn_blocking(move || {
-        orchestrator_runtime::lock::acquire(&root, Duration::from_millis(timeout_ms as u64))
+) -> Result<PromiseRaw<'env, WorkspaceLock>> {
+    boundary::promise(env, async move {
+        let root = PathBuf::from(workspace_root);
+        let res = tokio::task::spawn_blocking(move || {
+            orchestrator_runtime::lock::acquire(&root, Duration::from_millis(timeout_ms as u64))
+        })
+        .await
+        .map_err(|e| Error::from_reason(e.to_string()))?;
+        res.map(|l| WorkspaceLock { inner: Some(l) })
+            .map_err(|e| js_error(e, &command))
     })
-    .await
-    .map_err(|e| Error::from_reason(e.to_string()))?;
-    res.map(|l| WorkspaceLock { inner: Some(l) })
-        .map_err(|e| js_error(e, &command))
 }
 
 /// Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise.
 #[napi]
-pub fn validate_name(name: String, what: String, command: String) -> Result<()> {
-    orchestrator_core::names::validate_name(&name, &what).map_err(|e| js_error(e, &command))
+pub fn validate_name(env: &Env, name: String, what: String, command: String) -> Result<()> {
+    boundary::sync(env, {
+        orchestrator_core::names::validate_name(&name, &what).map_err(|e| js_error(e, &command))
+    })
 }
 
 #[napi(object)]
@@ -710,39 +764,47 @@ pub struct ServiceInfo {
 /// The services a command acts on: the named ones (validated), else the default set, or every
 /// service with `all`.
 #[napi]
-pub fn select_services(req: SelectRequest) -> Result<Vec<ServiceInfo>> {
-    let root = PathBuf::from(&req.workspace_root);
-    let cat = orchestrator_core::catalog::load(
-        &root,
-        &req.ecosystem,
-        &PathBuf::from(&req.ecosystem_file),
+pub fn select_services(env: &Env, req: SelectRequest) -> Result<Vec<ServiceInfo>> {
+    boundary::sync(
+        env,
+        (|| -> Outcome<Vec<ServiceInfo>> {
+            let root = PathBuf::from(&req.workspace_root);
+            let cat = orchestrator_core::catalog::load(
+                &root,
+                &req.ecosystem,
+                &PathBuf::from(&req.ecosystem_file),
+            )
+            .map_err(|e| js_error(e, &req.command))?;
+            let selected = cat
+                .select(&req.services.unwrap_or_default(), req.all.unwrap_or(false))
+                .map_err(|e| js_error(e, &req.command))?;
+            Ok(selected
+                .into_iter()
+                .map(|s| ServiceInfo {
+                    name: s.name.clone(),
+                    kind: s.kind.as_str().into(),
+                })
+                .collect())
+        })(),
     )
-    .map_err(|e| js_error(e, &req.command))?;
-    let selected = cat
-        .select(&req.services.unwrap_or_default(), req.all.unwrap_or(false))
-        .map_err(|e| js_error(e, &req.command))?;
-    Ok(selected
-        .into_iter()
-        .map(|s| ServiceInfo {
-            name: s.name.clone(),
-            kind: s.kind.as_str().into(),
-        })
-        .collect())
 }
 
 /// Checks node and PM2 against the supported minimums; throws `EXIT_PREREQUISITE` otherwise.
 /// Called before PM2 is loaded, so an old or missing PM2 is reported instead of crashing.
 #[napi]
 pub fn check_prerequisites(
+    env: &Env,
     workspace_root: String,
     node_version: String,
     pm2_version: Option<String>,
     command: String,
 ) -> Result<()> {
-    orchestrator_runtime::prereq::check_node_and_pm2(
-        &node_version,
-        pm2_version.as_deref(),
-        std::path::Path::new(&workspace_root),
-    )
-    .map_err(|e| js_error(e, &command))
+    boundary::sync(env, {
+        orchestrator_runtime::prereq::check_node_and_pm2(
+            &node_version,
+            pm2_version.as_deref(),
+            std::path::Path::new(&workspace_root),
+        )
+        .map_err(|e| js_error(e, &command))
+    })
 }

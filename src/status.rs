@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::js_error;
+use crate::boundary::{self, js_error};
 use orchestrator_core::status;
 
 #[napi(object)]
@@ -126,37 +126,39 @@ fn to_js(s: &status::Snapshot) -> StatusSnapshot {
 /// One health snapshot of every app and dependency (PM2 read over its socket, the engine, the
 /// agent's records, health probes), the table drawn from it, and `--strict`'s verdict.
 #[napi]
-pub async fn status(req: StatusRequest) -> Result<StatusReport> {
-    let command = req.command.clone();
-    let strict = req.strict.unwrap_or(false);
-    let color = req.color.unwrap_or(false);
-    let snapshot =
-        orchestrator_runtime::observe::status(orchestrator_runtime::observe::StatusRequest {
-            workspace_root: PathBuf::from(req.workspace_root),
-            profile: req.profile,
-            service: req.service,
-            ecosystem: req.ecosystem,
-            ecosystem_file: PathBuf::from(req.ecosystem_file),
-            pm2_home: req
-                .pm2_home
-                .map(PathBuf::from)
-                .unwrap_or_else(orchestrator_core::layout::pm2_home),
-        })
-        .await
-        .map_err(|e| js_error(e, &command))?;
-    let unhealthy = if strict {
-        orchestrator_runtime::observe::strict(&snapshot)
-            .err()
-            .map(|e| {
-                serde_json::to_string(&serde_json::json!({ "error": e.actionable(&command) }))
-                    .unwrap_or_default()
+pub fn status<'env>(env: &'env Env, req: StatusRequest) -> Result<PromiseRaw<'env, StatusReport>> {
+    boundary::promise(env, async move {
+        let command = req.command.clone();
+        let strict = req.strict.unwrap_or(false);
+        let color = req.color.unwrap_or(false);
+        let snapshot =
+            orchestrator_runtime::observe::status(orchestrator_runtime::observe::StatusRequest {
+                workspace_root: PathBuf::from(req.workspace_root),
+                profile: req.profile,
+                service: req.service,
+                ecosystem: req.ecosystem,
+                ecosystem_file: PathBuf::from(req.ecosystem_file),
+                pm2_home: req
+                    .pm2_home
+                    .map(PathBuf::from)
+                    .unwrap_or_else(orchestrator_core::layout::pm2_home),
             })
-    } else {
-        None
-    };
-    Ok(StatusReport {
-        table: status::render_table(&snapshot, color),
-        snapshot: to_js(&snapshot),
-        unhealthy,
+            .await
+            .map_err(|e| js_error(e, &command))?;
+        let unhealthy = if strict {
+            orchestrator_runtime::observe::strict(&snapshot)
+                .err()
+                .map(|e| {
+                    serde_json::to_string(&serde_json::json!({ "error": e.actionable(&command) }))
+                        .unwrap_or_default()
+                })
+        } else {
+            None
+        };
+        Ok(StatusReport {
+            table: status::render_table(&snapshot, color),
+            snapshot: to_js(&snapshot),
+            unhealthy,
+        })
     })
 }
