@@ -13,16 +13,6 @@ use orchestrator_core::error::Error as CoreError;
 use orchestrator_core::pm2::Pm2Process;
 use orchestrator_core::supervise::Launch;
 
-fn io_error(e: std::io::Error, what: &str, root: &str) -> boundary::Failure {
-    js_error(
-        CoreError::ReadFile {
-            path: orchestrator_core::layout::state_dir(Path::new(root)),
-            source: std::io::Error::new(e.kind(), format!("{what}: {e}")),
-        },
-        "orchestrator agent",
-    )
-}
-
 /// PM2's name for the workspace's agent.
 #[napi]
 pub fn agent_name(workspace_root: String, workspace_name: String) -> String {
@@ -60,7 +50,7 @@ pub fn mark_launched(
                 &launches,
                 chrono::Utc::now(),
             )
-            .map_err(|e| io_error(e, "recording the launch", &workspace_root))
+            .map_err(|e| js_error(e, "orchestrator agent"))
         })(),
     )
 }
@@ -74,7 +64,7 @@ pub fn mark_stopped(env: &Env, workspace_root: String, services: Vec<String>) ->
             &services,
             chrono::Utc::now(),
         )
-        .map_err(|e| io_error(e, "recording the stop", &workspace_root))
+        .map_err(|e| js_error(e, "orchestrator agent"))
     })
 }
 
@@ -94,7 +84,7 @@ pub fn agent_exit(
         };
         orchestrator_runtime::agent::on_exit(Path::new(&workspace_root), &e, chrono::Utc::now())
             .map(|o| o.events)
-            .map_err(|err| io_error(err, "answering an exit", &workspace_root))
+            .map_err(|err| js_error(err, "orchestrator agent"))
     })
 }
 
@@ -154,7 +144,7 @@ impl AgentWatch {
                     confirmed,
                     chrono::Utc::now(),
                 )
-                .map_err(|e| io_error(e, "reconciling with PM2", &workspace_root))?;
+                .map_err(|e| js_error(e, "orchestrator agent"))?;
                 Ok(AgentTick {
                     restart: t
                         .restart
@@ -189,7 +179,7 @@ impl AgentWatch {
 pub fn agent_started(env: &Env, workspace_root: String, pid: u32) -> Result<()> {
     boundary::sync(env, {
         orchestrator_runtime::agent::started(Path::new(&workspace_root), pid)
-            .map_err(|e| io_error(e, "writing the agent's pid file", &workspace_root))
+            .map_err(|e| js_error(e, "orchestrator agent"))
     })
 }
 
@@ -224,7 +214,7 @@ pub fn agent_restart_failed(
             &message,
             chrono::Utc::now(),
         )
-        .map_err(|e| io_error(e, "recording a refused restart", &workspace_root))
+        .map_err(|e| js_error(e, "orchestrator agent"))
     })
 }
 

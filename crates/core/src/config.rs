@@ -161,7 +161,11 @@ pub fn load_plugin_config(root: &Path) -> Result<PluginConfig> {
     match std::fs::read_to_string(&file) {
         Ok(text) => parse_plugin_config(&text, &file),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PluginConfig::default()),
-        Err(source) => Err(Error::ReadFile { path: file, source }),
+        Err(source) => Err(Error::Io {
+            op: crate::error::IoOp::Read,
+            path: file,
+            source,
+        }),
     }
 }
 

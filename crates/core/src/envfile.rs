@@ -255,7 +255,8 @@ pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse_env_text(&text, path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(Error::ReadFile {
+        Err(source) => Err(Error::Io {
+            op: crate::error::IoOp::Read,
             path: path.to_path_buf(),
             source,
         }),

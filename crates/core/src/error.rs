@@ -15,6 +15,13 @@ pub struct PortHolder {
     pub command: String,
 }
 
+/// What an I/O failure was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoOp {
+    Read,
+    Write,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Owner {
     /// An orchestrator entry of another workspace.
@@ -34,7 +41,9 @@ pub enum Error {
         key: String,
         message: String,
     },
-    ReadFile {
+    /// A file or directory of ours or the workspace's could not be read or written.
+    Io {
+        op: IoOp,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -194,7 +203,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage { .. } | Error::InvalidConfig { .. } => ExitCode::Usage,
-            Error::ReadFile { .. } => ExitCode::Failure,
+            Error::Io { .. } => ExitCode::Failure,
             Error::ProfileUndefined { .. } => ExitCode::ProfileUndefined,
             Error::ServiceUnknown { .. } => ExitCode::ServiceUnknown,
             Error::EnvMissing { .. } => ExitCode::EnvMissing,
@@ -253,7 +262,16 @@ impl Error {
             Error::InvalidConfig { file, key, message } => {
                 format!("{}: {key}: {message}", file.display())
             }
-            Error::ReadFile { path, source } => format!("cannot read {}: {source}", path.display()),
+            Error::Io {
+                op: IoOp::Read,
+                path,
+                source,
+            } => format!("cannot read {}: {source}", path.display()),
+            Error::Io {
+                op: IoOp::Write,
+                path,
+                source,
+            } => format!("cannot write {}: {source}", path.display()),
             Error::ProfileUndefined { profile, registered, .. } => format!(
                 "profile \"{profile}\" is not registered (registered: {})",
                 registered.join(", ")
@@ -416,10 +434,26 @@ impl Error {
             Error::InvalidConfig { file, key, .. } => {
                 vec![format!("Fix `{key}` in {}", file.display())]
             }
-            Error::ReadFile { path, .. } => vec![format!(
+            Error::Io {
+                op: IoOp::Read,
+                path,
+                ..
+            } => vec![format!(
                 "Check that {} exists and is readable by this user",
                 path.display()
             )],
+            Error::Io {
+                op: IoOp::Write,
+                path,
+                source,
+            } => vec![
+                format!(
+                    "Check that {} can be written by this user ({})",
+                    path.display(),
+                    source.kind()
+                ),
+                "Check the disk has room: `df -h .`".into(),
+            ],
             Error::ProfileUndefined { profile, nx_json, .. } => vec![
                 format!(
                     "Register it: add \"{profile}\" to pluginsConfig[\"@workspace/orchestrator\"].profiles in {}",

@@ -156,7 +156,7 @@ fn adopt(rec: &mut Record, e: &Pm2Process, now: DateTime<Utc>) {
 }
 
 /// Answers one exit PM2 reported.
-pub fn on_exit(root: &Path, exit: &ExitEvent, now: DateTime<Utc>) -> std::io::Result<Outcome> {
+pub fn on_exit(root: &Path, exit: &ExitEvent, now: DateTime<Utc>) -> crate::error::Result<Outcome> {
     let e = &exit.process;
     let known = state::read(root, &e.name);
     let (_, out) = state::update(root, &e.name, now, |rec| {
@@ -229,12 +229,16 @@ impl Watch {
 
 /// The agent started: its pid is written where `start`'s readiness wait looks (an exit
 /// unanswered while that pid is dead means the agent is down, not that no restart will come).
-pub fn started(root: &Path, pid: u32) -> std::io::Result<()> {
+pub fn started(root: &Path, pid: u32) -> crate::error::Result<()> {
     let file = crate::layout::agent_pid_file(root);
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(file, pid.to_string())
+    file.parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| std::fs::write(&file, pid.to_string()))
+        .map_err(|source| crate::error::Error::Io {
+            op: crate::error::IoOp::Write,
+            path: file.clone(),
+            source,
+        })
 }
 
 /// Pure: the agent's PM2 definition. PM2 restarts the agent itself (its autorestart is on, and
@@ -292,7 +296,7 @@ pub fn tick(
     instances: &[Pm2Process],
     confirmed: bool,
     now: DateTime<Utc>,
-) -> std::io::Result<Tick> {
+) -> crate::error::Result<Tick> {
     let mut out = Tick::default();
     let mut wake: Option<DateTime<Utc>> = None;
     for rec in state::all(root) {
@@ -375,7 +379,7 @@ pub fn restart_failed(
     service: &str,
     message: &str,
     now: DateTime<Utc>,
-) -> std::io::Result<()> {
+) -> crate::error::Result<()> {
     let (_, out) = state::update(root, service, now, |r| {
         ((), r.on_restart_failed(message, now))
     })?;
@@ -386,7 +390,7 @@ pub fn restart_failed(
 }
 
 /// Explicit start/restart of these services (before PM2 launches them).
-pub fn launched(root: &Path, launches: &[Launch], now: DateTime<Utc>) -> std::io::Result<()> {
+pub fn launched(root: &Path, launches: &[Launch], now: DateTime<Utc>) -> crate::error::Result<()> {
     for l in launches {
         state::update(root, &l.service, now, |r| ((), r.launched(l, now)))?;
     }
@@ -394,7 +398,7 @@ pub fn launched(root: &Path, launches: &[Launch], now: DateTime<Utc>) -> std::io
 }
 
 /// Explicit stop of these services (before PM2 stops them): a pending restart is cancelled.
-pub fn stopped(root: &Path, services: &[String], now: DateTime<Utc>) -> std::io::Result<()> {
+pub fn stopped(root: &Path, services: &[String], now: DateTime<Utc>) -> crate::error::Result<()> {
     for s in services {
         if state::read(root, s).is_some() {
             state::update(root, s, now, |r| ((), r.stopped(now)))?;

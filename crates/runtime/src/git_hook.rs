@@ -71,7 +71,8 @@ pub fn install_hook(root: &Path) -> crate::error::Result<PathBuf> {
             });
         }
     }
-    let io = |source| Error::ReadFile {
+    let io = |source| Error::Io {
+        op: crate::error::IoOp::Write,
         path: path.clone(),
         source,
     };
@@ -88,7 +89,8 @@ pub fn remove_hook(root: &Path) -> crate::error::Result<Option<PathBuf>> {
     let path = hooks.join("pre-commit");
     match std::fs::read_to_string(&path) {
         Ok(text) if text.contains(HOOK_MARKER) => {
-            std::fs::remove_file(&path).map_err(|source| Error::ReadFile {
+            std::fs::remove_file(&path).map_err(|source| Error::Io {
+                op: crate::error::IoOp::Write,
                 path: path.clone(),
                 source,
             })?;

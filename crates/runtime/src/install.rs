@@ -59,7 +59,8 @@ pub async fn ensure_installed(service: &str, cwd: &Path) -> Result<InstallOutcom
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(InstallOutcome::NotNeeded),
         Err(source) => {
-            return Err(Error::ReadFile {
+            return Err(Error::Io {
+                op: crate::error::IoOp::Read,
                 path: manifest,
                 source,
             })
@@ -112,13 +113,15 @@ pub async fn ensure_installed(service: &str, cwd: &Path) -> Result<InstallOutcom
     let modules = cwd.join("node_modules");
     tokio::fs::create_dir_all(&modules)
         .await
-        .map_err(|source| Error::ReadFile {
+        .map_err(|source| Error::Io {
+            op: crate::error::IoOp::Write,
             path: modules,
             source,
         })?;
     tokio::fs::write(&stamp, now)
         .await
-        .map_err(|source| Error::ReadFile {
+        .map_err(|source| Error::Io {
+            op: crate::error::IoOp::Write,
             path: stamp,
             source,
         })?;

@@ -16,7 +16,8 @@ pub struct WorkspaceLock {
 pub fn acquire(root: &Path, timeout: Duration) -> Result<WorkspaceLock> {
     let path = crate::layout::lock_file(root);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| Error::ReadFile {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            op: crate::error::IoOp::Write,
             path: dir.to_path_buf(),
             source,
         })?;
@@ -27,7 +28,8 @@ pub fn acquire(root: &Path, timeout: Duration) -> Result<WorkspaceLock> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|source| Error::ReadFile {
+        .map_err(|source| Error::Io {
+            op: crate::error::IoOp::Write,
             path: path.clone(),
             source,
         })?;
@@ -48,7 +50,13 @@ pub fn acquire(root: &Path, timeout: Duration) -> Result<WorkspaceLock> {
                     waited_ms: started.elapsed().as_millis() as u64,
                 });
             }
-            Err(TryLockError::Error(source)) => return Err(Error::ReadFile { path, source }),
+            Err(TryLockError::Error(source)) => {
+                return Err(Error::Io {
+                    op: crate::error::IoOp::Write,
+                    path,
+                    source,
+                })
+            }
         }
     }
     // The holder's pid, for the message of a command that waits: helpful, not needed.

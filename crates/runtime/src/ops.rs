@@ -189,7 +189,8 @@ pub(crate) fn container_spec(
                 ),
             });
         }
-        let text = std::fs::read_to_string(&f.path).map_err(|source| Error::ReadFile {
+        let text = std::fs::read_to_string(&f.path).map_err(|source| Error::Io {
+            op: crate::error::IoOp::Read,
             path: f.path.clone(),
             source,
         })?;
@@ -207,7 +208,8 @@ pub(crate) fn container_spec(
     }
     let mut label_vars = Vec::new();
     for lf in &svc.label_files {
-        let text = std::fs::read_to_string(lf).map_err(|source| Error::ReadFile {
+        let text = std::fs::read_to_string(lf).map_err(|source| Error::Io {
+            op: crate::error::IoOp::Read,
             path: lf.clone(),
             source,
         })?;
@@ -532,7 +534,8 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
         .filter(|s| s.action.launches() && s.kind == Kind::App)
     {
         let spec = cat.get(&step.service)?;
-        std::fs::create_dir_all(cat.log_dir(&spec.name)).map_err(|source| Error::ReadFile {
+        std::fs::create_dir_all(cat.log_dir(&spec.name)).map_err(|source| Error::Io {
+            op: crate::error::IoOp::Write,
             path: cat.log_dir(&spec.name),
             source,
         })?;
@@ -543,7 +546,11 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
         .filter(|s| s.action.launches() && s.kind == Kind::Dependency)
     {
         let dir = cat.log_dir(&step.service);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::ReadFile { path: dir, source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            op: crate::error::IoOp::Write,
+            path: dir,
+            source,
+        })?;
         // `environment:` secrets and `content:` configs become files the container mounts
         // read-only; their text never travels in the spec (PM2 would show it in the env).
         if let Some(c) = composes.get(&step.profile) {
@@ -566,7 +573,8 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
 /// inside the container by whatever user it runs as (0444), as compose mounts secrets.
 fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let err = |source| Error::ReadFile {
+    let err = |source| Error::Io {
+        op: crate::error::IoOp::Write,
         path: path.to_path_buf(),
         source,
     };
@@ -698,7 +706,11 @@ pub async fn setup(req: ServiceRequest) -> Result<SetupReport> {
     let env = service_env(&cat, spec, &profile)?;
     check_required(&cat, spec, &profile, &env)?;
     let logs = cat.log_dir(&spec.name);
-    std::fs::create_dir_all(&logs).map_err(|source| Error::ReadFile { path: logs, source })?;
+    std::fs::create_dir_all(&logs).map_err(|source| Error::Io {
+        op: crate::error::IoOp::Write,
+        path: logs,
+        source,
+    })?;
     let install = install::ensure_installed(&spec.name, &spec.cwd).await?;
     let ran_setup_script = has_script(&spec.cwd, "setup");
     if ran_setup_script {

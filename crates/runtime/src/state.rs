@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::error::{Error, IoOp, Result};
 use crate::layout::{events_file, state_dir};
 pub use crate::supervise::LastFailure;
 use crate::supervise::{Outcome, Record};
@@ -76,15 +77,25 @@ pub fn all(root: &Path) -> Vec<Record> {
     out
 }
 
-fn write(root: &Path, rec: &Record) -> std::io::Result<()> {
+/// A failed write of `path`, as the crate's error.
+fn written(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        op: IoOp::Write,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write(root: &Path, rec: &Record) -> Result<()> {
     let path = state_file(root, &rec.service);
     let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    {
+    (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec_pretty(rec).unwrap_or_default())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)
+        f.sync_all()
+    })()
+    .map_err(written(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(written(&path))
 }
 
 /// Runs `f` on the service's record (a fresh one when there is none) under the state lock,
@@ -101,14 +112,17 @@ pub fn update<T>(
     service: &str,
     now: DateTime<Utc>,
     f: impl FnOnce(&mut Record) -> (T, Outcome),
-) -> std::io::Result<(T, Outcome)> {
-    std::fs::create_dir_all(state_dir(root))?;
+) -> Result<(T, Outcome)> {
+    let dir = state_dir(root);
+    std::fs::create_dir_all(&dir).map_err(written(&dir))?;
+    let lock_path = dir.join(".lock");
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(state_dir(root).join(".lock"))?;
-    lock.lock()?;
+        .open(&lock_path)
+        .map_err(written(&lock_path))?;
+    lock.lock().map_err(written(&lock_path))?;
     let mut rec = read(root, service).unwrap_or_else(|| Record::new(service, now));
     let before = rec.clone();
     let (value, outcome) = f(&mut rec);
@@ -127,7 +141,7 @@ pub fn update<T>(
 
 /// Appends the events the file does not already hold among its last lines (an event is its
 /// whole JSON text: time to the millisecond, service, kind, details).
-fn append_new_events(root: &Path, service: &str, events: &[Value]) -> std::io::Result<()> {
+fn append_new_events(root: &Path, service: &str, events: &[Value]) -> Result<()> {
     let tail = crate::logs::files::tail_lines(&events_file(root, service), 1000);
     let missing: Vec<Value> = events
         .iter()
@@ -138,13 +152,13 @@ fn append_new_events(root: &Path, service: &str, events: &[Value]) -> std::io::R
 }
 
 /// Appends events, one JSON object a line, in one write (O_APPEND: lines never interleave).
-pub fn append_events(root: &Path, service: &str, events: &[Value]) -> std::io::Result<()> {
+pub fn append_events(root: &Path, service: &str, events: &[Value]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
     let path = events_file(root, service);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(written(dir))?;
     }
     let mut text = String::new();
     for e in events {
@@ -154,8 +168,9 @@ pub fn append_events(root: &Path, service: &str, events: &[Value]) -> std::io::R
     OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)?
-        .write_all(text.as_bytes())
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(written(&path))
 }
 
 /// Records a failure found by a command (image unavailable, health timeout, env missing…). The
@@ -183,6 +198,29 @@ pub fn clear(root: &Path, service: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record that cannot be written is the crate's error naming the write and the path (it
+    /// used to be an `io::Error` the binding called a read of the state directory).
+    #[test]
+    fn a_failed_write_names_the_write_and_its_path() {
+        let file = std::env::temp_dir().join(format!("orch-state-file-{}", std::process::id()));
+        std::fs::write(&file, "not a directory").unwrap();
+        let now = Utc::now();
+        let e = update(&file, "api", now, |_| ((), Outcome::default())).unwrap_err();
+        match &e {
+            Error::Io { op, path, .. } => {
+                assert_eq!(*op, IoOp::Write);
+                assert_eq!(path, &state_dir(&file));
+            }
+            other => panic!("{other:?}"),
+        }
+        let a = e.actionable("orchestrator agent");
+        assert!(a.message.starts_with("cannot write "), "{}", a.message);
+        assert!(a.remediation[0].contains("can be written"), "{:?}", a.remediation);
+        let e = append_events(&file, "api", &[serde_json::json!({"event": "x"})]).unwrap_err();
+        assert!(matches!(e, Error::Io { op: IoOp::Write, .. }), "{e:?}");
+        let _ = std::fs::remove_file(&file);
+    }
 
     #[test]
     fn records_update_atomically_and_events_append() {

@@ -104,6 +104,10 @@ pub fn project_dotenv(
     match fs.read(&file) {
         Ok(text) => crate::envfile::parse_dotenv(&text, &file, shell),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(Error::ReadFile { path: file, source }),
+        Err(source) => Err(Error::Io {
+            op: crate::error::IoOp::Read,
+            path: file,
+            source,
+        }),
     }
 }

@@ -156,7 +156,8 @@ pub fn follow_open(
             "Drop --until to follow, or --follow to read a closed window",
         ));
     }
-    let io = |dir: &Path, source: std::io::Error| crate::error::Error::ReadFile {
+    let io = |dir: &Path, source: std::io::Error| crate::error::Error::Io {
+        op: crate::error::IoOp::Read,
         path: dir.to_path_buf(),
         source,
     };

@@ -66,7 +66,8 @@ impl Reader {
                         break;
                     }
                     Err(source) => {
-                        return Err(crate::error::Error::ReadFile {
+                        return Err(crate::error::Error::Io {
+                            op: crate::error::IoOp::Read,
                             path: self.root.clone(),
                             source,
                         })

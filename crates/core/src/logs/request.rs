@@ -136,7 +136,8 @@ pub fn run(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<En
 }
 
 pub(super) fn read_error(req: &LogsRequest, source: std::io::Error) -> crate::error::Error {
-    crate::error::Error::ReadFile {
+    crate::error::Error::Io {
+        op: crate::error::IoOp::Read,
         path: crate::layout::logs_root(&req.workspace_root),
         source,
     }
@@ -157,7 +158,8 @@ pub(super) fn read_all(
     };
     let mut all = Vec::new();
     for (name, dir) in services {
-        let got = read_service(dir, name, q).map_err(|source| crate::error::Error::ReadFile {
+        let got = read_service(dir, name, q).map_err(|source| crate::error::Error::Io {
+            op: crate::error::IoOp::Read,
             path: dir.clone(),
             source,
         })?;

@@ -39,7 +39,8 @@ pub fn slice(req: &LogsRequest, now: DateTime<Utc>) -> crate::error::Result<Vec<
     let bounds = q.filter.bounds();
     let mut out = Vec::new();
     for (name, dir) in &services {
-        let io = |source: std::io::Error| crate::error::Error::ReadFile {
+        let io = |source: std::io::Error| crate::error::Error::Io {
+            op: crate::error::IoOp::Read,
             path: dir.clone(),
             source,
         };

@@ -218,7 +218,7 @@ impl Collector {
             Error::InvalidConfig { file, key, message } => {
                 (file.clone(), key.clone(), message.clone())
             }
-            Error::ReadFile { path, source } => (path.clone(), String::new(), source.to_string()),
+            Error::Io { path, source, .. } => (path.clone(), String::new(), source.to_string()),
             other => (fallback.to_path_buf(), String::new(), other.message()),
         };
         let remediation = e
