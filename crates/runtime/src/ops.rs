@@ -239,9 +239,9 @@ pub(crate) fn container_spec(
     Ok(c)
 }
 
-/// Runs every guard for every selected service before anything changes, then installs what the
-/// launching services need. Guards: prerequisites, profile, service names, required env,
-/// PM2 ownership, ports, and (for dependencies) a reachable Docker engine. A refusal that
+/// The plan (`plan_steps`: every guard that reads, every step decided), then provisioning
+/// (`provision`: ports, the engine, log directories, installs, files for containers), before
+/// anything that runs changes. A refusal that
 /// restarting cannot fix (env missing, port held) marks the service `failed` with that reason.
 #[tracing::instrument(level = "debug", skip_all, fields(verb = ?verb, services = ?req.services))]
 pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
@@ -253,7 +253,11 @@ pub async fn prepare(verb: Verb, req: Request) -> Result<Plan> {
         .filter(|p| p.workspace.as_deref() == Some(ws.as_str()) && p.is_live())
         .map(|p| p.name.clone())
         .collect();
-    match prepare_checked(verb, req).await {
+    let planned = match plan_steps(verb, &req) {
+        Ok(p) => provision(p).await,
+        Err(e) => Err(e),
+    };
+    match planned {
         Ok(plan) => Ok(plan),
         Err(e) => {
             record_refusal(&root, &e, &running);
@@ -295,7 +299,18 @@ pub fn record_refusal(root: &Path, e: &Error, running: &[String]) {
     crate::state::record(root, &f);
 }
 
-async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
+/// A plan with what provisioning needs: the catalog and each profile's compose model.
+struct Planned {
+    plan: Plan,
+    cat: Catalog,
+    composes: BTreeMap<String, ComposeFile>,
+}
+
+/// The plan: every guard that reads (prerequisites, profile, service names, compose entries,
+/// required env, PM2 ownership) and every step's decision, PM2 app and container spec. It reads
+/// the workspace's files and PM2's table as given, and changes nothing.
+#[tracing::instrument(level = "debug", skip_all)]
+fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
     let root = req.workspace_root.clone();
     crate::prereq::check_node_and_pm2(&req.node_version, req.pm2_version.as_deref(), &root)?;
     let cat = catalog::load(&root, &req.ecosystem, &req.ecosystem_file)?;
@@ -521,7 +536,31 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
         steps.push(step);
     }
 
-    check_ports(&steps, &cat)?;
+    Ok(Planned {
+        plan: Plan {
+            workspace_root: root,
+            workspace_name: cat.workspace_name.clone(),
+            profile: default_profile,
+            steps,
+        },
+        cat,
+        composes,
+    })
+}
+
+/// Provisioning, once the plan passed: the ports are free (or the services' own), the engine
+/// answers when a dependency launches, then the log directories, the npm installs of launching
+/// apps and the files written for containers. The first failure stops it; what it wrote for a
+/// service that then fails is what that service's next start writes again.
+#[tracing::instrument(level = "debug", skip_all)]
+async fn provision(planned: Planned) -> Result<Plan> {
+    let Planned {
+        mut plan,
+        cat,
+        composes,
+    } = planned;
+    let steps = &mut plan.steps;
+    check_ports(steps, &cat)?;
     if steps
         .iter()
         .any(|s| s.kind == Kind::Dependency && s.action.launches())
@@ -561,12 +600,7 @@ async fn prepare_checked(verb: Verb, req: Request) -> Result<Plan> {
             }
         }
     }
-    Ok(Plan {
-        workspace_root: root,
-        workspace_name: cat.workspace_name.clone(),
-        profile: default_profile,
-        steps,
-    })
+    Ok(plan)
 }
 
 /// A file only its directory's owner can reach on the host (the directory is 0700); readable

@@ -216,9 +216,22 @@ mod tests {
         }
         let a = e.actionable("orchestrator agent");
         assert!(a.message.starts_with("cannot write "), "{}", a.message);
-        assert!(a.remediation[0].contains("can be written"), "{:?}", a.remediation);
+        assert!(
+            a.remediation[0].contains("can be written"),
+            "{:?}",
+            a.remediation
+        );
         let e = append_events(&file, "api", &[serde_json::json!({"event": "x"})]).unwrap_err();
-        assert!(matches!(e, Error::Io { op: IoOp::Write, .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Io {
+                    op: IoOp::Write,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         let _ = std::fs::remove_file(&file);
     }
 
