@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use orchestrator_core::exit::ExitCode;
 use orchestrator_core::pm2::Pm2Process;
-use orchestrator_runtime::ops;
+use orchestrator_runtime::{ops, step};
 
 mod boundary;
 use boundary::{js_error, Outcome};
@@ -208,8 +208,8 @@ pub struct Plan {
     pub agent_name: String,
 }
 
-fn to_request(r: PrepareRequest) -> ops::Request {
-    ops::Request {
+fn to_request(r: PrepareRequest) -> step::Request {
+    step::Request {
         workspace_root: PathBuf::from(r.workspace_root),
         profile: r.profile,
         services: r.services.unwrap_or_default(),
@@ -224,7 +224,7 @@ fn to_request(r: PrepareRequest) -> ops::Request {
     }
 }
 
-fn to_plan(p: ops::Plan) -> Plan {
+fn to_plan(p: step::Plan) -> Plan {
     let workspace_root = p.workspace_root.display().to_string();
     Plan {
         workspace_root: workspace_root.clone(),
@@ -276,7 +276,7 @@ fn to_plan(p: ops::Plan) -> Plan {
     }
 }
 
-async fn prepare(verb: ops::Verb, req: PrepareRequest) -> Outcome<Plan> {
+async fn prepare(verb: step::Verb, req: PrepareRequest) -> Outcome<Plan> {
     let command = req.command.clone();
     ops::prepare(verb, to_request(req))
         .await
@@ -287,7 +287,7 @@ async fn prepare(verb: ops::Verb, req: PrepareRequest) -> Outcome<Plan> {
 /// Guards + plan for `start` (idempotent), then installs what launching services need.
 #[napi]
 pub fn prepare_start<'env>(env: &'env Env, req: PrepareRequest) -> Result<PromiseRaw<'env, Plan>> {
-    boundary::promise(env, async move { prepare(ops::Verb::Start, req).await })
+    boundary::promise(env, async move { prepare(step::Verb::Start, req).await })
 }
 
 /// Guards + plan for `restart`: cluster apps reload with zero downtime, fork apps restart.
@@ -296,20 +296,20 @@ pub fn prepare_restart<'env>(
     env: &'env Env,
     req: PrepareRequest,
 ) -> Result<PromiseRaw<'env, Plan>> {
-    boundary::promise(env, async move { prepare(ops::Verb::Restart, req).await })
+    boundary::promise(env, async move { prepare(step::Verb::Restart, req).await })
 }
 
 /// Guards + plan for `deploy` (after `verify`): dependencies started if needed, apps restarted
 /// under the profile (cluster apps reload with zero downtime).
 #[napi]
 pub fn prepare_deploy<'env>(env: &'env Env, req: PrepareRequest) -> Result<PromiseRaw<'env, Plan>> {
-    boundary::promise(env, async move { prepare(ops::Verb::Deploy, req).await })
+    boundary::promise(env, async move { prepare(step::Verb::Deploy, req).await })
 }
 
 /// Plan for `stop`: only this workspace's entries are touched.
 #[napi]
 pub fn prepare_stop<'env>(env: &'env Env, req: PrepareRequest) -> Result<PromiseRaw<'env, Plan>> {
-    boundary::promise(env, async move { prepare(ops::Verb::Stop, req).await })
+    boundary::promise(env, async move { prepare(step::Verb::Stop, req).await })
 }
 
 #[napi(object)]

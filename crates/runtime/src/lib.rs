@@ -30,4 +30,5 @@ pub mod ready;
 pub mod rotation;
 pub mod sink;
 pub mod state;
+pub mod step;
 pub mod verify;

@@ -13,11 +13,11 @@ use crate::compose::ComposeFile;
 use crate::config;
 use crate::envfile;
 use crate::error::{Error, Result};
-use crate::ops::{self, Verb};
 use crate::pm2::Pm2Process;
 use crate::pm2rpc;
 use crate::state;
 use crate::status::{self, ContainerObs, Engine, Probe, ServiceObs, Snapshot};
+use crate::step::{self, Verb};
 
 pub struct StatusRequest {
     pub workspace_root: PathBuf,
@@ -78,7 +78,7 @@ impl<'a> Profiles<'a> {
                 catalog::declared_ports(spec, &env)
             }
             Kind::Dependency => match &self.composes[profile] {
-                Some(c) => ops::container_spec(self.cat, spec, profile, c)
+                Some(c) => step::container_spec(self.cat, spec, profile, c)
                     .map(|c| c.host_ports())
                     .unwrap_or_default(),
                 None => Vec::new(),
@@ -165,7 +165,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
     };
     profiles.load(&profile)?;
     let all: Vec<&ServiceSpec> = cat.services.iter().collect();
-    let order = ops::ordered(&cat, all, profiles.composes[&profile].as_ref(), Verb::Start)
+    let order = step::ordered(&cat, all, profiles.composes[&profile].as_ref(), Verb::Start)
         .unwrap_or_else(|_| cat.services.iter().collect());
     let specs: Vec<&ServiceSpec> = order
         .into_iter()

@@ -157,8 +157,13 @@ pub(super) fn check_profile(
     let mut services = Vec::new();
     for name in &order {
         let Ok(spec) = cat.get(name) else { continue };
-        let env = catalog::resolve_env(spec, profile, file_vars.clone(), &env_file);
-        let missing = crate::envfile::missing_required(&spec.config.required_env, &env);
+        // An app's definition is the one its start would launch (`step::app_definition`).
+        let app = (spec.kind == Kind::App)
+            .then(|| crate::step::app_definition(cat, spec, profile, file_vars.clone()));
+        let missing = match &app {
+            Some(d) => d.missing_env.clone(),
+            None => crate::step::resolved_env(cat, spec, profile, file_vars.clone()).1,
+        };
         if !missing.is_empty() {
             c.add(
                 "required-env",
@@ -181,17 +186,24 @@ pub(super) fn check_profile(
         }
         let definition = match spec.kind {
             Kind::App => {
-                for p in catalog::declared_ports(spec, &env) {
-                    port_clash(c, p, name, &cat.ecosystem_file, format!("{name}: PORT {p}"));
+                let Some(d) = app else { continue };
+                for p in &d.ports {
+                    port_clash(
+                        c,
+                        *p,
+                        name,
+                        &cat.ecosystem_file,
+                        format!("{name}: PORT {p}"),
+                    );
                 }
-                masked_app(catalog::pm2_app(cat, spec, profile, &env))
+                masked_app(d.app)
             }
             Kind::Dependency => {
                 let Some(cf) = &compose else { continue };
                 if cf.errors_for(name).iter().any(|_| true) {
                     continue; // its problems are reported above, each with its line
                 }
-                match crate::ops::container_spec(cat, spec, profile, cf) {
+                match crate::step::container_spec(cat, spec, profile, cf) {
                     Ok(cs) => {
                         for p in cs.host_ports() {
                             port_clash(c, p, name, &compose_file, format!("services.{name}.ports"));
