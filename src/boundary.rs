@@ -15,31 +15,31 @@ use orchestrator_core::error::{Actionable, Error as CoreError};
 
 /// Why an export failed: the core's error, made actionable for the command that ran, or a
 /// failure of the binding itself (a task that panicked, a value napi could not convert).
-pub enum Failure {
+pub enum ExportFailure {
     Actionable(Box<Actionable>),
     Napi(Error),
 }
 
-impl From<Error> for Failure {
+impl From<Error> for ExportFailure {
     fn from(e: Error) -> Self {
-        Failure::Napi(e)
+        ExportFailure::Napi(e)
     }
 }
 
-pub type Outcome<T> = std::result::Result<T, Failure>;
+pub type Outcome<T> = std::result::Result<T, ExportFailure>;
 
 /// The core's error as the command `command` (as the user typed it) failed with it.
-pub fn js_error(e: CoreError, command: &str) -> Failure {
-    Failure::Actionable(Box::new(e.actionable(command)))
+pub fn js_error(e: CoreError, command: &str) -> ExportFailure {
+    ExportFailure::Actionable(Box::new(e.actionable(command)))
 }
 
-impl Failure {
+impl ExportFailure {
     /// The JS error: for an actionable one, an `Error` with the contract's fields as its
     /// properties; napi's own errors as napi makes them.
     fn into_js(self, env: &Env) -> Error {
         let a = match self {
-            Failure::Napi(e) => return e,
-            Failure::Actionable(a) => a,
+            ExportFailure::Napi(e) => return e,
+            ExportFailure::Actionable(a) => a,
         };
         let built = (|| -> Result<Error> {
             let mut obj =

@@ -390,7 +390,7 @@ pub enum GiveUp {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub enum RestartDecision {
     /// Restart after `after`; `attempt` is the backoff exponent used (the next one is `attempt + 1`).
     Restart {
         after: Duration,
@@ -406,11 +406,11 @@ pub fn decide(
     history: &History,
     exit: &Exit,
     now: DateTime<Utc>,
-) -> Decision {
+) -> RestartDecision {
     match &exit.cause {
-        Cause::Stopped => return Decision::Ignore,
+        Cause::Stopped => return RestartDecision::Ignore,
         Cause::NonRetryable { code, reason } => {
-            return Decision::GiveUp(GiveUp::NonRetryable {
+            return RestartDecision::GiveUp(GiveUp::NonRetryable {
                 code: code.clone(),
                 reason: reason.clone(),
             })
@@ -419,9 +419,9 @@ pub fn decide(
     }
     let clean = exit.exit_code == Some(0);
     match policy.restart {
-        RestartWhen::OnFailure | RestartWhen::No if clean => return Decision::Ignore,
+        RestartWhen::OnFailure | RestartWhen::No if clean => return RestartDecision::Ignore,
         RestartWhen::No => {
-            return Decision::GiveUp(GiveUp::NoRestart {
+            return RestartDecision::GiveUp(GiveUp::NoRestart {
                 reason: format!(
                     "exited with {}; its restart policy is `no`",
                     exit.exit_code
@@ -434,14 +434,14 @@ pub fn decide(
     }
     let recent = history.recent(policy, now);
     if recent.len() as u64 >= policy.max_restarts as u64 {
-        return Decision::GiveUp(GiveUp::ThresholdExceeded { restarts: recent });
+        return RestartDecision::GiveUp(GiveUp::ThresholdExceeded { restarts: recent });
     }
     let attempt = if stable_run(policy, exit) {
         0
     } else {
         history.attempt
     };
-    Decision::Restart {
+    RestartDecision::Restart {
         after: policy.backoff(attempt),
         attempt,
     }

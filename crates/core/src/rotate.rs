@@ -99,7 +99,7 @@ pub struct Seen {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum FileAction {
     /// Rename the live file of `stream` to `to` (a plain rotated name), then PM2 reopens.
     Rotate {
         from: PathBuf,
@@ -137,7 +137,7 @@ fn rotated_name(
 }
 
 /// Pure: what to do in one service's log directory at `now`.
-pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Vec<Action> {
+pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Vec<FileAction> {
     let today = now.date_naive();
     let mut out = Vec::new();
     for s in files.iter().filter(|s| s.file.day.is_none() && !s.archived) {
@@ -161,7 +161,7 @@ pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Ve
             })
         };
         let part = (0..).find(|n| !taken(*n)).unwrap_or(0);
-        out.push(Action::Rotate {
+        out.push(FileAction::Rotate {
             from: s.file.path.clone(),
             to: rotated_name(dir, s.file.channel(), day, part),
             why,
@@ -175,7 +175,7 @@ pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Ve
                 && o.file.part == s.file.part
         });
         if !gz_exists {
-            out.push(Action::Compress {
+            out.push(FileAction::Compress {
                 from: s.file.path.clone(),
             });
         }
@@ -191,7 +191,7 @@ pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Ve
             .file_name()
             .map(PathBuf::from)
             .unwrap_or_default();
-        out.push(Action::Archive {
+        out.push(FileAction::Archive {
             from: s.file.path.clone(),
             to: dir.join("archive").join(name),
         });
@@ -200,7 +200,7 @@ pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Ve
         .iter()
         .filter(|s| s.file.gz && s.archived && age(s) > p.archive_days)
     {
-        out.push(Action::Delete {
+        out.push(FileAction::Delete {
             path: s.file.path.clone(),
             why: "older than archiveDays",
         });
@@ -209,7 +209,7 @@ pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Ve
     let deleted: Vec<&PathBuf> = out
         .iter()
         .filter_map(|a| match a {
-            Action::Delete { path, .. } => Some(path),
+            FileAction::Delete { path, .. } => Some(path),
             _ => None,
         })
         .collect();
@@ -228,7 +228,7 @@ pub fn plan(dir: &Path, files: &[Seen], now: DateTime<Utc>, p: &LogPolicy) -> Ve
             break;
         }
         total -= s.size;
-        out.push(Action::Delete {
+        out.push(FileAction::Delete {
             path: s.file.path.clone(),
             why: "over maxServiceMiB",
         });
@@ -283,7 +283,7 @@ mod tests {
         )];
         assert_eq!(
             plan(Path::new("/l"), &files, now, &p()),
-            vec![Action::Rotate {
+            vec![FileAction::Rotate {
                 from: "/l/out.log".into(),
                 to: "/l/out-2026-11-25.log".into(),
                 why: "daily"
@@ -304,7 +304,7 @@ mod tests {
         ];
         assert_eq!(
             plan(Path::new("/l"), &files, now, &p()),
-            vec![Action::Rotate {
+            vec![FileAction::Rotate {
                 from: "/l/error.log".into(),
                 to: "/l/error-2026-11-26.2.log".into(),
                 why: "size"
@@ -324,7 +324,7 @@ mod tests {
         ];
         assert_eq!(
             plan(Path::new("/l"), &files, now, &p()),
-            vec![Action::Rotate {
+            vec![FileAction::Rotate {
                 from: "/l/out-3.log".into(),
                 to: "/l/out-3-2026-11-26.log".into(),
                 why: "size"
@@ -354,7 +354,7 @@ mod tests {
         ];
         assert_eq!(
             plan(Path::new("/l"), &files, now, &p()),
-            vec![Action::Compress {
+            vec![FileAction::Compress {
                 from: "/l/out-2026-11-25.log".into()
             }]
         );
@@ -372,11 +372,11 @@ mod tests {
         assert_eq!(
             plan(Path::new("/l"), &files, now, &p()),
             vec![
-                Action::Archive {
+                FileAction::Archive {
                     from: "/l/out-2026-11-11.log.gz".into(),
                     to: "/l/archive/out-2026-11-11.log.gz".into()
                 },
-                Action::Delete {
+                FileAction::Delete {
                     path: "/l/archive/out-2026-08-27.log.gz".into(),
                     why: "older than archiveDays"
                 },
@@ -407,11 +407,11 @@ mod tests {
         assert_eq!(
             a,
             vec![
-                Action::Delete {
+                FileAction::Delete {
                     path: "/l/archive/out-2026-10-01.log.gz".into(),
                     why: "over maxServiceMiB"
                 },
-                Action::Delete {
+                FileAction::Delete {
                     path: "/l/archive/out-2026-10-02.log.gz".into(),
                     why: "over maxServiceMiB"
                 },
@@ -423,7 +423,7 @@ mod tests {
             ..p()
         };
         let a = plan(Path::new("/l"), &files, now, &tiny);
-        assert!(a.iter().all(|x| !matches!(x, Action::Delete { path, .. } if path.ends_with("out-2026-11-20.log.gz") || path.ends_with("out.log"))));
+        assert!(a.iter().all(|x| !matches!(x, FileAction::Delete { path, .. } if path.ends_with("out-2026-11-20.log.gz") || path.ends_with("out.log"))));
     }
 
     #[test]

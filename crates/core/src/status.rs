@@ -25,7 +25,7 @@ pub struct ContainerObs {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Engine {
+pub enum EngineObs {
     NotNeeded,
     Reachable,
     Unreachable(String),
@@ -52,7 +52,7 @@ pub struct ServiceObs {
     /// Whether PM2's daemon answered at all.
     pub pm2_daemon: bool,
     pub container: Option<ContainerObs>,
-    pub engine: Engine,
+    pub engine: EngineObs,
     pub record: Option<Record>,
     pub probe: Probe,
 }
@@ -189,7 +189,7 @@ pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
         _ if online.is_empty() => "starting",
         _ => match o.kind.as_str() {
             "dependency" => match (&o.engine, &o.container) {
-                (Engine::Unreachable(m), _) => {
+                (EngineObs::Unreachable(m), _) => {
                     detail = Some(format!(
                         "Docker engine unreachable (the container cannot be seen): {m}"
                     ));
@@ -293,7 +293,7 @@ pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
     // A dependency waiting for its restart while the engine is away is degraded, and says why:
     // the restart will only succeed once the engine answers again.
     let state = match (&o.engine, state) {
-        (Engine::Unreachable(m), "backoff") if o.kind == "dependency" => {
+        (EngineObs::Unreachable(m), "backoff") if o.kind == "dependency" => {
             detail = Some(format!(
                 "Docker engine unreachable: {m}; {}",
                 detail.as_deref().unwrap_or("a restart is pending")

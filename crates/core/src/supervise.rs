@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::policy::{self, Cause, Decision, Exit, GiveUp, History, RestartPolicy};
+use crate::policy::{self, Cause, Exit, GiveUp, History, RestartDecision, RestartPolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -335,8 +335,8 @@ impl Record {
             cause,
         };
         match policy::decide(&self.policy, &self.history, &exit, now) {
-            Decision::Ignore => {}
-            Decision::Restart { after, attempt } => {
+            RestartDecision::Ignore => {}
+            RestartDecision::Restart { after, attempt } => {
                 let delay_ms = after.as_millis() as u64;
                 let due_at = now + chrono::Duration::milliseconds(delay_ms as i64);
                 self.history.attempt = attempt + 1;
@@ -356,7 +356,7 @@ impl Record {
                            "windowSeconds": self.policy.window_seconds}),
                 ));
             }
-            Decision::GiveUp(GiveUp::ThresholdExceeded { restarts }) => {
+            RestartDecision::GiveUp(GiveUp::ThresholdExceeded { restarts }) => {
                 let reason = format!(
                     "{} restarts within {} s (maxRestarts {}); last exit {}",
                     restarts.len(),
@@ -390,10 +390,10 @@ impl Record {
                     &mut out,
                 );
             }
-            Decision::GiveUp(GiveUp::NonRetryable { code, reason }) => {
+            RestartDecision::GiveUp(GiveUp::NonRetryable { code, reason }) => {
                 self.fail(&code, &reason, false, x, now, &mut out);
             }
-            Decision::GiveUp(GiveUp::NoRestart { reason }) => {
+            RestartDecision::GiveUp(GiveUp::NoRestart { reason }) => {
                 let code = if self.kind == "dependency" {
                     "EXIT_CONTAINER_FAILED"
                 } else {

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::pm2::Pm2Process;
 use crate::pm2rpc;
 use crate::state;
-use crate::status::{self, ContainerObs, Engine, Probe, ServiceObs, Snapshot};
+use crate::status::{self, ContainerObs, EngineObs, Probe, ServiceObs, Snapshot};
 use crate::step::{self, Verb};
 
 pub struct StatusRequest {
@@ -102,9 +102,9 @@ fn container_obs(o: &crate::docker::Observed) -> ContainerObs {
 }
 
 /// The workspace's containers, by our label (one list, one inspect each, concurrently).
-async fn observe_docker(wanted: bool, ws: &str) -> (Engine, Vec<crate::docker::Observed>) {
+async fn observe_docker(wanted: bool, ws: &str) -> (EngineObs, Vec<crate::docker::Observed>) {
     if !wanted {
-        return (Engine::NotNeeded, Vec::new());
+        return (EngineObs::NotNeeded, Vec::new());
     }
     // Polled often: no version negotiation on a local socket (a remote one negotiates).
     let engine = match crate::docker::Engine::connect_pinned() {
@@ -115,11 +115,11 @@ async fn observe_docker(wanted: bool, ws: &str) -> (Engine, Vec<crate::docker::O
         Ok(engine) => {
             let labels = [format!("{}={ws}", crate::container::LABEL_WORKSPACE)];
             match engine.observe_labelled(&labels).await {
-                Ok(seen) => (Engine::Reachable, seen),
-                Err(e) => (Engine::Unreachable(e.to_string()), Vec::new()),
+                Ok(seen) => (EngineObs::Reachable, seen),
+                Err(e) => (EngineObs::Unreachable(e.to_string()), Vec::new()),
             }
         }
-        Err(e) => (Engine::Unreachable(e.message()), Vec::new()),
+        Err(e) => (EngineObs::Unreachable(e.message()), Vec::new()),
     }
 }
 
@@ -261,7 +261,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
                 engine: if spec.kind == Kind::Dependency {
                     engine.clone()
                 } else {
-                    Engine::NotNeeded
+                    EngineObs::NotNeeded
                 },
                 record: record.clone(),
                 probe: Probe::Skipped,
@@ -282,9 +282,9 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
         generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         pm2: pm2_word,
         docker: match &engine {
-            Engine::NotNeeded => "not used".into(),
-            Engine::Reachable => "reachable".into(),
-            Engine::Unreachable(m) => format!("unreachable: {m}"),
+            EngineObs::NotNeeded => "not used".into(),
+            EngineObs::Reachable => "reachable".into(),
+            EngineObs::Unreachable(m) => format!("unreachable: {m}"),
         },
         services: status::compute_status(&obs, now),
     })

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::logs::files;
 use crate::logs::line;
-use crate::rotate::{plan, Action, LogPolicy, Seen};
+use crate::rotate::{plan, FileAction, LogPolicy, Seen};
 
 /// Looks at a service's files (sizes; first and last line of live files).
 pub fn survey(dir: &Path) -> Vec<Seen> {
@@ -118,14 +118,14 @@ pub fn run(log_root: &Path, now: DateTime<Utc>, p: &LogPolicy) -> Pass {
         let dir = svc.path();
         for a in plan(&dir, &survey(&dir), now, p) {
             let r = match &a {
-                Action::Rotate { from, to, .. } => {
+                FileAction::Rotate { from, to, .. } => {
                     pass.reopen = true;
                     std::fs::rename(from, to)
                 }
-                Action::Archive { from, to } => std::fs::create_dir_all(dir.join("archive"))
+                FileAction::Archive { from, to } => std::fs::create_dir_all(dir.join("archive"))
                     .and_then(|_| std::fs::rename(from, to)),
-                Action::Delete { path, .. } => std::fs::remove_file(path),
-                Action::Compress { .. } => continue,
+                FileAction::Delete { path, .. } => std::fs::remove_file(path),
+                FileAction::Compress { .. } => continue,
             };
             match r {
                 Ok(()) => pass.done.push(format!("{a:?}")),

@@ -17,7 +17,7 @@ pub(crate) fn cross_check(
 ) {
     let names = out.names.clone();
     let mut push =
-        |sev: Severity, service: &str, key: String, message: String, remediation: String| {
+        |sev: DiagLevel, service: &str, key: String, message: String, remediation: String| {
             diags.push(Diag {
                 severity: sev,
                 file: file.to_path_buf(),
@@ -40,7 +40,7 @@ pub(crate) fn cross_check(
             let key = format!("services.{n}.depends_on.{}", d.name);
             if d.required {
                 push(
-                    Severity::Error,
+                    DiagLevel::Error,
                     &n,
                     key,
                     format!(
@@ -51,7 +51,7 @@ pub(crate) fn cross_check(
                 );
             } else {
                 push(
-                    Severity::Warning,
+                    DiagLevel::Warning,
                     &n,
                     key,
                     format!(
@@ -67,7 +67,7 @@ pub(crate) fn cross_check(
             if m.kind == MountKind::Volume {
                 if let Some(v) = &m.source {
                     if !volumes.contains_key(v) {
-                        push(Severity::Error, &n, format!("services.{n}.volumes[{i}]"), format!("named volume \"{v}\" is not declared under top-level `volumes`"), format!("Add `volumes: {{ {v}: {{}} }}` at the top level, or use a path (./{v}) for a bind mount"));
+                        push(DiagLevel::Error, &n, format!("services.{n}.volumes[{i}]"), format!("named volume \"{v}\" is not declared under top-level `volumes`"), format!("Add `volumes: {{ {v}: {{}} }}` at the top level, or use a path (./{v}) for a bind mount"));
                     }
                 }
             }
@@ -75,7 +75,7 @@ pub(crate) fn cross_check(
         for a in &s.networks {
             if a.key != "default" && !networks.contains_key(&a.key) {
                 push(
-                    Severity::Error,
+                    DiagLevel::Error,
                     &n,
                     format!("services.{n}.networks.{}", a.key),
                     format!(
@@ -93,7 +93,7 @@ pub(crate) fn cross_check(
             for (i, f) in list.iter().enumerate() {
                 if !defs.contains_key(&f.source) {
                     push(
-                        Severity::Error,
+                        DiagLevel::Error,
                         &n,
                         format!("services.{n}.{sec}[{i}]"),
                         format!(
@@ -117,7 +117,7 @@ pub(crate) fn cross_check(
             if let Some(other) = v.as_deref().and_then(|x| x.strip_prefix("service:")) {
                 if !names.contains(&other.to_string()) {
                     push(
-                        Severity::Error,
+                        DiagLevel::Error,
                         &n,
                         format!("services.{n}.{k}"),
                         format!("names service \"{other}\", which this project does not define"),
@@ -128,7 +128,7 @@ pub(crate) fn cross_check(
         }
         if s.replicas > 1 && s.container_name.is_some() {
             push(
-                Severity::Error,
+                DiagLevel::Error,
                 &n,
                 format!("services.{n}.container_name"),
                 "a fixed container_name cannot have more than one replica".into(),
@@ -178,7 +178,7 @@ pub(crate) fn cross_check(
     for c in cycles {
         let first = c[0].clone();
         diags.push(Diag {
-            severity: Severity::Error,
+            severity: DiagLevel::Error,
             file: file.to_path_buf(),
             line: lines.line(&format!("services.{first}.depends_on")),
             key: format!("services.{first}.depends_on"),
@@ -206,7 +206,7 @@ pub(crate) fn cross_check(
                 .find(|d| d.required && broken.contains(&d.name))
             {
                 diags.push(Diag {
-                    severity: Severity::Error,
+                    severity: DiagLevel::Error,
                     file: file.to_path_buf(),
                     line: lines.line(&format!("services.{}.depends_on", s.name)),
                     key: format!("services.{}.depends_on.{}", s.name, d.name),

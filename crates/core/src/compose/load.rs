@@ -37,7 +37,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
                 other => (dir.join(".env"), String::new(), other.message()),
             };
             diags.push(Diag {
-                severity: Severity::Error,
+                severity: DiagLevel::Error,
                 line: key.strip_prefix("line ").and_then(|n| n.parse().ok()),
                 file,
                 key,
@@ -96,7 +96,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
     for k in tree.keys() {
         match k.as_str() {
             Some("models") => l.file_diag(
-                Severity::Warning,
+                DiagLevel::Warning,
                 &main,
                 Some(&main_lines),
                 "models",
@@ -104,7 +104,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
                 "Run model services outside the orchestrator".into(),
             ),
             Some(key) if TOP_LEVEL_KEYS.contains(&key) => {}
-            Some(key) => l.file_diag(Severity::Error, &main, Some(&main_lines), key, "is not a top-level key of the compose specification (services, networks, volumes, secrets, configs, include, name, x-…)".into(), format!("Remove `{key}`, or rename it `x-{key}` to keep it as an extension")),
+            Some(key) => l.file_diag(DiagLevel::Error, &main, Some(&main_lines), key, "is not a top-level key of the compose specification (services, networks, volumes, secrets, configs, include, name, x-…)".into(), format!("Remove `{key}`, or rename it `x-{key}` to keep it as an extension")),
             None => {}
         }
     }
@@ -194,7 +194,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
             } else if let Some(var) = m.get("environment").and_then(service::scalar) {
                 match lookup(&var) {
                     Some(val) => def.content = Some(val),
-                    None => l.file_diag(Severity::Error, &main, Some(&main_lines), &format!("{key}.environment"), format!("names {var}, which is not set"), format!("Set {var} in the shell, config/env/<profile>.env or the project's .env")),
+                    None => l.file_diag(DiagLevel::Error, &main, Some(&main_lines), &format!("{key}.environment"), format!("names {var}, which is not set"), format!("Set {var} in the shell, config/env/<profile>.env or the project's .env")),
                 }
             } else if let Some(c) = m
                 .get("content")
@@ -204,7 +204,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
                 def.content = Some(c);
             } else if !def.external {
                 l.file_diag(
-                    Severity::Error,
+                    DiagLevel::Error,
                     &main,
                     Some(&main_lines),
                     &key,
@@ -217,7 +217,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
             }
             if def.external {
                 l.file_diag(
-                    Severity::Warning,
+                    DiagLevel::Warning,
                     &main,
                     Some(&main_lines),
                     &key,
@@ -239,7 +239,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
         None | Some(Value::Null) => Mapping::new(),
         Some(_) => {
             l.file_diag(
-                Severity::Error,
+                DiagLevel::Error,
                 &main,
                 Some(&main_lines),
                 "services",
@@ -261,7 +261,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
             .cloned()
             .unwrap_or_else(|| (main.clone(), main_lines.clone()));
         if !crate::names::is_valid_name(&name) {
-            diags.push(Diag { severity: Severity::Error, line: lines.line(&format!("services.{name}")), key: format!("services.{name}"), file, service: Some(name.clone()), message: "is not a service name the orchestrator can use (letters, digits, '.', '_', '-', at most 64)".into(), remediation: "Rename the service".into(), var: None });
+            diags.push(Diag { severity: DiagLevel::Error, line: lines.line(&format!("services.{name}")), key: format!("services.{name}"), file, service: Some(name.clone()), message: "is not a service name the orchestrator can use (letters, digits, '.', '_', '-', at most 64)".into(), remediation: "Rename the service".into(), var: None });
             continue;
         }
         let empty = Mapping::new();
@@ -271,7 +271,7 @@ pub fn load(req: &LoadRequest) -> Option<ComposeFile> {
             Value::Null => &empty,
             _ => {
                 diags.push(Diag {
-                    severity: Severity::Error,
+                    severity: DiagLevel::Error,
                     line: lines.line(&format!("services.{name}")),
                     key: format!("services.{name}"),
                     file,

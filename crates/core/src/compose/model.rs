@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub enum DiagLevel {
     Error,
     Warning,
 }
@@ -18,7 +18,7 @@ pub enum Severity {
 /// One finding of the loader: where (file, key path, line), what, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diag {
-    pub severity: Severity,
+    pub severity: DiagLevel,
     pub file: PathBuf,
     pub key: String,
     pub line: Option<u32>,
@@ -32,7 +32,7 @@ pub struct Diag {
 
 impl Diag {
     pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
+        self.severity == DiagLevel::Error
     }
 
     /// `file:line: key: message`.

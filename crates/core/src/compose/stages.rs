@@ -47,7 +47,7 @@ pub(crate) struct Loader<'a> {
 impl Loader<'_> {
     pub(crate) fn file_diag(
         &mut self,
-        sev: Severity,
+        sev: DiagLevel,
         file: &Path,
         lines: Option<&LineIndex>,
         key: &str,
@@ -75,7 +75,7 @@ impl Loader<'_> {
             Ok(t) => t,
             Err(e) => {
                 self.file_diag(
-                    Severity::Error,
+                    DiagLevel::Error,
                     file,
                     None,
                     "",
@@ -113,7 +113,7 @@ impl Loader<'_> {
             Ok(v) => v,
             Err((line, message)) => {
                 self.diags.push(Diag {
-                    severity: Severity::Error,
+                    severity: DiagLevel::Error,
                     file: file.to_path_buf(),
                     key: String::new(),
                     line,
@@ -143,7 +143,7 @@ impl Loader<'_> {
         interp::tree(&mut doc, "", &lookup, &mut unset, &mut failures);
         for f in failures {
             let mut d = Diag {
-                severity: Severity::Error,
+                severity: DiagLevel::Error,
                 file: file.to_path_buf(),
                 line: lines.line(&f.path),
                 service: f
@@ -167,7 +167,7 @@ impl Loader<'_> {
                 var: (!f.var.is_empty()).then(|| f.var.clone()),
             };
             if f.path.starts_with("x-") {
-                d.severity = Severity::Warning;
+                d.severity = DiagLevel::Warning;
             }
             self.diags.push(d);
         }
@@ -176,7 +176,7 @@ impl Loader<'_> {
                 continue;
             }
             self.file_diag(
-                Severity::Warning,
+                DiagLevel::Warning,
                 file,
                 Some(&lines),
                 &path,
@@ -198,7 +198,7 @@ impl Loader<'_> {
             }),
             _ => {
                 self.file_diag(
-                    Severity::Error,
+                    DiagLevel::Error,
                     file,
                     None,
                     "",
@@ -261,7 +261,7 @@ impl Loader<'_> {
             };
             if paths.is_empty() {
                 self.file_diag(
-                    Severity::Error,
+                    DiagLevel::Error,
                     &l.file,
                     Some(&l.lines),
                     &key,
@@ -274,7 +274,7 @@ impl Loader<'_> {
                 let file = service::clean(&dir.join(&p));
                 if seen.contains(&file) || depth > 16 {
                     self.file_diag(
-                        Severity::Error,
+                        DiagLevel::Error,
                         &l.file,
                         Some(&l.lines),
                         &key,
@@ -285,7 +285,7 @@ impl Loader<'_> {
                 }
                 if !self.fs.is_file(&file) {
                     self.file_diag(
-                        Severity::Error,
+                        DiagLevel::Error,
                         &l.file,
                         Some(&l.lines),
                         &key,
@@ -314,7 +314,7 @@ impl Loader<'_> {
                         match crate::envfile::parse_dotenv(&text, &f, self.lookup) {
                             Ok(vars) => defaults.extend(vars),
                             Err(e) => self.file_diag(
-                                Severity::Error,
+                                DiagLevel::Error,
                                 &f,
                                 None,
                                 "",
@@ -324,7 +324,7 @@ impl Loader<'_> {
                         }
                     } else if !env_files.is_empty() {
                         self.file_diag(
-                            Severity::Error,
+                            DiagLevel::Error,
                             &l.file,
                             Some(&l.lines),
                             &format!("{key}.env_file"),
@@ -365,7 +365,7 @@ impl Loader<'_> {
                             if *own != v {
                                 let name = k.as_str().unwrap_or("?").to_string();
                                 self.file_diag(
-                                    Severity::Warning,
+                                    DiagLevel::Warning,
                                     &l.file,
                                     Some(&l.lines),
                                     &format!("{section}.{name}"),
@@ -435,7 +435,7 @@ impl Loader<'_> {
         };
         if base_name.is_empty() {
             self.file_diag(
-                Severity::Error,
+                DiagLevel::Error,
                 file,
                 Some(lines),
                 &key,
@@ -455,7 +455,7 @@ impl Loader<'_> {
                 let readable = self.fs.is_file(&path);
                 let Some(l) = readable.then(|| self.read(&path)).flatten() else {
                     self.file_diag(
-                        Severity::Error,
+                        DiagLevel::Error,
                         file,
                         Some(lines),
                         &format!("{key}.file"),
@@ -489,7 +489,7 @@ impl Loader<'_> {
                 .chain([base_name.clone()])
                 .collect();
             self.file_diag(
-                Severity::Error,
+                DiagLevel::Error,
                 file,
                 Some(lines),
                 &key,
@@ -500,7 +500,7 @@ impl Loader<'_> {
         }
         let Some(Value::Mapping(base)) = base_tree_services.get(base_name.as_str()).cloned() else {
             self.file_diag(
-                Severity::Error,
+                DiagLevel::Error,
                 file,
                 Some(lines),
                 &key,
@@ -528,7 +528,7 @@ impl Loader<'_> {
             let disables = |m: &Mapping| matches!(m.get("disable"), Some(Value::Bool(true)));
             if disables(h) && !disables(bh) {
                 self.file_diag(
-                    Severity::Error,
+                    DiagLevel::Error,
                     file,
                     Some(lines),
                     &format!("services.{name}.healthcheck.disable"),

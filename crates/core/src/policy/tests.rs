@@ -18,14 +18,14 @@ fn crash(at: i64, up: i64) -> Exit {
 }
 
 /// Drives a crash series the way the agent does: restart after the backoff, run `up` seconds, crash.
-fn run_series(p: &RestartPolicy, crashes: usize, up: i64) -> (Vec<Decision>, History, i64) {
+fn run_series(p: &RestartPolicy, crashes: usize, up: i64) -> (Vec<RestartDecision>, History, i64) {
     let mut h = History::default();
     let mut now = 0;
     let mut out = Vec::new();
     for _ in 0..crashes {
         now += up;
         let d = decide(p, &h, &crash(now, up), t(now));
-        if let Decision::Restart { after, attempt } = &d {
+        if let RestartDecision::Restart { after, attempt } = &d {
             now += after.as_secs() as i64;
             h.restarts.push(t(now));
             h.attempt = attempt + 1;
@@ -35,10 +35,10 @@ fn run_series(p: &RestartPolicy, crashes: usize, up: i64) -> (Vec<Decision>, His
     (out, h, now)
 }
 
-fn delays(ds: &[Decision]) -> Vec<u64> {
+fn delays(ds: &[RestartDecision]) -> Vec<u64> {
     ds.iter()
         .filter_map(|d| match d {
-            Decision::Restart { after, .. } => Some(after.as_millis() as u64),
+            RestartDecision::Restart { after, .. } => Some(after.as_millis() as u64),
             _ => None,
         })
         .collect()
@@ -50,7 +50,7 @@ fn default_series_is_5_10_20_40_80_then_the_sixth_crash_gives_up() {
     let (ds, h, _) = run_series(&p, 6, 1);
     assert_eq!(delays(&ds), vec![5_000, 10_000, 20_000, 40_000, 80_000]);
     match &ds[5] {
-        Decision::GiveUp(GiveUp::ThresholdExceeded { restarts }) => {
+        RestartDecision::GiveUp(GiveUp::ThresholdExceeded { restarts }) => {
             assert_eq!(restarts, &h.restarts)
         }
         other => panic!("{other:?}"),
@@ -98,7 +98,7 @@ fn boundary_at_exactly_max_restarts() {
     };
     assert!(matches!(
         decide(&p, &h, &crash(2, 1), t(2)),
-        Decision::Restart { attempt: 2, .. }
+        RestartDecision::Restart { attempt: 2, .. }
     ));
     let h = History {
         restarts: vec![t(0), t(1), t(2)],
@@ -106,7 +106,7 @@ fn boundary_at_exactly_max_restarts() {
     };
     assert!(matches!(
         decide(&p, &h, &crash(3, 1), t(3)),
-        Decision::GiveUp(GiveUp::ThresholdExceeded { .. })
+        RestartDecision::GiveUp(GiveUp::ThresholdExceeded { .. })
     ));
     let zero = RestartPolicy {
         max_restarts: 0,
@@ -114,7 +114,7 @@ fn boundary_at_exactly_max_restarts() {
     };
     assert!(matches!(
         decide(&zero, &History::default(), &crash(3, 1), t(3)),
-        Decision::GiveUp(GiveUp::ThresholdExceeded { .. })
+        RestartDecision::GiveUp(GiveUp::ThresholdExceeded { .. })
     ));
 }
 
@@ -132,12 +132,12 @@ fn an_old_restart_falling_out_of_the_window_allows_a_new_one() {
     // At 599 s both restarts are inside the window.
     assert!(matches!(
         decide(&p, &h, &crash(599, 1), t(599)),
-        Decision::GiveUp(_)
+        RestartDecision::GiveUp(_)
     ));
     // At exactly 600 s the first is 600 s old: out of the window.
     assert!(matches!(
         decide(&p, &h, &crash(600, 1), t(600)),
-        Decision::Restart { .. }
+        RestartDecision::Restart { .. }
     ));
     assert_eq!(h.recent(&p, t(600)), vec![t(300)]);
     assert!(h.recent(&p, t(900)).is_empty());
@@ -156,7 +156,7 @@ fn a_stable_run_resets_the_backoff_but_not_the_window() {
     // Up 59 s: still unstable, the series continues at 40 s.
     assert_eq!(
         decide(&p, &h, &crash(100, 59), t(100)),
-        Decision::Restart {
+        RestartDecision::Restart {
             after: Duration::from_secs(40),
             attempt: 3
         }
@@ -164,7 +164,7 @@ fn a_stable_run_resets_the_backoff_but_not_the_window() {
     // Up exactly the stable period: back to 5 s.
     assert_eq!(
         decide(&p, &h, &crash(100, 60), t(100)),
-        Decision::Restart {
+        RestartDecision::Restart {
             after: Duration::from_secs(5),
             attempt: 0
         }
@@ -176,14 +176,14 @@ fn a_stable_run_resets_the_backoff_but_not_the_window() {
     };
     assert!(matches!(
         decide(&p, &h, &e, t(100)),
-        Decision::Restart { attempt: 3, .. }
+        RestartDecision::Restart { attempt: 3, .. }
     ));
     // Crashing every 90 s: each restart comes after 5 s, yet the window still escalates.
     let (ds, _, _) = run_series(&p, 6, 90);
     assert_eq!(delays(&ds), vec![5_000; 5]);
     assert!(matches!(
         ds[5],
-        Decision::GiveUp(GiveUp::ThresholdExceeded { .. })
+        RestartDecision::GiveUp(GiveUp::ThresholdExceeded { .. })
     ));
 }
 
@@ -201,7 +201,7 @@ fn non_retryable_causes_give_up_at_once_and_stops_are_ignored() {
     };
     assert_eq!(
         decide(&p, &History::default(), &e, t(0)),
-        Decision::GiveUp(GiveUp::NonRetryable {
+        RestartDecision::GiveUp(GiveUp::NonRetryable {
             code: "EXIT_IMAGE_UNAVAILABLE".into(),
             reason: "no such image".into()
         })
@@ -210,13 +210,16 @@ fn non_retryable_causes_give_up_at_once_and_stops_are_ignored() {
         cause: Cause::Stopped,
         ..e
     };
-    assert_eq!(decide(&p, &History::default(), &s, t(0)), Decision::Ignore);
+    assert_eq!(
+        decide(&p, &History::default(), &s, t(0)),
+        RestartDecision::Ignore
+    );
     // Even with the window full, a stop is a stop.
     let full = History {
         restarts: vec![t(0); 9],
         attempt: 9,
     };
-    assert_eq!(decide(&p, &full, &s, t(0)), Decision::Ignore);
+    assert_eq!(decide(&p, &full, &s, t(0)), RestartDecision::Ignore);
 }
 
 #[test]
@@ -358,25 +361,28 @@ fn compose_restart_maps_onto_the_policy() {
     let h = History::default();
     assert_eq!(
         decide(&f, &h, &exit(Some(0)), t(100)),
-        Decision::Ignore,
+        RestartDecision::Ignore,
         "on-failure leaves a clean exit stopped"
     );
     assert!(matches!(
         decide(&f, &h, &exit(Some(2)), t(100)),
-        Decision::Restart { .. }
+        RestartDecision::Restart { .. }
     ));
     assert!(
         matches!(
             decide(&f, &h, &exit(None), t(100)),
-            Decision::Restart { .. }
+            RestartDecision::Restart { .. }
         ),
         "a signal is a failure"
     );
     let no = p("no");
-    assert_eq!(decide(&no, &h, &exit(Some(0)), t(100)), Decision::Ignore);
+    assert_eq!(
+        decide(&no, &h, &exit(Some(0)), t(100)),
+        RestartDecision::Ignore
+    );
     assert!(matches!(
         decide(&no, &h, &exit(Some(1)), t(100)),
-        Decision::GiveUp(GiveUp::NoRestart { .. })
+        RestartDecision::GiveUp(GiveUp::NoRestart { .. })
     ));
 }
 

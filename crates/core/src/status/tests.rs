@@ -46,7 +46,7 @@ fn app(pm: Vec<Pm2Process>, record: Option<Record>, probe: Probe) -> ServiceObs 
         pm2: pm,
         pm2_daemon: true,
         container: None,
-        engine: Engine::NotNeeded,
+        engine: EngineObs::NotNeeded,
         record,
         probe,
     }
@@ -66,7 +66,7 @@ fn container(running: bool, health: Option<&str>) -> ContainerObs {
     }
 }
 
-fn dep(pm: Vec<Pm2Process>, c: Option<ContainerObs>, engine: Engine) -> ServiceObs {
+fn dep(pm: Vec<Pm2Process>, c: Option<ContainerObs>, engine: EngineObs) -> ServiceObs {
     ServiceObs {
         kind: "dependency".into(),
         container: c,
@@ -215,7 +215,7 @@ fn dependencies_merge_runner_and_container() {
         st(&dep(
             on(),
             Some(container(true, Some("healthy"))),
-            Engine::Reachable
+            EngineObs::Reachable
         )),
         ("online".into(), "healthy".into())
     );
@@ -223,7 +223,7 @@ fn dependencies_merge_runner_and_container() {
         st(&dep(
             on(),
             Some(container(true, Some("starting"))),
-            Engine::Reachable
+            EngineObs::Reachable
         )),
         ("starting".into(), "starting".into())
     );
@@ -232,7 +232,7 @@ fn dependencies_merge_runner_and_container() {
         &dep(
             on(),
             Some(container(true, Some("unhealthy"))),
-            Engine::Reachable,
+            EngineObs::Reachable,
         ),
         now(),
     );
@@ -247,20 +247,33 @@ fn dependencies_merge_runner_and_container() {
     assert_eq!(s.container_id.as_deref(), Some("0123456789ab"));
     assert_eq!(s.uptime_seconds, Some(90), "the container's uptime");
     // Runner online + container missing, or exited.
-    let s = compute_service(&dep(on(), None, Engine::Reachable), now());
+    let s = compute_service(&dep(on(), None, EngineObs::Reachable), now());
     assert_eq!(s.state, "degraded");
     assert!(s.detail.unwrap().contains("container is missing"));
     assert_eq!(
-        st(&dep(on(), Some(container(false, None)), Engine::Reachable)).0,
+        st(&dep(
+            on(),
+            Some(container(false, None)),
+            EngineObs::Reachable
+        ))
+        .0,
         "degraded"
     );
     assert_eq!(
-        st(&dep(on(), Some(container(true, None)), Engine::Reachable)),
+        st(&dep(
+            on(),
+            Some(container(true, None)),
+            EngineObs::Reachable
+        )),
         ("online".into(), "none".into())
     );
     // Engine away: the runner is up but its container cannot be seen.
     let s = compute_service(
-        &dep(on(), None, Engine::Unreachable("connection refused".into())),
+        &dep(
+            on(),
+            None,
+            EngineObs::Unreachable("connection refused".into()),
+        ),
         now(),
     );
     assert_eq!(s.state, "degraded");
@@ -279,7 +292,7 @@ fn dependencies_merge_runner_and_container() {
     let mut o = dep(
         vec![pm2("stopped")],
         None,
-        Engine::Unreachable("socket not found".into()),
+        EngineObs::Unreachable("socket not found".into()),
     );
     o.record = Some(r);
     let s = compute_service(&o, now());
@@ -298,7 +311,7 @@ fn dependencies_merge_runner_and_container() {
     c.oom_killed = true;
     c.exit_code = Some(137);
     let s = compute_service(
-        &dep(vec![pm2("stopped")], Some(c), Engine::Reachable),
+        &dep(vec![pm2("stopped")], Some(c), EngineObs::Reachable),
         now(),
     );
     let f = s.last_failure.unwrap();
@@ -326,7 +339,7 @@ fn image_unavailable_is_failed_with_the_engine_message() {
     );
     let o = ServiceObs {
         record: Some(r),
-        ..dep(vec![], None, Engine::Reachable)
+        ..dep(vec![], None, EngineObs::Reachable)
     };
     let s = compute_service(&o, now());
     assert_eq!(s.state, "failed");
@@ -343,7 +356,7 @@ fn every_table_cell_is_a_json_value() {
             &dep(
                 vec![pm2("online")],
                 Some(container(true, Some("unhealthy"))),
-                Engine::Reachable,
+                EngineObs::Reachable,
             ),
             now(),
         ),

@@ -30,7 +30,7 @@ impl Ctx<'_> {
 
     pub(crate) fn push(
         &mut self,
-        severity: Severity,
+        severity: DiagLevel,
         key: &str,
         message: String,
         remediation: String,
@@ -55,7 +55,7 @@ impl Ctx<'_> {
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
         let key_shown = self.at(key);
         self.push(
-            Severity::Error,
+            DiagLevel::Error,
             key,
             message.into(),
             format!("Fix `{key_shown}` in {}", self.file.display()),
@@ -64,7 +64,7 @@ impl Ctx<'_> {
 
     pub fn warn(&mut self, key: &str, message: impl Into<String>) {
         self.push(
-            Severity::Warning,
+            DiagLevel::Warning,
             key,
             message.into(),
             "Nothing to do if that is acceptable; otherwise run this service with docker compose"
