@@ -49,6 +49,19 @@ export declare class WorkspaceLock {
 /** Takes the workspace lock, waiting up to `timeoutMs` for another command to finish. */
 export declare function acquireLock(workspaceRoot: string, timeoutMs: number, command: string): Promise<WorkspaceLock>
 
+/**
+ * The actionable error as a plain object, for a result that reports one without failing
+ * (`status --strict`'s verdict beside the snapshot it judged).
+ */
+export interface ActionableError {
+  code: string
+  exitCode: number
+  service?: string
+  command: string
+  message: string
+  remediation: Array<string>
+}
+
 /** The agent's PM2 definition (`agent::pm2_app`). */
 export declare function agentApp(workspaceRoot: string, workspaceName: string, agentScript: string, pm2Home: string): any
 
@@ -491,10 +504,10 @@ export interface StatusReport {
   /** The same snapshot as a table. */
   table: string
   /**
-   * With `strict`: the actionable `EXIT_UNHEALTHY` error (JSON) when a service is failed or
+   * With `strict`: the actionable `EXIT_UNHEALTHY` error when a service is failed or
    * degraded.
    */
-  unhealthy: string | null
+  unhealthy: ActionableError | null
 }
 
 export interface StatusRequest {

@@ -4,7 +4,7 @@
 
 const native = require('./native');
 const { findRoot, loadEcosystem } = require('./workspace');
-const { normalize } = require('./errors');
+const { normalize, OrchestratorError } = require('./errors');
 
 /** Colours only on a terminal, and never with NO_COLOR (fd 1 asked directly: see print). */
 function useColor() {
@@ -37,7 +37,7 @@ async function report(opts = {}) {
 /** One health snapshot of every app and dependency (`strict`: throws EXIT_UNHEALTHY). */
 async function status(opts = {}) {
   const r = await report(opts);
-  if (r.unhealthy) throw normalize(new Error(r.unhealthy), { command: opts.command });
+  if (r.unhealthy) throw new OrchestratorError(r.unhealthy);
   return r.snapshot;
 }
 
@@ -52,7 +52,7 @@ function print(r, json) {
       if (e.code !== 'EAGAIN') throw e;
     }
   }
-  return r.unhealthy ? normalize(new Error(r.unhealthy)) : null;
+  return r.unhealthy ? new OrchestratorError(r.unhealthy) : null;
 }
 
 module.exports = { status, report, print };

@@ -59,6 +59,32 @@ impl ExportFailure {
     }
 }
 
+/// The actionable error as a plain object, for a result that reports one without failing
+/// (`status --strict`'s verdict beside the snapshot it judged).
+#[napi_derive::napi(object)]
+pub struct ActionableError {
+    pub code: String,
+    pub exit_code: i32,
+    pub service: Option<String>,
+    pub command: String,
+    pub message: String,
+    pub remediation: Vec<String>,
+}
+
+impl ActionableError {
+    pub fn of(e: CoreError, command: &str) -> Self {
+        let a = e.actionable(command);
+        ActionableError {
+            code: a.code,
+            exit_code: a.exit_code,
+            service: a.service,
+            command: a.command,
+            message: a.message,
+            remediation: a.remediation,
+        }
+    }
+}
+
 /// A synchronous export's result.
 pub fn sync<T>(env: &Env, r: Outcome<T>) -> Result<T> {
     r.map_err(|f| f.into_js(env))

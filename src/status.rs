@@ -79,9 +79,9 @@ pub struct StatusReport {
     pub snapshot: StatusSnapshot,
     /// The same snapshot as a table.
     pub table: String,
-    /// With `strict`: the actionable `EXIT_UNHEALTHY` error (JSON) when a service is failed or
+    /// With `strict`: the actionable `EXIT_UNHEALTHY` error when a service is failed or
     /// degraded.
-    pub unhealthy: Option<String>,
+    pub unhealthy: Option<boundary::ActionableError>,
 }
 
 fn to_js(s: &status::Snapshot) -> StatusSnapshot {
@@ -148,10 +148,7 @@ pub fn status<'env>(env: &'env Env, req: StatusRequest) -> Result<PromiseRaw<'en
         let unhealthy = if strict {
             orchestrator_runtime::observe::strict(&snapshot)
                 .err()
-                .map(|e| {
-                    serde_json::to_string(&serde_json::json!({ "error": e.actionable(&command) }))
-                        .unwrap_or_default()
-                })
+                .map(|e| boundary::ActionableError::of(e, &command))
         } else {
             None
         };
