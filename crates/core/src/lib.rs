@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod compose;
 pub mod config;
 pub mod container;
+pub mod decide;
 pub mod engine;
 pub mod envfile;
 pub mod error;
@@ -19,7 +20,7 @@ pub mod infer;
 pub mod layout;
 pub mod logs;
 pub mod names;
-pub mod plan;
+
 pub mod pm2;
 pub mod policy;
 pub mod rotate;

@@ -1,16 +1,17 @@
 //! The orchestrator's runtime: everything that does I/O on the core's decisions. The Docker
 //! Engine client and the dependency lifecycle (`docker`, `deps`, `build`), PM2's RPC socket
 //! (`pm2rpc`), the workspace's records and lock (`state`, `lock`), ports and readiness (`ports`,
-//! `ready`), the agent's loop (`agent`), the runner's log sink, installs and prerequisites, the
-//! git hook, and the commands that join them (`ops`, `observe`, `verify`, `follow`).
+//! `ready`), the agent's loop (`agent`), rotation passes, the runner's log sink, npm installs
+//! (`npm`) and prerequisites, the git hook, a command's plan (`step`) and the commands that
+//! join them (`ops`, `observe`, `verify`, `follow`).
 //!
 //! The core's modules are re-exported under their own names, so a module here writes
 //! `crate::compose` for the core's compose loader as it writes `crate::docker` for its own
 //! client: the paths say what a module uses, the crate boundary says which side does I/O.
 
 pub use orchestrator_core::{
-    catalog, compose, config, container, engine, envfile, error, exit, infer, layout, logs, names,
-    plan, pm2, policy, rotate, status, supervise,
+    catalog, compose, config, container, decide, engine, envfile, error, exit, infer, layout, logs,
+    names, pm2, policy, rotate, status, supervise,
 };
 
 pub mod agent;
@@ -19,8 +20,8 @@ pub mod deps;
 pub mod docker;
 pub mod follow;
 pub mod git_hook;
-pub mod install;
 pub mod lock;
+pub mod npm;
 pub mod observe;
 pub mod ops;
 pub mod pm2rpc;

@@ -11,7 +11,7 @@ use crate::config;
 use crate::container;
 use crate::envfile::ResolvedEnv;
 use crate::error::{Error, Result};
-use crate::install::{self, InstallOutcome};
+use crate::npm::{self, InstallOutcome};
 use crate::ports::{self, PortState};
 use crate::step::{plan_steps, read_app_definition, Plan, Planned, Request, Step, Verb};
 
@@ -105,7 +105,7 @@ async fn provision(planned: Planned) -> Result<Plan> {
             path: cat.log_dir(&spec.name),
             source,
         })?;
-        step.install = Some(install::ensure_installed(&spec.name, &spec.cwd).await?);
+        step.install = Some(npm::ensure_installed(&spec.name, &spec.cwd).await?);
     }
     for step in steps
         .iter()
@@ -240,7 +240,7 @@ async fn run_npm_script(spec: &ServiceSpec, script: &str, env: &ResolvedEnv) -> 
         .current_dir(&spec.cwd)
         .envs(env.values())
         .stdin(Stdio::null())
-        .stdout(install::stdout_to_stderr())
+        .stdout(npm::stdout_to_stderr())
         .status()
         .await
         .map_err(|e| Error::CommandFailed {
@@ -256,7 +256,7 @@ async fn run_npm_script(spec: &ServiceSpec, script: &str, env: &ResolvedEnv) -> 
             service: spec.name.clone(),
             command: shown,
             cwd: spec.cwd.clone(),
-            exit: install::describe_status(status),
+            exit: npm::describe_status(status),
         })
     }
 }
@@ -273,7 +273,7 @@ pub async fn setup(req: ServiceRequest) -> Result<SetupReport> {
         path: logs,
         source,
     })?;
-    let install = install::ensure_installed(&spec.name, &spec.cwd).await?;
+    let install = npm::ensure_installed(&spec.name, &spec.cwd).await?;
     let ran_setup_script = has_script(&spec.cwd, "setup");
     if ran_setup_script {
         run_npm_script(spec, "setup", &env).await?;
@@ -301,7 +301,7 @@ pub async fn test(req: ServiceRequest) -> Result<String> {
             remediation: "Add a \"test\" script to the app's package.json".into(),
         });
     }
-    install::ensure_installed(&spec.name, &spec.cwd).await?;
+    npm::ensure_installed(&spec.name, &spec.cwd).await?;
     run_npm_script(spec, "test", &env).await?;
     Ok(profile)
 }

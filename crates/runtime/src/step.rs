@@ -13,10 +13,10 @@ use crate::catalog::{self, Catalog, Kind, ServiceSpec};
 use crate::compose::{self, ComposeFile};
 use crate::config::{self, DEFAULT_READY_TIMEOUT_SECONDS};
 use crate::container::{self, ContainerSpec};
+use crate::decide::{self, Action};
 use crate::envfile::{self, ResolvedEnv};
 use crate::error::{Error, Result};
-use crate::install::InstallOutcome;
-use crate::plan::{self, Action};
+use crate::npm::InstallOutcome;
 use crate::pm2::{self, Pm2Process};
 use crate::supervise::Launch;
 
@@ -363,21 +363,21 @@ pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
         };
         let presence = pm2::presence(&req.pm2, &spec.name, &ws, &profile);
         let shape = match (spec.kind, spec.cluster) {
-            (Kind::Dependency, _) => plan::Shape::Dependency,
-            (Kind::App, true) => plan::Shape::Cluster,
-            (Kind::App, false) => plan::Shape::Fork,
+            (Kind::Dependency, _) => decide::Shape::Dependency,
+            (Kind::App, true) => decide::Shape::Cluster,
+            (Kind::App, false) => decide::Shape::Fork,
         };
         let decision = match verb {
-            Verb::Start => plan::decide_start(&presence, &spec.name, &profile, shape)?,
-            Verb::Restart => plan::decide_restart(&presence, &spec.name, &profile, shape)?,
-            Verb::Stop => plan::Decision {
-                action: plan::decide_stop(&presence, &spec.name, &profile)?,
+            Verb::Start => decide::start(&presence, &spec.name, &profile, shape)?,
+            Verb::Restart => decide::restart(&presence, &spec.name, &profile, shape)?,
+            Verb::Stop => decide::Decision {
+                action: decide::stop(&presence, &spec.name, &profile)?,
                 switched_from: None,
             },
             Verb::Deploy if spec.kind == Kind::Dependency => {
-                plan::decide_start(&presence, &spec.name, &profile, shape)?
+                decide::start(&presence, &spec.name, &profile, shape)?
             }
-            Verb::Deploy => plan::decide_restart(&presence, &spec.name, &profile, shape)?,
+            Verb::Deploy => decide::restart(&presence, &spec.name, &profile, shape)?,
         };
         let action = decision.action;
         let live = matches!(

@@ -94,12 +94,7 @@ fn switch(shape: Shape, from: &str) -> Decision {
     }
 }
 
-pub fn decide_start(
-    p: &Presence,
-    service: &str,
-    profile: &str,
-    shape: Shape,
-) -> Result<Decision, Error> {
+pub fn start(p: &Presence, service: &str, profile: &str, shape: Shape) -> Result<Decision, Error> {
     match p {
         Presence::Absent => Ok(Decision::plain(Action::Start)),
         Presence::Ours { live: true } => Ok(Decision::plain(Action::Keep)),
@@ -113,7 +108,7 @@ pub fn decide_start(
     }
 }
 
-pub fn decide_restart(
+pub fn restart(
     p: &Presence,
     service: &str,
     profile: &str,
@@ -124,11 +119,11 @@ pub fn decide_restart(
             Ok(Decision::plain(Action::Reload))
         }
         Presence::Ours { live: true } => Ok(Decision::plain(Action::Restart)),
-        other => decide_start(other, service, profile, shape),
+        other => start(other, service, profile, shape),
     }
 }
 
-pub fn decide_stop(p: &Presence, service: &str, profile: &str) -> Result<Action, Error> {
+pub fn stop(p: &Presence, service: &str, profile: &str) -> Result<Action, Error> {
     match p {
         Presence::Absent => Ok(Action::AlreadyStopped),
         Presence::Ours { live } | Presence::OtherProfile { live, .. } => Ok(if *live {
@@ -161,28 +156,18 @@ mod tests {
     fn start_is_idempotent_and_replaces_stopped_entries() {
         let f = Shape::Fork;
         assert_eq!(
-            action(decide_start(&Presence::Absent, "s", "staging", f)),
+            action(start(&Presence::Absent, "s", "staging", f)),
             Action::Start
         );
         assert_eq!(
-            action(decide_start(
-                &Presence::Ours { live: true },
-                "s",
-                "staging",
-                f
-            )),
+            action(start(&Presence::Ours { live: true }, "s", "staging", f)),
             Action::Keep
         );
         assert_eq!(
-            action(decide_start(
-                &Presence::Ours { live: false },
-                "s",
-                "staging",
-                f
-            )),
+            action(start(&Presence::Ours { live: false }, "s", "staging", f)),
             Action::Replace
         );
-        let stopped = decide_start(&other(false), "s", "staging", f).unwrap();
+        let stopped = start(&other(false), "s", "staging", f).unwrap();
         assert_eq!(stopped.action, Action::Replace);
         assert_eq!(
             stopped.switched_from, None,
@@ -192,7 +177,7 @@ mod tests {
 
     #[test]
     fn a_live_service_under_another_profile_switches_by_its_shape() {
-        for verb in [decide_start, decide_restart] {
+        for verb in [start, restart] {
             for (shape, want) in [
                 (Shape::Cluster, Action::Reload),
                 (Shape::Dependency, Action::Restart),
@@ -214,7 +199,7 @@ mod tests {
                 profile: "staging".into(),
             },
         ] {
-            for verb in [decide_start, decide_restart] {
+            for verb in [start, restart] {
                 let e = verb(
                     &Presence::Conflict(k.clone()),
                     "server",
@@ -224,7 +209,7 @@ mod tests {
                 .unwrap_err();
                 assert_eq!(e.exit_code(), ExitCode::ConflictingProcess);
             }
-            let e = decide_stop(&Presence::Conflict(k), "server", "staging").unwrap_err();
+            let e = stop(&Presence::Conflict(k), "server", "staging").unwrap_err();
             assert_eq!(e.exit_code(), ExitCode::ConflictingProcess);
         }
     }
@@ -233,25 +218,23 @@ mod tests {
     fn restart_reloads_cluster_and_restarts_fork_and_dependencies() {
         let ours = Presence::Ours { live: true };
         assert_eq!(
-            action(decide_restart(&ours, "s", "p", Shape::Cluster)),
+            action(restart(&ours, "s", "p", Shape::Cluster)),
             Action::Reload
         );
         assert_eq!(
-            action(decide_restart(&ours, "s", "p", Shape::Fork)),
+            action(restart(&ours, "s", "p", Shape::Fork)),
             Action::Restart
         );
         assert_eq!(
-            action(decide_restart(&ours, "s", "p", Shape::Dependency)),
+            action(restart(&ours, "s", "p", Shape::Dependency)),
             Action::Restart
         );
         assert_eq!(
-            action(decide_restart(&Presence::Absent, "s", "p", Shape::Cluster)),
+            action(restart(&Presence::Absent, "s", "p", Shape::Cluster)),
             Action::Start
         );
         assert_eq!(
-            decide_restart(&ours, "s", "p", Shape::Fork)
-                .unwrap()
-                .switched_from,
+            restart(&ours, "s", "p", Shape::Fork).unwrap().switched_from,
             None
         );
     }
@@ -259,19 +242,19 @@ mod tests {
     #[test]
     fn stop_touches_only_our_entries() {
         assert_eq!(
-            decide_stop(&Presence::Absent, "s", "p").unwrap(),
+            stop(&Presence::Absent, "s", "p").unwrap(),
             Action::AlreadyStopped
         );
         assert_eq!(
-            decide_stop(&Presence::Ours { live: true }, "s", "p").unwrap(),
+            stop(&Presence::Ours { live: true }, "s", "p").unwrap(),
             Action::Stop
         );
-        assert_eq!(decide_stop(&other(true), "s", "p").unwrap(), Action::Stop);
+        assert_eq!(stop(&other(true), "s", "p").unwrap(), Action::Stop);
         assert_eq!(
-            decide_stop(&Presence::Ours { live: false }, "s", "p").unwrap(),
+            stop(&Presence::Ours { live: false }, "s", "p").unwrap(),
             Action::AlreadyStopped
         );
-        assert!(decide_stop(&Presence::Conflict(OwnerKey::Foreign), "s", "p").is_err());
+        assert!(stop(&Presence::Conflict(OwnerKey::Foreign), "s", "p").is_err());
     }
 
     #[test]
