@@ -8,7 +8,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::Pm2Entry;
-use crate::boundary::{self, js_error, Outcome};
+use crate::boundary::{self, js_error};
 use orchestrator_core::error::Error as CoreError;
 use orchestrator_core::pm2::Pm2Process;
 use orchestrator_core::supervise::Launch;
@@ -28,37 +28,34 @@ pub fn mark_launched(
     supervision: Vec<String>,
     command: String,
 ) -> Result<()> {
-    boundary::sync(
-        env,
-        (|| -> Outcome<()> {
-            let mut launches = Vec::new();
-            for s in supervision {
-                let l: Launch = serde_json::from_str(&s).map_err(|e| {
-                    js_error(
-                        CoreError::Usage {
-                            message: format!("not a plan step's supervision: {e}"),
-                            remediation: "Pass `step.supervision` from prepareStart/prepareRestart"
-                                .into(),
-                        },
-                        &command,
-                    )
-                })?;
-                launches.push(l);
-            }
-            orchestrator_runtime::agent::launched(
-                Path::new(&workspace_root),
-                &launches,
-                chrono::Utc::now(),
-            )
-            .map_err(|e| js_error(e, "orchestrator agent"))
-        })(),
-    )
+    boundary::sync(env, || {
+        let mut launches = Vec::new();
+        for s in supervision {
+            let l: Launch = serde_json::from_str(&s).map_err(|e| {
+                js_error(
+                    CoreError::Usage {
+                        message: format!("not a plan step's supervision: {e}"),
+                        remediation: "Pass `step.supervision` from prepareStart/prepareRestart"
+                            .into(),
+                    },
+                    &command,
+                )
+            })?;
+            launches.push(l);
+        }
+        orchestrator_runtime::agent::launched(
+            Path::new(&workspace_root),
+            &launches,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| js_error(e, "orchestrator agent"))
+    })
 }
 
 /// Explicit stop, before PM2 stops the services: never a crash; a pending restart is cancelled.
 #[napi]
 pub fn mark_stopped(env: &Env, workspace_root: String, services: Vec<String>) -> Result<()> {
-    boundary::sync(env, {
+    boundary::sync(env, || {
         orchestrator_runtime::agent::stopped(
             Path::new(&workspace_root),
             &services,
@@ -77,7 +74,7 @@ pub fn agent_exit(
     process: Pm2Entry,
     pm2_home: Option<String>,
 ) -> Result<Vec<serde_json::Value>> {
-    boundary::sync(env, {
+    boundary::sync(env, || {
         let e = orchestrator_runtime::agent::ExitEvent {
             process: process.into(),
             pm2_home,
@@ -133,30 +130,27 @@ impl AgentWatch {
         workspace_root: String,
         instances: Vec<Pm2Entry>,
     ) -> Result<AgentTick> {
-        boundary::sync(
-            env,
-            (|| -> Outcome<AgentTick> {
-                let list: Vec<Pm2Process> = instances.into_iter().map(Into::into).collect();
-                let confirmed = self.inner.confirm(&list);
-                let t = orchestrator_runtime::agent::tick(
-                    Path::new(&workspace_root),
-                    &list,
-                    confirmed,
-                    chrono::Utc::now(),
-                )
-                .map_err(|e| js_error(e, "orchestrator agent"))?;
-                Ok(AgentTick {
-                    restart: t
-                        .restart
-                        .into_iter()
-                        .map(|(service, pm_ids)| AgentRestart { service, pm_ids })
-                        .collect(),
-                    wake_in_ms: t
-                        .wake_in
-                        .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
-                })
-            })(),
-        )
+        boundary::sync(env, || {
+            let list: Vec<Pm2Process> = instances.into_iter().map(Into::into).collect();
+            let confirmed = self.inner.confirm(&list);
+            let t = orchestrator_runtime::agent::tick(
+                Path::new(&workspace_root),
+                &list,
+                confirmed,
+                chrono::Utc::now(),
+            )
+            .map_err(|e| js_error(e, "orchestrator agent"))?;
+            Ok(AgentTick {
+                restart: t
+                    .restart
+                    .into_iter()
+                    .map(|(service, pm_ids)| AgentRestart { service, pm_ids })
+                    .collect(),
+                wake_in_ms: t
+                    .wake_in
+                    .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+            })
+        })
     }
 
     /// A process of PM2's exited, stopped or was deleted (a `process:event` on the bus).
@@ -177,7 +171,7 @@ impl AgentWatch {
 /// The agent started: its pid file is written.
 #[napi]
 pub fn agent_started(env: &Env, workspace_root: String, pid: u32) -> Result<()> {
-    boundary::sync(env, {
+    boundary::sync(env, || {
         orchestrator_runtime::agent::started(Path::new(&workspace_root), pid)
             .map_err(|e| js_error(e, "orchestrator agent"))
     })
@@ -207,7 +201,7 @@ pub fn agent_restart_failed(
     service: String,
     message: String,
 ) -> Result<()> {
-    boundary::sync(env, {
+    boundary::sync(env, || {
         orchestrator_runtime::agent::restart_failed(
             Path::new(&workspace_root),
             &service,
@@ -229,31 +223,28 @@ pub fn agent_wanted(workspace_root: String, service: String) -> bool {
 /// were renamed, in which case PM2 must reopen its logs before `agentCompress`.
 #[napi]
 pub fn agent_rotate(env: &Env, workspace_root: String) -> Result<bool> {
-    boundary::sync(
-        env,
-        (|| -> Outcome<bool> {
-            let root = Path::new(&workspace_root);
-            let cfg = orchestrator_core::config::load_plugin_config(root)
-                .map_err(|e| js_error(e, "orchestrator agent"))?;
-            let policy = orchestrator_core::rotate::policy(
-                cfg.logs.as_ref(),
-                &orchestrator_core::config::nx_json_path(root),
-            )
+    boundary::sync(env, || {
+        let root = Path::new(&workspace_root);
+        let cfg = orchestrator_core::config::load_plugin_config(root)
             .map_err(|e| js_error(e, "orchestrator agent"))?;
-            let pass = orchestrator_runtime::rotation::run(
-                &orchestrator_core::layout::logs_root(root),
-                chrono::Utc::now(),
-                &policy,
+        let policy = orchestrator_core::rotate::policy(
+            cfg.logs.as_ref(),
+            &orchestrator_core::config::nx_json_path(root),
+        )
+        .map_err(|e| js_error(e, "orchestrator agent"))?;
+        let pass = orchestrator_runtime::rotation::run(
+            &orchestrator_core::layout::logs_root(root),
+            chrono::Utc::now(),
+            &policy,
+        );
+        for d in &pass.done {
+            println!(
+                "{} rotate: {d}",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             );
-            for d in &pass.done {
-                println!(
-                    "{} rotate: {d}",
-                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                );
-            }
-            Ok(pass.reopen)
-        })(),
-    )
+        }
+        Ok(pass.reopen)
+    })
 }
 
 /// Compresses rotated files their writer has let go of (off the JS thread).

@@ -85,9 +85,9 @@ impl ActionableError {
     }
 }
 
-/// A synchronous export's result.
-pub fn sync<T>(env: &Env, r: Outcome<T>) -> Result<T> {
-    r.map_err(|f| f.into_js(env))
+/// A synchronous export: `f` runs now, its failure thrown as the JS error.
+pub fn sync<T>(env: &Env, f: impl FnOnce() -> Outcome<T>) -> Result<T> {
+    f().map_err(|e| e.into_js(env))
 }
 
 /// An asynchronous export's promise: the future runs on napi's tokio runtime; its failure

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::boundary::{self, js_error, Outcome};
+use crate::boundary::{self, js_error};
 
 #[napi(object)]
 pub struct InferRequest {
@@ -29,44 +29,41 @@ pub struct NamedProject {
 /// `{ projects: { <root>: ProjectConfiguration }, edges: [[source, target]] }`.
 #[napi]
 pub fn infer_projects(env: &Env, req: InferRequest) -> Result<serde_json::Value> {
-    boundary::sync(
-        env,
-        (|| -> Outcome<serde_json::Value> {
-            let root = PathBuf::from(&req.workspace_root);
-            let command = "nx graph (createNodesV2 of @workspace/orchestrator)";
-            let cat = orchestrator_core::catalog::load(
-                &root,
-                &req.ecosystem,
-                &PathBuf::from(&req.ecosystem_file),
-            )
-            .map_err(|e| js_error(e, command))?;
-            // `depends_on` does not depend on a profile; the default profile's env answers ${VARS}.
-            let vars = orchestrator_core::envfile::read_env_file(
-                &cat.env_file(orchestrator_core::config::DEFAULT_PROFILE),
-            )
-            .unwrap_or_default();
-            let deps: Vec<(String, Vec<String>)> =
-                match cat.compose_for(orchestrator_core::config::DEFAULT_PROFILE, &vars) {
-                    Some(c) => c
-                        .services
-                        .iter()
-                        .map(|s| {
-                            (
-                                s.name.clone(),
-                                s.depends_on.iter().map(|d| d.name.clone()).collect(),
-                            )
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-            let existing: std::collections::BTreeMap<String, String> = req
-                .projects
-                .unwrap_or_default()
-                .into_iter()
-                .map(|p| (p.name, p.root))
-                .collect();
-            let inferred = orchestrator_core::infer::infer(&cat, &req.rel, &deps, &existing);
-            Ok(serde_json::to_value(inferred).unwrap_or_default())
-        })(),
-    )
+    boundary::sync(env, || {
+        let root = PathBuf::from(&req.workspace_root);
+        let command = "nx graph (createNodesV2 of @workspace/orchestrator)";
+        let cat = orchestrator_core::catalog::load(
+            &root,
+            &req.ecosystem,
+            &PathBuf::from(&req.ecosystem_file),
+        )
+        .map_err(|e| js_error(e, command))?;
+        // `depends_on` does not depend on a profile; the default profile's env answers ${VARS}.
+        let vars = orchestrator_core::envfile::read_env_file(
+            &cat.env_file(orchestrator_core::config::DEFAULT_PROFILE),
+        )
+        .unwrap_or_default();
+        let deps: Vec<(String, Vec<String>)> =
+            match cat.compose_for(orchestrator_core::config::DEFAULT_PROFILE, &vars) {
+                Some(c) => c
+                    .services
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.name.clone(),
+                            s.depends_on.iter().map(|d| d.name.clone()).collect(),
+                        )
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+        let existing: std::collections::BTreeMap<String, String> = req
+            .projects
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.name, p.root))
+            .collect();
+        let inferred = orchestrator_core::infer::infer(&cat, &req.rel, &deps, &existing);
+        Ok(serde_json::to_value(inferred).unwrap_or_default())
+    })
 }

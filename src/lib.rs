@@ -495,7 +495,7 @@ pub fn acquire_lock<'env>(
 /// Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise.
 #[napi]
 pub fn validate_name(env: &Env, name: String, what: String, command: String) -> Result<()> {
-    boundary::sync(env, {
+    boundary::sync(env, || {
         orchestrator_core::names::validate_name(&name, &what).map_err(|e| js_error(e, &command))
     })
 }
@@ -521,28 +521,25 @@ pub struct ServiceInfo {
 /// service with `all`.
 #[napi]
 pub fn select_services(env: &Env, req: SelectRequest) -> Result<Vec<ServiceInfo>> {
-    boundary::sync(
-        env,
-        (|| -> Outcome<Vec<ServiceInfo>> {
-            let root = PathBuf::from(&req.workspace_root);
-            let cat = orchestrator_core::catalog::load(
-                &root,
-                &req.ecosystem,
-                &PathBuf::from(&req.ecosystem_file),
-            )
+    boundary::sync(env, || {
+        let root = PathBuf::from(&req.workspace_root);
+        let cat = orchestrator_core::catalog::load(
+            &root,
+            &req.ecosystem,
+            &PathBuf::from(&req.ecosystem_file),
+        )
+        .map_err(|e| js_error(e, &req.command))?;
+        let selected = cat
+            .select(&req.services.unwrap_or_default(), req.all.unwrap_or(false))
             .map_err(|e| js_error(e, &req.command))?;
-            let selected = cat
-                .select(&req.services.unwrap_or_default(), req.all.unwrap_or(false))
-                .map_err(|e| js_error(e, &req.command))?;
-            Ok(selected
-                .into_iter()
-                .map(|s| ServiceInfo {
-                    name: s.name.clone(),
-                    kind: s.kind.as_str().into(),
-                })
-                .collect())
-        })(),
-    )
+        Ok(selected
+            .into_iter()
+            .map(|s| ServiceInfo {
+                name: s.name.clone(),
+                kind: s.kind.as_str().into(),
+            })
+            .collect())
+    })
 }
 
 /// Checks node and PM2 against the supported minimums; throws `EXIT_PREREQUISITE` otherwise.
@@ -555,7 +552,7 @@ pub fn check_prerequisites(
     pm2_version: Option<String>,
     command: String,
 ) -> Result<()> {
-    boundary::sync(env, {
+    boundary::sync(env, || {
         orchestrator_runtime::prereq::check_node_and_pm2(
             &node_version,
             pm2_version.as_deref(),

@@ -81,26 +81,20 @@ fn view(e: logs::Entry) -> LogEntry {
 /// The entries of the window, merged in time order across streams and services.
 #[napi]
 pub fn logs(env: &Env, req: LogsRequest) -> Result<Vec<LogEntry>> {
-    boundary::sync(
-        env,
-        (|| -> Outcome<Vec<LogEntry>> { Ok(read(req)?.into_iter().map(view).collect()) })(),
-    )
+    boundary::sync(env, || Ok(read(req)?.into_iter().map(view).collect()))
 }
 
 /// Prints the window to stdout (text, or one JSON object a line) and returns how many entries.
 #[napi]
 pub fn print_logs(env: &Env, req: LogsRequest, json: bool) -> Result<u32> {
-    boundary::sync(
-        env,
-        (|| -> Outcome<u32> {
-            let (req, command) = to_core(req);
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            let n = logs::print(&req, chrono::Utc::now(), json, &mut out)
-                .map_err(|e| js_error(e, &command))?;
-            Ok(n.min(u32::MAX as u64) as u32)
-        })(),
-    )
+    boundary::sync(env, || {
+        let (req, command) = to_core(req);
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        let n = logs::print(&req, chrono::Utc::now(), json, &mut out)
+            .map_err(|e| js_error(e, &command))?;
+        Ok(n.min(u32::MAX as u64) as u32)
+    })
 }
 
 /// The programmatic stream: `read(max)` hands out the window in batches (it is never read
@@ -115,30 +109,24 @@ pub struct LogReader {
 impl LogReader {
     #[napi(constructor)]
     pub fn new(env: &Env, req: LogsRequest, follow: bool) -> Result<Self> {
-        boundary::sync(
-            env,
-            (|| -> Outcome<Self> {
-                let (req, command) = to_core(req);
-                let inner = logs::Reader::open(&req, chrono::Utc::now(), follow)
-                    .map_err(|e| js_error(e, &command))?;
-                Ok(LogReader { inner, command })
-            })(),
-        )
+        boundary::sync(env, || {
+            let (req, command) = to_core(req);
+            let inner = logs::Reader::open(&req, chrono::Utc::now(), follow)
+                .map_err(|e| js_error(e, &command))?;
+            Ok(LogReader { inner, command })
+        })
     }
 
     /// Up to `max` entries; empty when done (see `done`) or when nothing new was written yet.
     #[napi]
     pub fn read(&mut self, env: &Env, max: u32) -> Result<Vec<LogEntry>> {
-        boundary::sync(
-            env,
-            (|| -> Outcome<Vec<LogEntry>> {
-                let got = self
-                    .inner
-                    .read(max.max(1) as usize)
-                    .map_err(|e| js_error(e, &self.command))?;
-                Ok(got.into_iter().map(view).collect())
-            })(),
-        )
+        boundary::sync(env, || {
+            let got = self
+                .inner
+                .read(max.max(1) as usize)
+                .map_err(|e| js_error(e, &self.command))?;
+            Ok(got.into_iter().map(view).collect())
+        })
     }
 
     /// Every entry was read and nothing is followed.
@@ -167,25 +155,22 @@ pub struct LogSlice {
 /// and read at once, without parsing its lines. Time window and streams only.
 #[napi]
 pub fn log_slice(env: &Env, req: LogsRequest) -> Result<Vec<LogSlice>> {
-    boundary::sync(
-        env,
-        (|| -> Outcome<Vec<LogSlice>> {
-            let (req, command) = to_core(req);
-            let got = logs::slice(&req, chrono::Utc::now()).map_err(|e| js_error(e, &command))?;
-            Ok(got
-                .into_iter()
-                .map(|s| LogSlice {
-                    service: s.service,
-                    stream: s.stream.as_str().into(),
-                    file: s.path.to_string_lossy().into_owned(),
-                    compressed: s.compressed,
-                    start: s.range.map(|r| r.0 as i64),
-                    end: s.range.map(|r| r.1 as i64),
-                    data: s.data.into(),
-                })
-                .collect())
-        })(),
-    )
+    boundary::sync(env, || {
+        let (req, command) = to_core(req);
+        let got = logs::slice(&req, chrono::Utc::now()).map_err(|e| js_error(e, &command))?;
+        Ok(got
+            .into_iter()
+            .map(|s| LogSlice {
+                service: s.service,
+                stream: s.stream.as_str().into(),
+                file: s.path.to_string_lossy().into_owned(),
+                compressed: s.compressed,
+                start: s.range.map(|r| r.0 as i64),
+                end: s.range.map(|r| r.1 as i64),
+                data: s.data.into(),
+            })
+            .collect())
+    })
 }
 
 /// `--follow`: prints the window's start, then every new line as it is written (across

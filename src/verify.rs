@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::boundary::{self, js_error, Outcome};
+use crate::boundary::{self, js_error};
 use orchestrator_runtime::verify;
 
 #[napi(object)]
@@ -37,31 +37,28 @@ pub struct VerifyResult {
 /// Lints and dry-runs the workspace; changes nothing.
 #[napi]
 pub fn verify(env: &Env, req: VerifyRequest) -> Result<VerifyResult> {
-    boundary::sync(
-        env,
-        (|| -> Outcome<VerifyResult> {
-            let ecosystem = match (req.ecosystem, req.ecosystem_error) {
-                (_, Some(e)) => Err(e),
-                (Some(v), None) => Ok(v),
-                (None, None) => Err("no ecosystem was given".into()),
-            };
-            let r = verify::verify(&verify::VerifyRequest {
-                workspace_root: PathBuf::from(req.workspace_root),
-                ecosystem,
-                ecosystem_file: PathBuf::from(req.ecosystem_file),
-                profile: req.profile,
-                all_profiles: req.all_profiles.unwrap_or(false),
-                plugin_root: PathBuf::from(req.plugin_root),
-            })
-            .map_err(|e| js_error(e, &req.command))?;
-            Ok(VerifyResult {
-                report: serde_json::to_value(&r).unwrap_or_default(),
-                ok: r.ok,
-                problems: r.problems.len() as u32,
-                text: verify::render(&r),
-            })
-        })(),
-    )
+    boundary::sync(env, || {
+        let ecosystem = match (req.ecosystem, req.ecosystem_error) {
+            (_, Some(e)) => Err(e),
+            (Some(v), None) => Ok(v),
+            (None, None) => Err("no ecosystem was given".into()),
+        };
+        let r = verify::verify(&verify::VerifyRequest {
+            workspace_root: PathBuf::from(req.workspace_root),
+            ecosystem,
+            ecosystem_file: PathBuf::from(req.ecosystem_file),
+            profile: req.profile,
+            all_profiles: req.all_profiles.unwrap_or(false),
+            plugin_root: PathBuf::from(req.plugin_root),
+        })
+        .map_err(|e| js_error(e, &req.command))?;
+        Ok(VerifyResult {
+            report: serde_json::to_value(&r).unwrap_or_default(),
+            ok: r.ok,
+            problems: r.problems.len() as u32,
+            text: verify::render(&r),
+        })
+    })
 }
 
 /// Installs (`install: true`) or removes the pre-commit hook that runs verify; returns the
@@ -73,7 +70,7 @@ pub fn verify_hook(
     install: bool,
     command: String,
 ) -> Result<Option<String>> {
-    boundary::sync(env, {
+    boundary::sync(env, || {
         let root = PathBuf::from(workspace_root);
         let got = if install {
             orchestrator_runtime::git_hook::install_hook(&root).map(Some)
