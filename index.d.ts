@@ -62,9 +62,6 @@ export interface ActionableError {
   remediation: Array<string>
 }
 
-/** The agent's PM2 definition (`agent::pm2_app`). */
-export declare function agentApp(workspaceRoot: string, workspaceName: string, agentScript: string, pm2Home: string): any
-
 /** Compresses rotated files their writer has let go of (off the JS thread). */
 export declare function agentCompress(workspaceRoot: string): Promise<number>
 
@@ -110,36 +107,6 @@ export declare function agentWanted(workspaceRoot: string, service: string): boo
  */
 export declare function checkPrerequisites(workspaceRoot: string, nodeVersion: string, pm2Version: string | undefined | null, command: string): void
 
-export interface ContainerReport {
-  service: string
-  id: string
-  name: string
-  image: string
-  /** A running container with the same configuration was kept. */
-  adopted: boolean
-  /** The image was pulled for this start. */
-  pulled: boolean
-  hasHealthcheck: boolean
-  ports: Array<number>
-}
-
-/**
- * Makes a dependency's container run: image present (pulled with progress on stderr), then
- * adopted when identical and running, else (re)created and started. `spec` is the JSON text of
- * a plan step's `container` (JSON text keeps 64-bit durations exact). Engine refusals throw
- * `EXIT_IMAGE_UNAVAILABLE` / `EXIT_CONTAINER_FAILED` / `EXIT_PREREQUISITE`.
- */
-export declare function ensureContainer(spec: string, command: string): Promise<ContainerReport>
-
-/**
- * A dependency's image as `pull_policy` and `build:` say (pulled or built with progress on
- * stderr) — called before the running service is stopped, so that a failed pull or build leaves
- * it running. Throws `EXIT_IMAGE_UNAVAILABLE` with the cause; with `replacing` (the step
- * replaces a running service) the failure is recorded as a refusal, and the service stays
- * online in `status`.
- */
-export declare function ensureImage(spec: string, replacing: boolean, command: string): Promise<ImageReport>
-
 export interface ExitCodeInfo {
   name: string
   code: number
@@ -153,12 +120,6 @@ export declare function exitCodes(): Array<ExitCodeInfo>
  * rotations), until stdout goes away or the process is stopped.
  */
 export declare function followLogs(req: LogsRequest, json: boolean): Promise<void>
-
-export interface ImageReport {
-  image: string
-  /** Pulled (or built) by this call. */
-  pulled: boolean
-}
 
 /** `{ projects: { <root>: ProjectConfiguration }, edges: [[source, target]] }`. */
 export declare function inferProjects(req: InferRequest): any
@@ -176,12 +137,6 @@ export interface InferRequest {
   projects?: Array<NamedProject>
 }
 
-export interface JobResult {
-  service: string
-  id: string
-  exitCode: number
-}
-
 export interface LastFailureView {
   /** RFC 3339 UTC. */
   at: string
@@ -190,6 +145,24 @@ export interface LastFailureView {
   reason: string
   exitCode: number | null
   signal: string | null
+}
+
+/**
+ * `start`, `restart` or `deploy`, carried out: the plan against PM2's table (`list`), then
+ * make-before-break, the agent, and every service as soon as what it waits on is there, PM2's
+ * calls made through `act`. Resolves with what was done per service; rejects with the
+ * actionable error (`Incomplete` when some services came up and others did not).
+ */
+export declare function launch(verb: 'start' | 'restart' | 'deploy', req: PrepareRequest, options: LaunchOptions, list: () => Promise<Pm2Entry[]>, act: (action: Pm2Action) => Promise<string | null>): Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; switchedFrom?: string; status: string; pids: number[]; ports: number[]; install: string | null; readyMs: number | null; containerId?: string | null; image?: string | null; health?: string | null; exitCode?: number | null; adopted?: boolean | null; pulled?: boolean | null }> }>
+
+export interface LaunchOptions {
+  /** `lib/agent.js`, which PM2 runs as the workspace's agent, and the PM2_HOME it serves. */
+  agentScript: string
+  pm2Home: string
+  /** `lib/preload.js`: Node apps are launched with it. */
+  preload?: string
+  /** At most this many services are started or stopped at once (default: cores × 4). */
+  concurrency?: number
 }
 
 export interface LogEntry {
@@ -247,15 +220,6 @@ export interface LogsRequest {
   command: string
 }
 
-/**
- * Explicit start/restart of plan steps (their `supervision`), before PM2 launches them: the
- * failed mark and the history are cleared, the profile's policy adopted.
- */
-export declare function markLaunched(workspaceRoot: string, supervision: Array<string>, command: string): void
-
-/** Explicit stop, before PM2 stops the services: never a crash; a pending restart is cancelled. */
-export declare function markStopped(workspaceRoot: string, services: Array<string>): void
-
 export interface NamedProject {
   name: string
   /** Relative to the Nx workspace root. */
@@ -290,12 +254,13 @@ export interface PlanStep {
   ports: Array<number>
   /** `installed` | `up-to-date` | `not-needed`, for launching actions. */
   install?: string
-  /** What readiness means for this step, for launching actions. */
-  ready?: ReadySpec
   /** Launching dependency steps: the container spec to hand to `ensureContainer`. */
   container?: any
-  /** Wait for this step to be ready before carrying out the next ones (dependencies). */
-  gate: boolean
+  /**
+   * What the step waits on while the command runs: `service` (started), `service:ready`,
+   * `service:completed` (`orchestrator_core::schedule`).
+   */
+  waits: Array<string>
   /** A one-shot job: `runJob` runs its container to completion instead of PM2 launching it. */
   job: boolean
   /** For a job: the services that wait for it to complete successfully. */
@@ -304,9 +269,19 @@ export interface PlanStep {
   warnings: Array<string>
   /**
    * Launching steps: what the agent supervises (service, kind, profile, restart policy) as
-   * JSON, handed to `markLaunched` before PM2 launches it.
+   * JSON, recorded before PM2 launches it.
    */
   supervision?: string
+}
+
+/**
+ * One PM2 call, for `act`: `op` is `start` | `delete` | `stop` | `restart` | `reload`; `app`
+ * the definition (start, restart, reload), else `name`.
+ */
+export interface Pm2Action {
+  op: string
+  name?: string
+  app?: any
 }
 
 /**
@@ -330,6 +305,8 @@ export interface Pm2Entry {
   startedMs?: number
   /** How its last process ended. */
   exitCode?: number
+  /** PM2's pid file of the process (`pm_pid_path`). */
+  pidFile?: string
 }
 
 /**
@@ -366,52 +343,14 @@ export declare function prepareRestart(req: PrepareRequest): Promise<Plan>
 /** Guards + plan for `start` (idempotent), then installs what launching services need. */
 export declare function prepareStart(req: PrepareRequest): Promise<Plan>
 
-/** Plan for `stop`: only this workspace's entries are touched. */
-export declare function prepareStop(req: PrepareRequest): Promise<Plan>
-
 /** Prints the window to stdout (text, or one JSON object a line) and returns how many entries. */
 export declare function printLogs(req: LogsRequest, json: boolean): number
-
-export interface ReadyReport {
-  service: string
-  /** Apps: from launch to ready. Dependencies: from container start to healthy. */
-  readyMs: number
-  containerId?: string
-  /** Dependencies: `healthy`, or `none` without a healthcheck. */
-  health?: string
-}
-
-export interface ReadySpec {
-  service: string
-  ports: Array<number>
-  healthHttp?: string
-  healthTcp?: string
-  timeoutMs: number
-  errorLog: string
-  /** Filled by the caller after the launch: the pids PM2 reports for the service. */
-  pids?: Array<number>
-  /**
-   * PM2's pid files of the service's instances (`pm_pid_path`), re-read while waiting so a
-   * restart by the agent is followed.
-   */
-  pidFiles?: Array<string>
-  /** Dependencies: the container to wait on (from `ensureContainer`), filled by the caller. */
-  containerId?: string
-  hasHealthcheck?: boolean
-  workspace?: string
-}
 
 /**
  * The container runner's main call: ensures the container, forwards its stdout/stderr to this
  * process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
  */
 export declare function runContainer(spec: string): Promise<number | null>
-
-/**
- * Runs a one-shot job's container to completion (a plan step with `job`), its output into the
- * service's log files; throws `EXIT_CONTAINER_FAILED` with its last lines when it exits non-zero.
- */
-export declare function runJob(spec: string, blocked: Array<string>, command: string): Promise<JobResult>
 
 /**
  * One of the runner's own lines (already stamped, with its newline): to the service's error.log
@@ -486,14 +425,6 @@ export interface SetupReport {
 export declare function setupService(req: ServiceRequest): Promise<SetupReport>
 
 /**
- * Make-before-break: while a dependency's container still runs, creates (does not start) the
- * replacement with the step's configuration for every replica, so the engine's verdict on it
- * comes before anything is stopped. Resolves with whether any replacement was staged; a refusal
- * is recorded as such and leaves the running containers untouched.
- */
-export declare function stageContainer(spec: string, command: string): Promise<boolean>
-
-/**
  * One health snapshot of every app and dependency (PM2 read over its socket, the engine, the
  * agent's records, health probes), the table drawn from it, and `--strict`'s verdict.
  */
@@ -541,16 +472,15 @@ export interface StatusSnapshot {
 export declare function stopContainer(spec: string): Promise<void>
 
 /**
- * Stops every running container of a workspace's dependency (by label), e.g. one left behind
- * by a runner that was killed. Resolves with the ids it stopped.
+ * `stop`: the plan (only this workspace's entries), then every service stopped once what uses
+ * it has stopped; each container with its own grace period. `list`/`act` are `null` when no
+ * PM2 daemon runs (containers a killed runner left are stopped all the same). With `all`, the
+ * workspace's agent goes too.
  */
-export declare function stopDependency(workspaceRoot: string, service: string, command: string): Promise<Array<string>>
+export declare function stopServices(req: PrepareRequest, options: LaunchOptions, all: boolean, list: (() => Promise<Pm2Entry[]>) | null, act: ((action: Pm2Action) => Promise<string | null>) | null): Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; status: string; pids: number[]; ports: number[] }> }>
 
 /** Runs an app's `test` script with the profile's env loaded. Resolves to the profile used. */
 export declare function testService(req: ServiceRequest): Promise<string>
-
-/** Removes what `stageContainer` created (a later check of the same command refused). */
-export declare function unstageContainer(spec: string, command: string): Promise<void>
 
 /** Validates a service or profile name (no path tricks); throws `EXIT_USAGE` otherwise. */
 export declare function validateName(name: string, what: string, command: string): void
@@ -589,10 +519,3 @@ export interface VerifyResult {
   /** The report as text (dry run per profile, then the problems). */
   text: string
 }
-
-/**
- * Waits until every target is ready: apps when their ports listen and their health probe
- * answers while their pids live; dependencies when Docker reports their container healthy
- * (engine events, not polling). A dependency that times out is marked degraded.
- */
-export declare function waitReady(targets: Array<ReadySpec>, command: string): Promise<Array<ReadyReport>>

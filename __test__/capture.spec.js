@@ -10,7 +10,6 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { withPreload: withCapture, shouldPreload: shouldCapture } = require('../lib/preload');
 
 const CAPTURE = path.join(__dirname, '..', 'lib', 'preload.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-capture-'));
@@ -90,16 +89,4 @@ test('cluster workers: the settings come from the pm2_env JSON; without ORCHESTR
   const plain = runApp('plain', "console.log('to the pipe');", { ORCHESTRATOR_CAPTURE: '' });
   assert.strictEqual(plain.stdout, 'to the pipe\n');
   assert.strictEqual(plain.out, '');
-});
-
-test('which apps get the preload: Node scripts, not other interpreters; node_args kept', () => {
-  assert.ok(shouldCapture({ script: 'src/main.js' }));
-  assert.ok(shouldCapture({ script: 'main.mjs', interpreter: '/usr/bin/node' }));
-  assert.ok(!shouldCapture({ script: 'app.py', interpreter: 'python3' }));
-  assert.ok(!shouldCapture({ script: 'npm', args: 'run dev' }));
-  assert.ok(!shouldCapture({ script: 'main.js', interpreter: 'none' }));
-  const app = withCapture({ script: 'main.js', node_args: '--max-old-space-size=256', env: { A: '1' } });
-  assert.deepStrictEqual(app.node_args, ['--require', CAPTURE, '--max-old-space-size=256']);
-  assert.deepStrictEqual(app.env, { A: '1', ORCHESTRATOR_CAPTURE: '1' });
-  assert.deepStrictEqual(withCapture(app).node_args, app.node_args, 'applied once');
 });

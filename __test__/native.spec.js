@@ -71,11 +71,16 @@ test("the addon's errors are JS errors with the contract as properties, thrown a
   }
   assert.deepStrictEqual(props(thrown), { code: 'EXIT_USAGE', exitCode: 2, service: null, command: 'orchestrator start ../etc', remediation: true, isError: true });
   assert.match(thrown.message, /\.\.\/etc/);
-  const rejected = await raw.ensureContainer('{not a spec', 'orchestrator start db').then(
+  // An async export (the addon calls back into JS for PM2's table) that rejects.
+  const root = path.resolve(__dirname, '..', 'examples', 'workspace');
+  const ecosystemFile = path.join(root, 'ecosystem.config.js');
+  const req = { workspaceRoot: root, ecosystem: {}, ecosystemFile, pm2: [], nodeVersion: process.versions.node, command: 'orchestrator start db', runnerScript: 'runner.js' };
+  const rejected = await raw.launch('bogus', req, { agentScript: 'agent.js', pm2Home: os.tmpdir() }, async () => [], async () => null).then(
     () => null,
     (e) => e,
   );
-  assert.ok(rejected, 'a spec that is not JSON rejects');
+  assert.ok(rejected, 'a verb that launches nothing rejects');
+  assert.strictEqual(rejected.code, 'EXIT_USAGE');
   assert.strictEqual(rejected.exitCode, require('../lib/errors').EXIT[rejected.code], 'the number is the table\'s');
   assert.strictEqual(rejected.command, 'orchestrator start db');
   assert.ok(Array.isArray(rejected.remediation) && rejected.remediation.length > 0);

@@ -1,6 +1,6 @@
 'use strict';
-// The PM2 seam: PM2's own programmatic API, promisified. No decisions here: the addon plans,
-// this file carries out one plan step with the matching PM2 call.
+// The PM2 seam: PM2's own programmatic API, promisified. No decisions here: the addon plans and
+// carries the plan out, and calls back here for PM2's table and each PM2 call.
 
 const path = require('path');
 
@@ -100,51 +100,45 @@ class Pm2 {
     return call(this.api.stop.bind(this.api), String(pmId));
   }
 
-  /** Starts an app definition (the agent itself). */
-  async startApp(app) {
-    return call(this.api.start.bind(this.api), app);
-  }
-
-  async deleteName(name) {
-    return call(this.api.delete.bind(this.api), name);
-  }
-
-  /** Carries out one plan step. `beforeLaunch` (dependencies: make the container run) is
-   * awaited once the old process is out of the way and before PM2 launches the new one. */
-  async apply(step, beforeLaunch = async () => {}) {
+  /** One PM2 call the addon's plan makes (`Pm2Action`): resolves with `null`, or with PM2's
+   * message when it failed (the addon makes the actionable error). */
+  async act({ op, name, app }) {
     const api = this.api;
-    switch (step.action) {
-      case 'start':
-        await beforeLaunch();
-        return call(api.start.bind(api), step.app);
-      case 'replace':
-        await call(api.delete.bind(api), step.service);
-        await beforeLaunch();
-        return call(api.start.bind(api), step.app);
-      case 'restart':
-        // A dependency: the runner stops its container gracefully, the staged replacement is
-        // swapped in (or one created), and the restarted runner adopts it. When the engine
-        // refuses to start the replacement, the old container runs again (the addon restored
-        // it), and so does its runner, with the definition it had.
-        if (step.kind === 'dependency') {
-          await call(api.stop.bind(api), step.service);
-          try {
-            await beforeLaunch();
-          } catch (e) {
-            await call(api.restart.bind(api), step.service).catch(() => {});
-            throw e;
-          }
-        } else await beforeLaunch();
-        return call(api.restart.bind(api), step.app);
-      case 'reload':
-        // The object form of `pm2 startOrReload ecosystem.config.js`: graceful reload with the
-        // resolved env (PM2's CLI calls the same method; `reload()` accepts only file paths).
-        return call(api._startJson.bind(api), step.app, {}, 'reloadProcessId');
-      case 'stop':
-        return call(api.stop.bind(api), step.service);
-      default:
-        return undefined; // keep, already-stopped
+    try {
+      switch (op) {
+        case 'start':
+          await call(api.start.bind(api), app);
+          break;
+        case 'delete':
+          await call(api.delete.bind(api), name);
+          break;
+        case 'stop':
+          await call(api.stop.bind(api), name);
+          break;
+        case 'restart':
+          await call(api.restart.bind(api), app ?? name);
+          break;
+        case 'reload':
+          // The object form of `pm2 startOrReload ecosystem.config.js`: graceful reload with the
+          // resolved env (PM2's CLI calls the same method; `reload()` accepts only file paths).
+          await call(api._startJson.bind(api), app, {}, 'reloadProcessId');
+          break;
+        default:
+          return `no PM2 call named ${op}`;
+      }
+      return null;
+    } catch (e) {
+      return e && e.message ? e.message : String(e);
     }
+  }
+
+  /** `list` and `act` as the addon calls them (plain functions, never throwing). */
+  lister() {
+    return () => this.list();
+  }
+
+  actor() {
+    return (action) => this.act(action);
   }
 
   async disconnect() {

@@ -1,6 +1,7 @@
 'use strict';
 // The preload of every Node app the orchestrator starts under PM2 (`node --require` through the
-// app's `node_args`, added at launch by `withPreload`). Before the app's code runs it:
+// app's `node_args`, added at launch by the addon: `orchestrator_core::pm2::with_preload`, which
+// says which apps PM2 runs with Node). Before the app's code runs it:
 // - removes the variables PM2 still holds for the app that its current env does not have
 //   (`ORCHESTRATOR_UNSET`: PM2 merges a reload's env into the old one, so a variable only the
 //   previous profile had would stay);
@@ -9,23 +10,6 @@
 //   (lib/drain.js).
 // Only as a preload (`require.main` is not set yet) in a process PM2 started for us: a child of
 // the app that requires the orchestrator's API inherits the env but is left alone.
-
-/** Whether PM2 will run the app's script with Node (only then does `node_args` apply). */
-function shouldPreload(app) {
-  const interpreter = app.interpreter || app.exec_interpreter;
-  const node = !interpreter || /(^|[/\\])node(\.exe)?$/.test(interpreter);
-  return node && typeof app.script === 'string' && /\.(c|m)?js$/.test(app.script);
-}
-
-/** The PM2 app definition with the preload (as it is when it cannot apply). */
-function withPreload(app) {
-  if (!shouldPreload(app)) return app;
-  const existing = Array.isArray(app.node_args) ? app.node_args : typeof app.node_args === 'string' && app.node_args.trim() ? app.node_args.trim().split(/\s+/) : [];
-  const nodeArgs = existing.includes(__filename) ? existing : ['--require', __filename, ...existing];
-  return { ...app, node_args: nodeArgs, env: { ...(app.env || {}), ORCHESTRATOR_CAPTURE: '1' } };
-}
-
-module.exports = { withPreload, shouldPreload };
 
 /** PM2's settings for this process: its env in fork mode; in a cluster worker, the `pm2_env`
  * JSON that PM2's ProcessContainer unpacks into the env only after the preloads ran. */

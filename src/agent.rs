@@ -9,60 +9,12 @@ use napi_derive::napi;
 
 use super::Pm2Entry;
 use crate::boundary::{self, js_error};
-use orchestrator_core::error::Error as CoreError;
 use orchestrator_core::pm2::Pm2Process;
-use orchestrator_core::supervise::Launch;
 
 /// PM2's name for the workspace's agent.
 #[napi]
 pub fn agent_name(workspace_root: String, workspace_name: String) -> String {
     orchestrator_runtime::agent::agent_name(Path::new(&workspace_root), &workspace_name)
-}
-
-/// Explicit start/restart of plan steps (their `supervision`), before PM2 launches them: the
-/// failed mark and the history are cleared, the profile's policy adopted.
-#[napi]
-pub fn mark_launched(
-    env: &Env,
-    workspace_root: String,
-    supervision: Vec<String>,
-    command: String,
-) -> Result<()> {
-    boundary::sync(env, || {
-        let mut launches = Vec::new();
-        for s in supervision {
-            let l: Launch = serde_json::from_str(&s).map_err(|e| {
-                js_error(
-                    CoreError::Usage {
-                        message: format!("not a plan step's supervision: {e}"),
-                        remediation: "Pass `step.supervision` from prepareStart/prepareRestart"
-                            .into(),
-                    },
-                    &command,
-                )
-            })?;
-            launches.push(l);
-        }
-        orchestrator_runtime::agent::launched(
-            Path::new(&workspace_root),
-            &launches,
-            chrono::Utc::now(),
-        )
-        .map_err(|e| js_error(e, "orchestrator agent"))
-    })
-}
-
-/// Explicit stop, before PM2 stops the services: never a crash; a pending restart is cancelled.
-#[napi]
-pub fn mark_stopped(env: &Env, workspace_root: String, services: Vec<String>) -> Result<()> {
-    boundary::sync(env, || {
-        orchestrator_runtime::agent::stopped(
-            Path::new(&workspace_root),
-            &services,
-            chrono::Utc::now(),
-        )
-        .map_err(|e| js_error(e, "orchestrator agent"))
-    })
 }
 
 /// Answers an exit on PM2's bus (the process as the event describes it; `pm2Home`: whose log
@@ -175,22 +127,6 @@ pub fn agent_started(env: &Env, workspace_root: String, pid: u32) -> Result<()> 
         orchestrator_runtime::agent::started(Path::new(&workspace_root), pid)
             .map_err(|e| js_error(e, "orchestrator agent"))
     })
-}
-
-/// The agent's PM2 definition (`agent::pm2_app`).
-#[napi]
-pub fn agent_app(
-    workspace_root: String,
-    workspace_name: String,
-    agent_script: String,
-    pm2_home: String,
-) -> serde_json::Value {
-    orchestrator_runtime::agent::pm2_app(
-        Path::new(&workspace_root),
-        &workspace_name,
-        Path::new(&agent_script),
-        &pm2_home,
-    )
 }
 
 /// PM2 refused a restart the agent asked for: counted like a crash.

@@ -19,6 +19,7 @@ use boundary::{js_error, Outcome};
 pub mod agent;
 pub mod deps;
 pub mod infer;
+pub mod launch;
 pub mod logs;
 pub mod status;
 pub mod verify;
@@ -98,6 +99,8 @@ pub struct Pm2Entry {
     pub started_ms: Option<f64>,
     /// How its last process ended.
     pub exit_code: Option<f64>,
+    /// PM2's pid file of the process (`pm_pid_path`).
+    pub pid_file: Option<String>,
 }
 
 impl From<Pm2Entry> for Pm2Process {
@@ -112,6 +115,7 @@ impl From<Pm2Entry> for Pm2Process {
             kind: e.kind,
             started_ms: e.started_ms.map(|v| v as i64),
             exit_code: e.exit_code.map(|v| v as i64),
+            pid_file: e.pid_file,
             env: orchestrator_core::pm2::LaunchedEnv::parse(
                 e.env_keys.as_deref(),
                 e.unset.as_deref(),
@@ -145,25 +149,6 @@ pub struct PrepareRequest {
 }
 
 #[napi(object)]
-pub struct ReadySpec {
-    pub service: String,
-    pub ports: Vec<u32>,
-    pub health_http: Option<String>,
-    pub health_tcp: Option<String>,
-    pub timeout_ms: u32,
-    pub error_log: String,
-    /// Filled by the caller after the launch: the pids PM2 reports for the service.
-    pub pids: Option<Vec<u32>>,
-    /// PM2's pid files of the service's instances (`pm_pid_path`), re-read while waiting so a
-    /// restart by the agent is followed.
-    pub pid_files: Option<Vec<String>>,
-    /// Dependencies: the container to wait on (from `ensureContainer`), filled by the caller.
-    pub container_id: Option<String>,
-    pub has_healthcheck: Option<bool>,
-    pub workspace: Option<String>,
-}
-
-#[napi(object)]
 pub struct PlanStep {
     pub service: String,
     /// `app` | `dependency`
@@ -181,12 +166,11 @@ pub struct PlanStep {
     pub ports: Vec<u32>,
     /// `installed` | `up-to-date` | `not-needed`, for launching actions.
     pub install: Option<String>,
-    /// What readiness means for this step, for launching actions.
-    pub ready: Option<ReadySpec>,
     /// Launching dependency steps: the container spec to hand to `ensureContainer`.
     pub container: Option<serde_json::Value>,
-    /// Wait for this step to be ready before carrying out the next ones (dependencies).
-    pub gate: bool,
+    /// What the step waits on while the command runs: `service` (started), `service:ready`,
+    /// `service:completed` (`orchestrator_core::schedule`).
+    pub waits: Vec<String>,
     /// A one-shot job: `runJob` runs its container to completion instead of PM2 launching it.
     pub job: bool,
     /// For a job: the services that wait for it to complete successfully.
@@ -194,7 +178,7 @@ pub struct PlanStep {
     /// What its compose definition asks that cannot be honoured here, `file:line: key: …`.
     pub warnings: Vec<String>,
     /// Launching steps: what the agent supervises (service, kind, profile, restart policy) as
-    /// JSON, handed to `markLaunched` before PM2 launches it.
+    /// JSON, recorded before PM2 launches it.
     pub supervision: Option<String>,
 }
 
@@ -243,22 +227,17 @@ fn to_plan(p: step::Plan) -> Plan {
                 app: s.app.clone(),
                 ports: s.ports.iter().map(|p| *p as u32).collect(),
                 install: s.install.map(|i| i.as_str().into()),
-                ready: (s.action.launches() && !s.job).then(|| ReadySpec {
-                    service: s.service.clone(),
-                    ports: s.ports.iter().map(|p| *p as u32).collect(),
-                    health_http: s.health_http.clone(),
-                    health_tcp: s.health_tcp.clone(),
-                    timeout_ms: s.ready_timeout_ms.min(u32::MAX as u64) as u32,
-                    error_log: s.error_log.display().to_string(),
-                    pids: None,
-                    pid_files: None,
-                    container_id: None,
-                    has_healthcheck: None,
-                    workspace: Some(workspace_root.clone()),
-                }),
-                gate: s.kind == orchestrator_core::catalog::Kind::Dependency
-                    && s.action.launches()
-                    && !s.job,
+                waits: s
+                    .waits
+                    .iter()
+                    .map(|w| match w.gate {
+                        orchestrator_core::schedule::Gate::Started => w.on.clone(),
+                        orchestrator_core::schedule::Gate::Ready => format!("{}:ready", w.on),
+                        orchestrator_core::schedule::Gate::Completed => {
+                            format!("{}:completed", w.on)
+                        }
+                    })
+                    .collect(),
                 job: s.job,
                 blocked: s.blocked.clone(),
                 warnings: s.warnings.clone(),
@@ -304,96 +283,6 @@ pub fn prepare_restart<'env>(
 #[napi]
 pub fn prepare_deploy<'env>(env: &'env Env, req: PrepareRequest) -> Result<PromiseRaw<'env, Plan>> {
     boundary::promise(env, async move { prepare(step::Verb::Deploy, req).await })
-}
-
-/// Plan for `stop`: only this workspace's entries are touched.
-#[napi]
-pub fn prepare_stop<'env>(env: &'env Env, req: PrepareRequest) -> Result<PromiseRaw<'env, Plan>> {
-    boundary::promise(env, async move { prepare(step::Verb::Stop, req).await })
-}
-
-#[napi(object)]
-pub struct ReadyReport {
-    pub service: String,
-    /// Apps: from launch to ready. Dependencies: from container start to healthy.
-    pub ready_ms: u32,
-    pub container_id: Option<String>,
-    /// Dependencies: `healthy`, or `none` without a healthcheck.
-    pub health: Option<String>,
-}
-
-fn ms(v: u64) -> u32 {
-    v.min(u32::MAX as u64) as u32
-}
-
-/// Waits until every target is ready: apps when their ports listen and their health probe
-/// answers while their pids live; dependencies when Docker reports their container healthy
-/// (engine events, not polling). A dependency that times out is marked degraded.
-#[napi]
-pub fn wait_ready<'env>(
-    env: &'env Env,
-    targets: Vec<ReadySpec>,
-    command: String,
-) -> Result<PromiseRaw<'env, Vec<ReadyReport>>> {
-    boundary::promise(env, async move {
-        let (deps, apps): (Vec<ReadySpec>, Vec<ReadySpec>) =
-            targets.into_iter().partition(|t| t.container_id.is_some());
-        let apps = apps
-            .into_iter()
-            .map(|t| orchestrator_runtime::ready::ReadyTarget {
-                service: t.service,
-                ports: t
-                    .ports
-                    .iter()
-                    .filter_map(|p| u16::try_from(*p).ok())
-                    .collect(),
-                health_http: t.health_http,
-                health_tcp: t.health_tcp,
-                pids: t.pids.unwrap_or_default(),
-                pid_files: t
-                    .pid_files
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(PathBuf::from)
-                    .collect(),
-                workspace: t.workspace.as_ref().map(PathBuf::from),
-                timeout: Duration::from_millis(t.timeout_ms as u64),
-                error_log: PathBuf::from(t.error_log),
-            })
-            .collect();
-        let dep_waits = deps.into_iter().map(|t| async move {
-            orchestrator_runtime::deps::wait_healthy(
-                t.workspace.as_deref().unwrap_or_default(),
-                &t.service,
-                t.container_id.as_deref().unwrap_or_default(),
-                t.has_healthcheck.unwrap_or(true),
-                Duration::from_millis(t.timeout_ms as u64),
-            )
-            .await
-        });
-        let (app_res, dep_res) = tokio::join!(
-            orchestrator_runtime::ready::wait_ready(apps),
-            futures_util::future::try_join_all(dep_waits)
-        );
-        let dep_res = dep_res.map_err(|e| js_error(e, &command))?;
-        let app_res = app_res.map_err(|e| js_error(e, &command))?;
-        let mut out: Vec<ReadyReport> = dep_res
-            .into_iter()
-            .map(|h| ReadyReport {
-                service: h.service,
-                ready_ms: ms(h.ready_ms),
-                container_id: Some(h.container_id),
-                health: Some(h.health),
-            })
-            .collect();
-        out.extend(app_res.into_iter().map(|r| ReadyReport {
-            service: r.service,
-            ready_ms: ms(r.ready_ms),
-            container_id: None,
-            health: None,
-        }));
-        Ok(out)
-    })
 }
 
 #[napi(object)]

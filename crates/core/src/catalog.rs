@@ -307,7 +307,7 @@ pub fn build(
         }
     }
     for (name, svc) in &config.services {
-        for d in &svc.depends_on {
+        for d in svc.depends_on.iter().flatten() {
             if !known(d) || d == name {
                 return Err(invalid(
                     &nx_json,

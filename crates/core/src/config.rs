@@ -35,9 +35,11 @@ pub struct ServiceConfig {
     /// Overrides of the restart policy (`policy.rs`), with optional `profiles.<name>` layers.
     pub restart_policy: Option<serde_json::Value>,
     /// Services this one needs (an app's database): Nx graph edges of the inferred projects,
-    /// so `nx run server:start` starts them first.
+    /// so `nx run server:start` starts them first, and what the service waits on while a
+    /// command starts many (`schedule`). Absent, an app waits on every docker dependency of
+    /// the command; `[]` says it needs none.
     #[serde(default)]
-    pub depends_on: Vec<String>,
+    pub depends_on: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

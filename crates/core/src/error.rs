@@ -172,6 +172,23 @@ pub enum Error {
         service: String,
         source: Box<Error>,
     },
+    /// PM2 failed a call the plan made (`start`, `restart`, `reload`, …) or could not list its
+    /// processes (`service` is then absent).
+    Pm2 {
+        service: Option<String>,
+        call: String,
+        cause: String,
+        /// The file that defines the service (`ecosystem.config.js`, `docker-compose.yml`).
+        definition: Option<String>,
+    },
+    /// Services of one command failed while others came up: the first failure (in plan order),
+    /// the other services that failed, and those not started because what they wait on failed
+    /// (service, what it waited on).
+    Incomplete {
+        first: Box<Error>,
+        failed: Vec<String>,
+        skipped: Vec<(String, String)>,
+    },
 }
 
 /// The actionable-error object of DESIGN §3. `command` is filled in by the caller, which knows
@@ -231,6 +248,8 @@ impl Error {
             Error::Docker { .. } => ExitCode::Failure,
             Error::ServiceFailed { code, .. } => *code,
             Error::Kept { source, .. } => source.exit_code(),
+            Error::Incomplete { first, .. } => first.exit_code(),
+            Error::Pm2 { .. } => ExitCode::Failure,
             Error::Unhealthy { .. } => ExitCode::Unhealthy,
         }
     }
@@ -251,7 +270,10 @@ impl Error {
             | Error::ExternalMissing { service, .. }
             | Error::JobFailed { service, .. }
             | Error::Kept { service, .. } => Some(service),
-            Error::Docker { service, .. } | Error::Compose { service, .. } => service.as_deref(),
+            Error::Docker { service, .. }
+            | Error::Compose { service, .. }
+            | Error::Pm2 { service, .. } => service.as_deref(),
+            Error::Incomplete { first, .. } => first.service(),
             _ => None,
         }
     }
@@ -425,6 +447,40 @@ impl Error {
                 "{}\n{service} was not replaced: it runs on as before (nothing was changed)",
                 source.message()
             ),
+            Error::Pm2 {
+                service: Some(service),
+                call,
+                cause,
+                ..
+            } => format!("PM2 could not {call} {service}: {cause}"),
+            Error::Pm2 {
+                service: None,
+                call,
+                cause,
+                ..
+            } => format!("PM2 could not {call}: {cause}"),
+            Error::Incomplete {
+                first,
+                failed,
+                skipped,
+            } => {
+                let mut m = first.message();
+                if !failed.is_empty() {
+                    m.push_str(&format!("\nAlso failed: {}", failed.join(", ")));
+                }
+                if !skipped.is_empty() {
+                    let s: Vec<String> = skipped
+                        .iter()
+                        .map(|(s, on)| format!("{s} (waits on {on})"))
+                        .collect();
+                    m.push_str(&format!(
+                        "\nNot started, because what they wait on did not come up: {}",
+                        s.join(", ")
+                    ));
+                }
+                m.push_str("\nEvery other service of the command was carried out");
+                m
+            }
         }
     }
 
@@ -591,6 +647,26 @@ impl Error {
             Error::Docker { .. } => vec![
                 "Check the engine with `docker version` and `docker info`, then run the command again".into(),
             ],
+            Error::Pm2 {
+                service: Some(service),
+                definition,
+                ..
+            } => vec![
+                format!(
+                    "Check the \"{service}\" entry of {}",
+                    definition.as_deref().unwrap_or("ecosystem.config.js")
+                ),
+                format!("Run `pm2 logs {service}`"),
+            ],
+            Error::Pm2 { service: None, .. } => vec![
+                "Run `pm2 ls`: if PM2's daemon does not answer, `pm2 kill` and run the command again".into(),
+                "PM2's own log is pm2.log in PM2_HOME".into(),
+            ],
+            Error::Incomplete { first, .. } => {
+                let mut r = first.remediation();
+                r.push("Run the same command again once it is fixed: what runs is kept".into());
+                r
+            }
             Error::Kept { source, .. } => {
                 let mut r = source.remediation();
                 r.push("Run nx run workspace:status: it shows the service online, with this refusal as its last failure".into());

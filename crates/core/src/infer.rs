@@ -279,7 +279,7 @@ pub fn infer(
         }
     }
     for (name, cfg) in &cat.config.services {
-        for d in &cfg.depends_on {
+        for d in cfg.depends_on.iter().flatten() {
             edges.push((name.clone(), d.clone()));
         }
     }

@@ -24,5 +24,6 @@ pub mod names;
 pub mod pm2;
 pub mod policy;
 pub mod rotate;
+pub mod schedule;
 pub mod status;
 pub mod supervise;

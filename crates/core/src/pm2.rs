@@ -26,6 +26,9 @@ pub struct Pm2Process {
     pub cpu: Option<f64>,
     /// `NODE_APP_INSTANCE`: which instance of its app this process is.
     pub instance: Option<u32>,
+    /// PM2's pid file of this process (`pm_pid_path`), re-read by the readiness wait so a
+    /// restart by the agent is followed.
+    pub pid_file: Option<String>,
     /// The variables we set at its last launch, and those it must not see (see
     /// [`crate::catalog::unset_stale`]), from its env.
     pub env: LaunchedEnv,
@@ -151,6 +154,59 @@ pub fn pids(list: &[Pm2Process], service: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Whether PM2 runs the app's script with Node (only then does `node_args` apply): no
+/// interpreter, or one named `node`, and a `.js`, `.cjs` or `.mjs` script.
+pub fn runs_with_node(app: &serde_json::Value) -> bool {
+    let interpreter = app
+        .get("interpreter")
+        .or_else(|| app.get("exec_interpreter"))
+        .and_then(serde_json::Value::as_str);
+    let node = match interpreter {
+        None => true,
+        Some(i) => {
+            let base = i.rsplit(['/', '\\']).next().unwrap_or(i);
+            base == "node" || base == "node.exe"
+        }
+    };
+    let script = app.get("script").and_then(serde_json::Value::as_str);
+    node && script.is_some_and(|s| [".js", ".cjs", ".mjs"].iter().any(|e| s.ends_with(e)))
+}
+
+/// A Node app's PM2 definition with our preload (`lib/preload.js`: its own log lines, graceful
+/// shutdown, stale variables removed) first in `node_args`, and `ORCHESTRATOR_CAPTURE=1` in its
+/// env; an app PM2 does not run with Node is returned as it is. Applying it twice changes
+/// nothing.
+pub fn with_preload(app: &serde_json::Value, preload: &std::path::Path) -> serde_json::Value {
+    use serde_json::Value;
+    if !runs_with_node(app) {
+        return app.clone();
+    }
+    let preload = preload.display().to_string();
+    let existing: Vec<Value> = match app.get("node_args") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::String(s)) => s.split_whitespace().map(Value::from).collect(),
+        _ => Vec::new(),
+    };
+    let node_args = if existing.iter().any(|a| a.as_str() == Some(&preload)) {
+        existing
+    } else {
+        let mut args = vec![Value::from("--require"), Value::from(preload)];
+        args.extend(existing);
+        args
+    };
+    let mut out = app.clone();
+    if let Some(obj) = out.as_object_mut() {
+        obj.insert("node_args".into(), Value::Array(node_args));
+        let env = obj
+            .entry("env")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(env) = env.as_object_mut() {
+            env.insert("ORCHESTRATOR_CAPTURE".into(), Value::from("1"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +296,45 @@ mod tests {
             presence(&l, "server", "/ws", "development"),
             Presence::Conflict(OwnerKey::Foreign)
         );
+    }
+
+    /// Moved from capture.spec (the preload's rules were JS until the launch moved to Rust).
+    #[test]
+    fn which_apps_get_the_preload_node_scripts_not_other_interpreters_node_args_kept() {
+        use serde_json::json;
+        assert!(runs_with_node(&json!({"script": "src/main.js"})));
+        assert!(runs_with_node(
+            &json!({"script": "main.mjs", "interpreter": "/usr/bin/node"})
+        ));
+        assert!(!runs_with_node(
+            &json!({"script": "app.py", "interpreter": "python3"})
+        ));
+        assert!(!runs_with_node(
+            &json!({"script": "npm", "args": "run dev"})
+        ));
+        assert!(!runs_with_node(
+            &json!({"script": "main.js", "interpreter": "none"})
+        ));
+        let preload = std::path::Path::new("/pkg/lib/preload.js");
+        let app = with_preload(
+            &json!({"script": "main.js", "node_args": "--max-old-space-size=256", "env": {"A": "1"}}),
+            preload,
+        );
+        assert_eq!(
+            app["node_args"],
+            json!([
+                "--require",
+                "/pkg/lib/preload.js",
+                "--max-old-space-size=256"
+            ])
+        );
+        assert_eq!(app["env"], json!({"A": "1", "ORCHESTRATOR_CAPTURE": "1"}));
+        assert_eq!(
+            with_preload(&app, preload)["node_args"],
+            app["node_args"],
+            "applied once"
+        );
+        let py = json!({"script": "app.py", "interpreter": "python3"});
+        assert_eq!(with_preload(&py, preload), py);
     }
 }

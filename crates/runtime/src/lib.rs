@@ -11,7 +11,7 @@
 
 pub use orchestrator_core::{
     catalog, compose, config, container, decide, engine, envfile, error, exit, infer, layout, logs,
-    names, pm2, policy, rotate, status, supervise,
+    names, pm2, policy, rotate, schedule, status, supervise,
 };
 
 pub mod agent;
@@ -20,6 +20,7 @@ pub mod deps;
 pub mod docker;
 pub mod follow;
 pub mod git_hook;
+pub mod launch;
 pub mod lock;
 pub mod npm;
 pub mod observe;

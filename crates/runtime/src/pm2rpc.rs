@@ -253,6 +253,7 @@ pub fn procs(reply: &[u8]) -> Result<Vec<Pm2Process>, String> {
             memory: p.monit.as_ref().and_then(|m| m.memory),
             cpu: p.monit.as_ref().and_then(|m| m.cpu),
             env: LaunchedEnv::parse(p.pm2_env.env_keys.as_deref(), p.pm2_env.unset.as_deref()),
+            pid_file: None,
         })
         .collect())
 }

@@ -18,6 +18,7 @@ use crate::envfile::{self, ResolvedEnv};
 use crate::error::{Error, Result};
 use crate::npm::InstallOutcome;
 use crate::pm2::{self, Pm2Process};
+use crate::schedule::{self, Wait};
 use crate::supervise::Launch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,9 @@ pub struct Step {
     /// What its compose definition asks that cannot be honoured here (`file:line: key: …`),
     /// said at start as compose says it.
     pub warnings: Vec<String>,
+    /// What this step waits on while the command runs (`schedule`): a start's compose
+    /// `depends_on` and `dependsOn` edges, a stop's turned round.
+    pub waits: Vec<Wait>,
 }
 
 #[derive(Debug, Clone)]
@@ -418,6 +422,7 @@ pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
             job: false,
             blocked: Vec::new(),
             warnings: Vec::new(),
+            waits: Vec::new(),
         };
         match spec.kind {
             Kind::App => {
@@ -514,6 +519,54 @@ pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
             });
         }
         steps.push(step);
+    }
+    let nodes: Vec<schedule::Node> = steps
+        .iter()
+        .map(|s| schedule::Node {
+            service: s.service.clone(),
+            kind: s.kind,
+            compose: composes
+                .get(&s.profile)
+                .and_then(|c| c.service(&s.service))
+                .map(|c| {
+                    c.depends_on
+                        .iter()
+                        .map(|d| (d.name.clone(), d.condition, d.required))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            declared: cat
+                .config
+                .services
+                .get(&s.service)
+                .and_then(|c| c.depends_on.clone()),
+        })
+        .collect();
+    let cycle = schedule::cycle(&nodes, &schedule::start_waits(&nodes));
+    if let (Some(c), false) = (&cycle, verb == Verb::Stop) {
+        return Err(Error::InvalidConfig {
+            file: nx_json,
+            key: format!(
+                "pluginsConfig[\"{}\"].services.{}.dependsOn",
+                crate::names::PLUGIN_KEY,
+                c[0]
+            ),
+            message: format!(
+                "the services wait on each other in a cycle ({}), so none of them could start; an app that declares no dependsOn waits on every docker dependency",
+                c.join(" → ")
+            ),
+        });
+    }
+    let waits = if verb == Verb::Stop && cycle.is_some() {
+        // A stop is never refused: with no order to follow, everything stops at once.
+        vec![Vec::new(); nodes.len()]
+    } else if verb == Verb::Stop {
+        schedule::stop_waits(&nodes)
+    } else {
+        schedule::start_waits(&nodes)
+    };
+    for (step, w) in steps.iter_mut().zip(waits) {
+        step.waits = w;
     }
 
     Ok(Planned {

@@ -294,6 +294,12 @@ impl Engine {
     /// naming it, never created); the project's are created when absent, with compose's labels.
     #[tracing::instrument(level = "debug", skip_all, fields(container = %spec.name))]
     pub async fn ensure_resources(&self, spec: &ContainerSpec) -> DResult<()> {
+        // One at a time in this process: services started concurrently share the project's
+        // networks, and the engine creates two networks of one name when asked at once (a
+        // later create then fails with "network … is ambiguous"). Commands of one workspace
+        // are one at a time already (the workspace lock).
+        static RESOURCES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one = RESOURCES.lock().await;
         for n in &spec.networks {
             let found = self
                 .docker
