@@ -68,6 +68,10 @@ test('a clean workspace: the start order and what would run per profile, values 
   assert.strictEqual(api.definition.env.API_KEY, '***');
   assert.strictEqual(api.definition.autorestart, false, 'the PM2 definition as start would hand it over');
   assert.match(api.definition.out_file, /apps\/logs\/api\/out\.log$/);
+  // The schedule start would follow: api declares no dependsOn, so it waits for db's health.
+  assert.deepStrictEqual(api.waitsOn, ['db:ready']);
+  assert.deepStrictEqual(report.profiles[1].services.find((s) => s.name === 'db').waitsOn, []);
+  assert.match(text.stdout, /api +app +pm2 main\.js .*\(waits on db:ready\)/);
   // One profile by default (development); an unregistered one is bad input.
   assert.deepStrictEqual(verify(ws).report.profiles.map((p) => p.profile), ['development']);
   const r = h.cli(['verify', '--profile', 'prodution'], ws);
@@ -92,6 +96,15 @@ const BROKEN = [
     'docker-compose.yml',
     /depends_on/,
     /cycle/,
+  ],
+  [
+    'depends-on-plugin-cycle',
+    ({ edit }) => edit('nx.json', (t) => t.replace('"requiredEnv"', '"dependsOn": ["db"], "requiredEnv"').replace('"services": {', '"services": { "db": { "dependsOn": ["api"] },')),
+    [],
+    'nx-json',
+    'nx.json',
+    /services\.(api|db)\.dependsOn/,
+    /wait on each other in a cycle \((api → db → api|db → api → db)\)/,
   ],
   ['port-conflict', ({ edit }) => edit('docker-compose.yml', (t) => t.replace('4200:5432', '4100:5432')), [], 'port-conflict', 'ecosystem.config.js', /api: PORT 4100/, /host port 4100 is published by both "db" and "api"/],
   ['restart-policy', ({ edit }) => edit('nx.json', (t) => t.replace('"requiredEnv"', '"restartPolicy": { "maxRestarts": -1 }, "requiredEnv"')), [], 'nx-json', 'nx.json', /restartPolicy\.maxRestarts/, /./],

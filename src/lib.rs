@@ -227,17 +227,7 @@ fn to_plan(p: step::Plan) -> Plan {
                 app: s.app.clone(),
                 ports: s.ports.iter().map(|p| *p as u32).collect(),
                 install: s.install.map(|i| i.as_str().into()),
-                waits: s
-                    .waits
-                    .iter()
-                    .map(|w| match w.gate {
-                        orchestrator_core::schedule::Gate::Started => w.on.clone(),
-                        orchestrator_core::schedule::Gate::Ready => format!("{}:ready", w.on),
-                        orchestrator_core::schedule::Gate::Completed => {
-                            format!("{}:completed", w.on)
-                        }
-                    })
-                    .collect(),
+                waits: s.waits.iter().map(step::wait_label).collect(),
                 job: s.job,
                 blocked: s.blocked.clone(),
                 warnings: s.warnings.clone(),

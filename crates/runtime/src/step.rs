@@ -1,8 +1,9 @@
 //! A command's plan: the selection in launch order, and for each service the step — its
 //! decision against PM2's table, its definition under the profile (env, PM2 app or container,
-//! ports), its supervision. `definition` is built once here, for `prepare` (start, restart,
-//! deploy, stop) and for `verify`'s dry run alike. Reads the workspace's files and PM2's table
-//! as given; writes nothing (provisioning is `ops::provision`'s).
+//! ports), its supervision, what it waits on. A service's step is built once, by
+//! `plan_service`, for `prepare` (start, restart, deploy, stop) and for `verify`'s dry run
+//! alike. Reads the workspace's files and PM2's table as given; writes nothing (provisioning is
+//! `ops::provision`'s).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -82,6 +83,9 @@ pub struct Step {
     /// What its compose definition asks that cannot be honoured here (`file:line: key: …`),
     /// said at start as compose says it.
     pub warnings: Vec<String>,
+    /// Required variables (the plugin's `requiredEnv`) the profile does not set: a launching
+    /// step is refused with `EXIT_ENV_MISSING`, `verify` lists them.
+    pub missing_env: Vec<String>,
     /// What this step waits on while the command runs (`schedule`): a start's compose
     /// `depends_on` and `dependsOn` edges, a stop's turned round.
     pub waits: Vec<Wait>,
@@ -146,17 +150,27 @@ pub fn read_app_definition(
 impl AppDefinition {
     /// `EXIT_ENV_MISSING` when a required variable is not set for the profile.
     pub fn require_env(&self, cat: &Catalog, spec: &ServiceSpec, profile: &str) -> Result<()> {
-        if self.missing_env.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::EnvMissing {
-                service: spec.name.clone(),
-                profile: profile.into(),
-                missing: self.missing_env.clone(),
-                env_file: cat.env_file(profile),
-            })
-        }
+        require_env(cat, spec, profile, &self.missing_env)
     }
+}
+
+/// `EXIT_ENV_MISSING` naming `missing` (the required variables the profile does not set), with
+/// the env file to add them to; nothing when none is missing.
+pub fn require_env(
+    cat: &Catalog,
+    spec: &ServiceSpec,
+    profile: &str,
+    missing: &[String],
+) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::EnvMissing {
+        service: spec.name.clone(),
+        profile: profile.into(),
+        missing: missing.to_vec(),
+        env_file: cat.env_file(profile),
+    })
 }
 
 /// The selection in launch order: dependencies first (compose `depends_on` order, with what
@@ -365,197 +379,26 @@ pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
             }
             _ => default_profile.clone(),
         };
-        let presence = pm2::presence(&req.pm2, &spec.name, &ws, &profile);
-        let shape = match (spec.kind, spec.cluster) {
-            (Kind::Dependency, _) => decide::Shape::Dependency,
-            (Kind::App, true) => decide::Shape::Cluster,
-            (Kind::App, false) => decide::Shape::Fork,
-        };
-        let decision = match verb {
-            Verb::Start => decide::start(&presence, &spec.name, &profile, shape)?,
-            Verb::Restart => decide::restart(&presence, &spec.name, &profile, shape)?,
-            Verb::Stop => decide::Decision {
-                action: decide::stop(&presence, &spec.name, &profile)?,
-                switched_from: None,
-            },
-            Verb::Deploy if spec.kind == Kind::Dependency => {
-                decide::start(&presence, &spec.name, &profile, shape)?
-            }
-            Verb::Deploy => decide::restart(&presence, &spec.name, &profile, shape)?,
-        };
-        let action = decision.action;
-        let live = matches!(
-            presence,
-            pm2::Presence::Ours { live: true } | pm2::Presence::OtherProfile { live: true, .. }
-        );
-        let replacing = live && action.launches();
-        let mut own_pids = if live {
-            pm2::pids(&req.pm2, &spec.name)
-        } else {
-            Vec::new()
-        };
-        if live && spec.cluster {
-            own_pids.extend(crate::pm2rpc::daemon_pid());
-        }
         read_profile(&profile, &mut env_files, &mut composes)?;
-        let mut step = Step {
-            service: spec.name.clone(),
-            kind: spec.kind,
-            action,
-            switched_from: decision.switched_from,
-            replacing,
-            own_pids,
-            app: None,
-            ports: Vec::new(),
-            health_http: None,
-            health_tcp: None,
-            ready_timeout_ms: spec
-                .config
-                .ready_timeout_seconds
-                .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS)
-                * 1000,
-            error_log: cat.log_dir(&spec.name).join("error.log"),
-            profile: profile.clone(),
-            install: None,
-            container: None,
-            launch: None,
-            job: false,
-            blocked: Vec::new(),
-            warnings: Vec::new(),
-            waits: Vec::new(),
-        };
-        match spec.kind {
-            Kind::App => {
-                if action.launches() {
-                    if let Some(e) = cat.app_error(spec) {
-                        return Err(e);
-                    }
-                }
-                let d = app_definition(&cat, spec, &profile, env_files[&profile].clone());
-                if action.launches() {
-                    d.require_env(&cat, spec, &profile)?;
-                    let mut app = d.app;
-                    catalog::unset_stale(&mut app, pm2::entry_env(&req.pm2, &spec.name, &ws));
-                    step.app = Some(app);
-                }
-                let health = spec.config.health.clone().unwrap_or_default();
-                step.ports = d.ports;
-                step.health_http = health.http;
-                step.health_tcp = health.tcp;
-            }
-            Kind::Dependency => {
-                if action.launches() {
-                    let compose = composes
-                        .get(&profile)
-                        .ok_or_else(|| Error::ServiceUnknown {
-                            service: spec.name.clone(),
-                            known: cat.names(),
-                        })?;
-                    let c = container_spec(&cat, spec, &profile, compose)?;
-                    step.warnings = compose
-                        .warnings()
-                        .filter(|d| d.service.as_deref() == Some(spec.name.as_str()))
-                        .map(|d| d.located())
-                        .collect();
-                    if container::is_one_shot(compose, &spec.name) {
-                        step.job = true;
-                        step.blocked = compose
-                            .services
-                            .iter()
-                            .filter(|s| {
-                                s.depends_on.iter().any(|d| {
-                                    d.name == spec.name
-                                        && d.condition == compose::Condition::CompletedSuccessfully
-                                })
-                            })
-                            .map(|s| s.name.clone())
-                            .collect();
-                        step.ports = c.host_ports();
-                        step.container = Some(c);
-                        steps.push(step);
-                        continue;
-                    }
-                    step.app = Some(catalog::runner_app(
-                        &cat,
-                        spec,
-                        &profile,
-                        &c,
-                        &req.runner_script,
-                    ));
-                    step.ports = c.host_ports();
-                    step.ready_timeout_ms = c.health_timeout_seconds * 1000;
-                    step.container = Some(c);
-                }
-            }
-        }
-        // What the service's own file says about restarts (compose `restart:`, PM2 options).
-        let file_layer = match spec.kind {
-            Kind::App => crate::policy::ecosystem_layer(&spec.app),
-            Kind::Dependency => composes
-                .get(&profile)
-                .and_then(|c| c.service(&spec.name))
-                .and_then(|s| s.restart.as_deref())
-                .map(crate::policy::compose_layer),
-        };
-        if action.launches() {
-            step.launch = Some(Launch {
-                switched_from: step.switched_from.clone(),
-                service: spec.name.clone(),
-                kind: spec.kind.as_str().into(),
-                profile: profile.clone(),
-                policy: cat.config.restart_policy_with(
-                    &spec.name,
-                    &profile,
-                    &nx_json,
-                    file_layer.as_ref(),
-                )?,
-                // A fork-mode app's own port held by another process after it exits is a cause
-                // restarting cannot fix (a cluster's listening socket is held by PM2 itself).
-                check_ports: if spec.kind == Kind::App && !spec.cluster {
-                    step.ports.clone()
-                } else {
-                    Vec::new()
-                },
-            });
+        let step = plan_service(&ServiceInput {
+            cat: &cat,
+            spec,
+            verb,
+            profile: &profile,
+            pm2: &req.pm2,
+            file_vars: &env_files[&profile],
+            compose: composes.get(&profile),
+            runner_script: &req.runner_script,
+        })?;
+        if step.action.launches() {
+            require_env(&cat, spec, &profile, &step.missing_env)?;
         }
         steps.push(step);
     }
-    let nodes: Vec<schedule::Node> = steps
-        .iter()
-        .map(|s| schedule::Node {
-            service: s.service.clone(),
-            kind: s.kind,
-            compose: composes
-                .get(&s.profile)
-                .and_then(|c| c.service(&s.service))
-                .map(|c| {
-                    c.depends_on
-                        .iter()
-                        .map(|d| (d.name.clone(), d.condition, d.required))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            declared: cat
-                .config
-                .services
-                .get(&s.service)
-                .and_then(|c| c.depends_on.clone()),
-        })
-        .collect();
+    let nodes = schedule_nodes(&cat, &steps, &|p| composes.get(p));
     let cycle = schedule::cycle(&nodes, &schedule::start_waits(&nodes));
     if let (Some(c), false) = (&cycle, verb == Verb::Stop) {
-        return Err(Error::InvalidConfig {
-            file: nx_json,
-            key: format!(
-                "pluginsConfig[\"{}\"].services.{}.dependsOn",
-                crate::names::PLUGIN_KEY,
-                c[0]
-            ),
-            message: format!(
-                "the services wait on each other in a cycle ({}), so none of them could start; an app that declares no dependsOn waits on every docker dependency",
-                c.join(" → ")
-            ),
-        });
+        return Err(cycle_error(&cat, c));
     }
     let waits = if verb == Verb::Stop && cycle.is_some() {
         // A stop is never refused: with no order to follow, everything stops at once.
@@ -579,6 +422,237 @@ pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
         cat,
         composes,
     })
+}
+
+/// The steps as the schedule sees them: each one's compose `depends_on` (under its profile)
+/// and its nx.json `dependsOn`.
+pub fn schedule_nodes<'c>(
+    cat: &Catalog,
+    steps: &[Step],
+    compose_of: &dyn Fn(&str) -> Option<&'c ComposeFile>,
+) -> Vec<schedule::Node> {
+    steps
+        .iter()
+        .map(|s| schedule::Node {
+            service: s.service.clone(),
+            kind: s.kind,
+            compose: compose_of(&s.profile)
+                .and_then(|c| c.service(&s.service))
+                .map(|c| {
+                    c.depends_on
+                        .iter()
+                        .map(|d| (d.name.clone(), d.condition, d.required))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            declared: cat
+                .config
+                .services
+                .get(&s.service)
+                .and_then(|c| c.depends_on.clone()),
+        })
+        .collect()
+}
+
+/// Services that wait on each other in a cycle (`schedule::cycle`): none of them could start.
+pub fn cycle_error(cat: &Catalog, cycle: &[String]) -> Error {
+    Error::InvalidConfig {
+        file: config::nx_json_path(&cat.root),
+        key: format!(
+            "pluginsConfig[\"{}\"].services.{}.dependsOn",
+            crate::names::PLUGIN_KEY,
+            cycle[0]
+        ),
+        message: format!(
+            "the services wait on each other in a cycle ({}), so none of them could start; an app that declares no dependsOn waits on every docker dependency, and \"dependsOn\": [] says it needs none",
+            cycle.join(" → ")
+        ),
+    }
+}
+
+/// A wait as the dry run and the binding show it: `name`, `name:ready`, `name:completed`.
+pub fn wait_label(w: &Wait) -> String {
+    match w.gate {
+        schedule::Gate::Started => w.on.clone(),
+        schedule::Gate::Ready => format!("{}:ready", w.on),
+        schedule::Gate::Completed => format!("{}:completed", w.on),
+    }
+}
+
+/// What one service's step is planned from: the catalog, the service, the command, the profile
+/// it acts under, PM2's table, the profile's env file variables and compose model.
+pub struct ServiceInput<'a> {
+    pub cat: &'a Catalog,
+    pub spec: &'a ServiceSpec,
+    pub verb: Verb,
+    pub profile: &'a str,
+    pub pm2: &'a [Pm2Process],
+    pub file_vars: &'a [(String, String)],
+    pub compose: Option<&'a ComposeFile>,
+    pub runner_script: &'a std::path::Path,
+}
+
+/// One service's step: the decision against PM2's table and the definition under the profile
+/// (PM2 app or container, ports, supervision), the required variables it lacks recorded, not
+/// refused (`plan_steps` refuses them; `verify` lists them). An error is what keeps the service
+/// from being defined at all (its compose entry, its ecosystem entry, its restart policy).
+pub fn plan_service(inp: &ServiceInput<'_>) -> Result<Step> {
+    let (cat, spec, verb) = (inp.cat, inp.spec, inp.verb);
+    let profile = inp.profile.to_string();
+    let ws = cat.root.display().to_string();
+    let nx_json = config::nx_json_path(&cat.root);
+    let presence = pm2::presence(inp.pm2, &spec.name, &ws, &profile);
+    let shape = match (spec.kind, spec.cluster) {
+        (Kind::Dependency, _) => decide::Shape::Dependency,
+        (Kind::App, true) => decide::Shape::Cluster,
+        (Kind::App, false) => decide::Shape::Fork,
+    };
+    let decision = match verb {
+        Verb::Start => decide::start(&presence, &spec.name, &profile, shape)?,
+        Verb::Restart => decide::restart(&presence, &spec.name, &profile, shape)?,
+        Verb::Stop => decide::Decision {
+            action: decide::stop(&presence, &spec.name, &profile)?,
+            switched_from: None,
+        },
+        Verb::Deploy if spec.kind == Kind::Dependency => {
+            decide::start(&presence, &spec.name, &profile, shape)?
+        }
+        Verb::Deploy => decide::restart(&presence, &spec.name, &profile, shape)?,
+    };
+    let action = decision.action;
+    let live = matches!(
+        presence,
+        pm2::Presence::Ours { live: true } | pm2::Presence::OtherProfile { live: true, .. }
+    );
+    let replacing = live && action.launches();
+    let mut own_pids = if live {
+        pm2::pids(inp.pm2, &spec.name)
+    } else {
+        Vec::new()
+    };
+    if live && spec.cluster {
+        own_pids.extend(crate::pm2rpc::daemon_pid());
+    }
+    let mut step = Step {
+        service: spec.name.clone(),
+        kind: spec.kind,
+        action,
+        switched_from: decision.switched_from,
+        replacing,
+        own_pids,
+        app: None,
+        ports: Vec::new(),
+        health_http: None,
+        health_tcp: None,
+        ready_timeout_ms: spec
+            .config
+            .ready_timeout_seconds
+            .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS)
+            * 1000,
+        error_log: cat.log_dir(&spec.name).join("error.log"),
+        profile: profile.clone(),
+        install: None,
+        container: None,
+        launch: None,
+        job: false,
+        blocked: Vec::new(),
+        warnings: Vec::new(),
+        missing_env: Vec::new(),
+        waits: Vec::new(),
+    };
+    match spec.kind {
+        Kind::App => {
+            if action.launches() {
+                if let Some(e) = cat.app_error(spec) {
+                    return Err(e);
+                }
+            }
+            let d = app_definition(cat, spec, &profile, inp.file_vars.to_vec());
+            step.missing_env = d.missing_env;
+            if action.launches() {
+                let mut app = d.app;
+                catalog::unset_stale(&mut app, pm2::entry_env(inp.pm2, &spec.name, &ws));
+                step.app = Some(app);
+            }
+            let health = spec.config.health.clone().unwrap_or_default();
+            step.ports = d.ports;
+            step.health_http = health.http;
+            step.health_tcp = health.tcp;
+        }
+        Kind::Dependency => {
+            step.missing_env = resolved_env(cat, spec, &profile, inp.file_vars.to_vec()).1;
+            if action.launches() {
+                let compose = inp.compose.ok_or_else(|| Error::ServiceUnknown {
+                    service: spec.name.clone(),
+                    known: cat.names(),
+                })?;
+                let c = container_spec(cat, spec, &profile, compose)?;
+                step.warnings = compose
+                    .warnings()
+                    .filter(|d| d.service.as_deref() == Some(spec.name.as_str()))
+                    .map(|d| d.located())
+                    .collect();
+                if container::is_one_shot(compose, &spec.name) {
+                    step.job = true;
+                    step.blocked = compose
+                        .services
+                        .iter()
+                        .filter(|s| {
+                            s.depends_on.iter().any(|d| {
+                                d.name == spec.name
+                                    && d.condition == compose::Condition::CompletedSuccessfully
+                            })
+                        })
+                        .map(|s| s.name.clone())
+                        .collect();
+                    step.ports = c.host_ports();
+                    step.container = Some(c);
+                    return Ok(step);
+                }
+                step.app = Some(catalog::runner_app(
+                    cat,
+                    spec,
+                    &profile,
+                    &c,
+                    inp.runner_script,
+                ));
+                step.ports = c.host_ports();
+                step.ready_timeout_ms = c.health_timeout_seconds * 1000;
+                step.container = Some(c);
+            }
+        }
+    }
+    // What the service's own file says about restarts (compose `restart:`, PM2 options).
+    let file_layer = match spec.kind {
+        Kind::App => crate::policy::ecosystem_layer(&spec.app),
+        Kind::Dependency => inp
+            .compose
+            .and_then(|c| c.service(&spec.name))
+            .and_then(|s| s.restart.as_deref())
+            .map(crate::policy::compose_layer),
+    };
+    if action.launches() {
+        step.launch = Some(Launch {
+            switched_from: step.switched_from.clone(),
+            service: spec.name.clone(),
+            kind: spec.kind.as_str().into(),
+            profile: profile.clone(),
+            policy: cat.config.restart_policy_with(
+                &spec.name,
+                &profile,
+                &nx_json,
+                file_layer.as_ref(),
+            )?,
+            // A fork-mode app's own port held by another process after it exits is a cause
+            // restarting cannot fix (a cluster's listening socket is held by PM2 itself).
+            check_ports: if spec.kind == Kind::App && !spec.cluster {
+                step.ports.clone()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    Ok(step)
 }
 
 #[cfg(test)]

@@ -155,16 +155,43 @@ pub(super) fn check_profile(
         }
     };
     let mut services = Vec::new();
+    let mut steps = Vec::new();
     for name in &order {
         let Ok(spec) = cat.get(name) else { continue };
-        // An app's definition is the one its start would launch (`step::app_definition`).
-        let app = (spec.kind == Kind::App)
-            .then(|| crate::step::app_definition(cat, spec, profile, file_vars.clone()));
-        let missing = match &app {
-            Some(d) => d.missing_env.clone(),
-            None => crate::step::resolved_env(cat, spec, profile, file_vars.clone()).1,
+        // The step a start under this profile would carry out, from an empty PM2 table: the
+        // plan's own (`step::plan_service`), rendered masked.
+        let planned = crate::step::plan_service(&crate::step::ServiceInput {
+            cat,
+            spec,
+            verb: crate::step::Verb::Start,
+            profile,
+            pm2: &[],
+            file_vars: &file_vars,
+            compose: compose.as_ref(),
+            runner_script: Path::new("lib/runner.js"),
+        });
+        let step = match planned {
+            Ok(step) => step,
+            Err(e) => {
+                // What keeps a service from being defined is reported where it is written,
+                // each with its line: its compose entry and the file's problems above, its
+                // ecosystem entry (`check_ecosystem`), its restart policy (`verify`).
+                let reported = match spec.kind {
+                    Kind::Dependency => compose
+                        .as_ref()
+                        .is_none_or(|cf| !cf.errors_for(name).is_empty()),
+                    Kind::App => cat.app_error(spec).is_some(),
+                } || matches!(&e, crate::error::Error::InvalidConfig { key, .. } if key.contains("restartPolicy"));
+                if !reported {
+                    match spec.kind {
+                        Kind::App => c.error("ecosystem", &e, &cat.ecosystem_file, Some(profile)),
+                        Kind::Dependency => c.error("compose", &e, &compose_file, Some(profile)),
+                    }
+                }
+                continue;
+            }
         };
-        if !missing.is_empty() {
+        if !step.missing_env.is_empty() {
             c.add(
                 "required-env",
                 &env_file,
@@ -175,53 +202,50 @@ pub(super) fn check_profile(
                 Some(profile),
                 format!(
                     "\"{name}\" needs {} (not set for profile {profile})",
-                    missing.join(", ")
+                    step.missing_env.join(", ")
                 ),
                 format!(
                     "Add {} to {} or to the app's env_{profile}",
-                    missing.join(", "),
+                    step.missing_env.join(", "),
                     env_file.display()
                 ),
             );
         }
-        let definition = match spec.kind {
-            Kind::App => {
-                let Some(d) = app else { continue };
-                for p in &d.ports {
-                    port_clash(
-                        c,
-                        *p,
-                        name,
-                        &cat.ecosystem_file,
-                        format!("{name}: PORT {p}"),
-                    );
-                }
-                masked_app(d.app)
-            }
-            Kind::Dependency => {
-                let Some(cf) = &compose else { continue };
-                if cf.errors_for(name).iter().any(|_| true) {
-                    continue; // its problems are reported above, each with its line
-                }
-                match crate::step::container_spec(cat, spec, profile, cf) {
-                    Ok(cs) => {
-                        for p in cs.host_ports() {
-                            port_clash(c, p, name, &compose_file, format!("services.{name}.ports"));
-                        }
-                        masked_container(&cs)
-                    }
-                    Err(e) => {
-                        c.error("compose", &e, &compose_file, Some(profile));
-                        continue;
-                    }
-                }
-            }
+        let (file, at) = match spec.kind {
+            Kind::App => (&cat.ecosystem_file, None),
+            Kind::Dependency => (&compose_file, Some(format!("services.{name}.ports"))),
+        };
+        for p in &step.ports {
+            let at = at.clone().unwrap_or_else(|| format!("{name}: PORT {p}"));
+            port_clash(c, *p, name, file, at);
+        }
+        let definition = match (&step.container, &step.app) {
+            (Some(cs), _) => masked_container(cs),
+            (None, Some(app)) => masked_app(app.clone()),
+            (None, None) => continue,
         };
         services.push(DryRun {
             name: name.clone(),
             kind: spec.kind.as_str(),
             definition,
+            waits_on: Vec::new(),
         });
+        steps.push(step);
+    }
+    // What waits on what when every service starts: as `start --all` schedules it.
+    let nodes = crate::step::schedule_nodes(cat, &steps, &|_| compose.as_ref());
+    let waits = crate::schedule::start_waits(&nodes);
+    if let Some(cycle) = crate::schedule::cycle(&nodes, &waits) {
+        let e = crate::step::cycle_error(cat, &cycle);
+        c.error(
+            "nx-json",
+            &e,
+            &config::nx_json_path(&cat.root),
+            Some(profile),
+        );
+    }
+    for (d, w) in services.iter_mut().zip(&waits) {
+        d.waits_on = w.iter().map(crate::step::wait_label).collect();
     }
     Some(ProfilePlan {
         profile: profile.into(),

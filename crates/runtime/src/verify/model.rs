@@ -35,6 +35,9 @@ pub struct DryRun {
     /// The PM2 app definition (apps, and the runner of a dependency) or the container spec,
     /// environment values masked.
     pub definition: Value,
+    /// What it waits on when started with the others (`schedule`): `name`, `name:ready`,
+    /// `name:completed`.
+    pub waits_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

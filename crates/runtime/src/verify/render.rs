@@ -15,8 +15,13 @@ pub fn render(r: &Report) -> String {
             p.order.join(" → ")
         );
         for d in &p.services {
+            let waits = if d.waits_on.is_empty() {
+                String::new()
+            } else {
+                format!(" (waits on {})", d.waits_on.join(", "))
+            };
             s += &format!(
-                "  {:<12} {:<10} {}\n",
+                "  {:<12} {:<10} {}{waits}\n",
                 d.name,
                 d.kind,
                 summary(&d.definition)
