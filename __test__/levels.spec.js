@@ -144,6 +144,10 @@ test('start --all: each service waits on its own edges only; a failure stops onl
   assert.match(err.message, /not ready within 3 s/);
   assert.match(err.message, /after-broken \(waits on broken\)/);
   assert.ok(err.remediation.length > 0);
+  // A line as each service is done (stderr), what was not started among them.
+  assert.match(r.stderr, /^web: ready in \d+ ms$/m);
+  assert.match(r.stderr, /^box-a: healthy in \d+\.\d s$/m);
+  assert.match(r.stderr, /^after-broken: not started: it waits on broken, which did not come up$/m);
 
   const procs = h.services(await h.list());
   const status = Object.fromEntries(procs.map((p) => [p.name, p.status]));
@@ -183,6 +187,7 @@ test('stop --all: what uses a service stops first; containers stop concurrently,
   const since = Date.now();
   const r = h.cli(['stop', '--all', '--json'], ws);
   assert.strictEqual(r.code, 0, r.out);
+  assert.match(r.stderr, /^api: stopped$/m);
   assert.deepStrictEqual(h.services(await h.list()).filter((p) => p.status === 'online'), []);
   // web is used by api and solo: it gets its signal after they exited (300 ms after theirs).
   assert.ok(at('web', 'signal') >= at('api', 'signal') + 300);

@@ -6,7 +6,8 @@
 // Benchmarks assert nothing about time; a group fails only when what it measures is wrong (a
 // window that differs from awk's, a service that does not come up).
 //
-//   npm run bench                               # every group (about 5 minutes)
+//   npm run bench                               # every group (about 15 minutes)
+//   npm run bench -- scale --sizes 10,30         # start/stop/status at 10 and 30 services
 //   npm run bench -- logs --size-mib 256        # one group, a smaller log set
 //   npm run bench -- status supervision --runs 3
 //
@@ -18,7 +19,7 @@ const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const GROUPS = ['status', 'logs', 'supervision', 'compose'];
+const GROUPS = ['status', 'logs', 'supervision', 'compose', 'scale'];
 
 function option(argv, name, dflt) {
   const i = argv.indexOf(`--${name}`);
@@ -87,10 +88,12 @@ async function main(argv = process.argv.slice(2)) {
   const groups = chosen.length ? chosen : GROUPS;
   const runs = option(argv, 'runs', 5);
   const sizeMiB = option(argv, 'size-mib', 1024);
+  const sizesAt = argv.indexOf('--sizes');
+  const sizes = sizesAt >= 0 ? argv[sizesAt + 1].split(',').map(Number) : undefined;
   prepare();
   const started = Date.now();
   const rows = [];
-  for (const g of groups) rows.push(...(await require(`./${g}`).bench({ runs, sizeMiB })));
+  for (const g of groups) rows.push(...(await require(`./${g}`).bench({ runs, sizeMiB, ...(sizes ? { sizes } : {}) })));
   const table = summarise(rows);
   print(table);
   const result = {

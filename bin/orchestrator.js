@@ -26,6 +26,7 @@ options:
   --profile <name>     registered profile (default: development)
   --all                every service instead of the default set
   --deps               every docker dependency (docker-compose.yml services)
+  --concurrency <n>    start/stop/restart/deploy: at most n services at once (default cores × 4)
   --cwd <dir>          a directory inside the workspace (default: .)
   --json               print the result or the error as JSON (status: --format=json too)
   --service <name>     status: one service
@@ -67,6 +68,7 @@ async function main() {
         profile: { type: 'string' },
         all: { type: 'boolean' },
         deps: { type: 'boolean' },
+        concurrency: { type: 'string' },
         cwd: { type: 'string' },
         json: { type: 'boolean' },
         format: { type: 'string' },
@@ -109,6 +111,10 @@ async function main() {
   if (cmd !== 'logs' && logFlags.length) return usageError(`--${logFlags[0]} belongs to \`logs\``, json);
   const verifyFlag = ['all-profiles', 'install-hook', 'remove-hook'].find((f) => values[f]);
   if (cmd !== 'verify' && verifyFlag) return usageError(`--${verifyFlag} belongs to \`verify\``, json);
+  if (values.concurrency !== undefined) {
+    if (!['start', 'stop', 'restart', 'deploy'].includes(cmd)) return usageError('--concurrency belongs to start, stop, restart and deploy', json);
+    if (!/^[1-9][0-9]*$/.test(values.concurrency)) return usageError(`--concurrency must be a whole number of at least 1, not "${values.concurrency}"`, json);
+  }
   if (values.format !== undefined && !['json', 'table'].includes(values.format)) {
     return usageError(`--format must be json or table, not "${values.format}"`, json);
   }
@@ -172,6 +178,7 @@ async function main() {
       services,
       all: values.all,
       dependencies: values.deps,
+      concurrency: values.concurrency !== undefined ? Number(values.concurrency) : undefined,
       command,
     });
     if (values.json) process.stdout.write(JSON.stringify(res) + '\n');

@@ -379,9 +379,21 @@ impl Run<'_> {
             .enumerate()
             .map(|(i, s)| (s.service.as_str(), i))
             .collect();
+        // With more than one service acting, a line as each one is done (stderr), so a long
+        // start shows its progress; the summary after it keeps the plan's order.
+        let acting = steps
+            .iter()
+            .filter(|s| s.action.launches() || s.action == Action::Stop)
+            .count();
+        let tell = |step: &Step, line: &str| {
+            if acting > 1 {
+                self.say(&step.service, line);
+            }
+        };
         let runs = steps.iter().enumerate().map(|(i, step)| {
             let channels = &channels;
             let index = &index;
+            let tell = &tell;
             async move {
                 let tx = &channels[i].0;
                 for w in &step.waits {
@@ -405,6 +417,10 @@ impl Run<'_> {
                     };
                     if verdict == Verdict::Blocked {
                         tracing::debug!(service = %step.service, on = %w.on, "skipped");
+                        tell(
+                            step,
+                            &format!("not started: it waits on {}, which did not come up", w.on),
+                        );
                         tx.send_replace(Phase::Skipped);
                         return StepOutcome::Skipped(w.on.clone());
                     }
@@ -416,6 +432,9 @@ impl Run<'_> {
                 };
                 match result {
                     Ok(phase) => {
+                        if let Some(line) = self.done_line(step, stopping) {
+                            tell(step, &line);
+                        }
                         tx.send_replace(phase);
                         StepOutcome::Done
                     }
@@ -427,6 +446,24 @@ impl Run<'_> {
             }
         });
         futures_util::future::join_all(runs).await
+    }
+
+    /// What a finished step says in the progress lines (nothing for a step that did nothing).
+    fn done_line(&self, step: &Step, stopping: bool) -> Option<String> {
+        let seen = self.seen(&step.service);
+        match step.action {
+            Action::Stop if stopping => Some("stopped".into()),
+            _ if seen.completed => Some(format!(
+                "completed (exit code {})",
+                seen.exit_code.unwrap_or_default()
+            )),
+            a if a.launches() => Some(match (seen.health.as_deref(), seen.ready_ms) {
+                (Some("healthy"), Some(ms)) => format!("healthy in {:.1} s", ms as f64 / 1000.0),
+                (_, Some(ms)) => format!("ready in {ms} ms"),
+                _ => "ready".into(),
+            }),
+            _ => None,
+        }
     }
 
     fn summary(&self, list: &[Pm2Process]) -> Summary {

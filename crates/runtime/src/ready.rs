@@ -197,6 +197,14 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
     let mut last_problem: String;
     let mut down_since: Option<Instant> = None;
     let mut up_since: Option<Instant> = None;
+    // Looks come quickly at first (most apps listen within a few hundred ms), then every
+    // 100 ms: what readiness adds to the app's own start stays small without a busy loop.
+    let mut pause = Duration::from_millis(10);
+    let mut next_pause = move || {
+        let p = pause;
+        pause = (pause * 3 / 2).min(Duration::from_millis(100));
+        p
+    };
     let exited = |t: &ReadyTarget, why: &str| Error::StartFailed {
         service: t.service.clone(),
         reason: why.to_string(),
@@ -249,7 +257,7 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
                 ));
             }
             up_since = None;
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(next_pause()).await;
             continue;
         }
         down_since = None;
@@ -302,7 +310,7 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
                 log_file: t.error_log.clone(),
             });
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(next_pause()).await;
     }
 }
 

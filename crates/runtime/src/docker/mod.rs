@@ -655,8 +655,7 @@ impl Engine {
                     last_lines: self.tail(id, 20).await,
                 })
             }
-            Some(o) if !has_healthcheck => {
-                let _ = o;
+            Some(_) if !has_healthcheck => {
                 return Ok(WaitOutcome::Running);
             }
             Some(o) if o.health.as_deref() == Some("healthy") => {
