@@ -203,3 +203,17 @@ test('stop --all: what uses a service stops first; containers stop concurrently,
     [],
   );
 });
+
+test('--concurrency 1: one service launched at a time (each container created after the other started); a bad bound is refused', async () => {
+  const bad = h.cli(['start', '--all', '--concurrency', '0'], ws);
+  assert.strictEqual(bad.code, 2, bad.out);
+  assert.match(bad.stderr, /--concurrency must be a whole number of at least 1/);
+  assert.deepStrictEqual(h.services(await h.list()).filter((p) => p.status === 'online'), [], 'nothing started');
+  const since = Date.now();
+  const r = h.cli(['start', 'box-a', 'box-b', '--concurrency', '1', '--json'], ws);
+  assert.strictEqual(r.code, 0, r.out);
+  const evs = engineEvents(since);
+  const [firstBox, secondBox] = first(evs, 'create', 'box-a') < first(evs, 'create', 'box-b') ? ['box-a', 'box-b'] : ['box-b', 'box-a'];
+  assert.ok(first(evs, 'create', secondBox) >= first(evs, 'start', firstBox), JSON.stringify(evs));
+  assert.strictEqual(h.cli(['stop', '--all', '--concurrency', '2'], ws).code, 0);
+});
