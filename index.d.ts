@@ -161,7 +161,10 @@ export interface LaunchOptions {
   pm2Home: string
   /** `lib/preload.js`: Node apps are launched with it. */
   preload?: string
-  /** At most this many services are started or stopped at once (default: cores × 4). */
+  /**
+   * At most this many services are launched or stopped at once (default: cores × 4 for a
+   * launch, every service for a stop).
+   */
   concurrency?: number
 }
 
@@ -276,11 +279,13 @@ export interface PlanStep {
 
 /**
  * One PM2 call, for `act`: `op` is `start` | `delete` | `stop` | `restart` | `reload`; `app`
- * the definition (start, restart, reload), else `name`.
+ * the definition (start, restart, reload), else `name` and the entries' PM2 `ids` (call by
+ * id when there are any: PM2's client reads its whole table to look a name up).
  */
 export interface Pm2Action {
   op: string
   name?: string
+  ids?: Array<number>
   app?: any
 }
 

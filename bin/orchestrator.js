@@ -26,7 +26,8 @@ options:
   --profile <name>     registered profile (default: development)
   --all                every service instead of the default set
   --deps               every docker dependency (docker-compose.yml services)
-  --concurrency <n>    start/stop/restart/deploy: at most n services at once (default cores × 4)
+  --concurrency <n>    start/stop/restart/deploy: at most n services at once (default: cores × 4;
+                       stop: all)
   --cwd <dir>          a directory inside the workspace (default: .)
   --json               print the result or the error as JSON (status: --format=json too)
   --service <name>     status: one service

@@ -59,7 +59,21 @@ function onExit(p) {
   };
   const events = native.agentExit(root, exited, home());
   logEvents(events);
-  return tick();
+  requestTick();
+  return undefined;
+}
+
+/** One look at PM2's table after what happened, however much happened: a stop of 100 services
+ * is 100 exits on the bus, and each look reads PM2's whole table (with every process's CPU
+ * and memory), which kept PM2's daemon busy for seconds and the stop waiting on it. */
+let tickPending = false;
+function requestTick() {
+  if (tickPending) return;
+  tickPending = true;
+  enqueue(() => {
+    tickPending = false;
+    return tick();
+  });
 }
 
 async function tick(again = false) {
@@ -83,7 +97,7 @@ async function tick(again = false) {
   }
   if (t.restart.length && !again) return tick(true); // confirm the restarts, write `restarted`
   if (wakeTimer) clearTimeout(wakeTimer);
-  wakeTimer = t.wakeInMs !== undefined && t.wakeInMs !== null && t.wakeInMs < RECONCILE_MS ? setTimeout(() => enqueue(tick), t.wakeInMs) : null;
+  wakeTimer = t.wakeInMs !== undefined && t.wakeInMs !== null && t.wakeInMs < RECONCILE_MS ? setTimeout(requestTick, t.wakeInMs) : null;
   return undefined;
 }
 
@@ -118,7 +132,7 @@ async function main() {
   });
   log(`agent for ${root} online (pid ${process.pid})`);
   await enqueue(tick);
-  setInterval(() => enqueue(tick), RECONCILE_MS);
+  setInterval(requestTick, RECONCILE_MS);
   setInterval(() => enqueue(rotate), ROTATE_MS);
 }
 

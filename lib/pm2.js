@@ -102,21 +102,27 @@ class Pm2 {
 
   /** One PM2 call the addon's plan makes (`Pm2Action`): resolves with `null`, or with PM2's
    * message when it failed (the addon makes the actionable error). */
-  async act({ op, name, app }) {
+  async act({ op, name, ids, app }) {
     const api = this.api;
+    // By PM2 id when the addon has them: PM2's client looks a name up by reading its whole table.
+    const each = async (fn) => {
+      if (ids && ids.length) for (const id of ids) await call(fn, id);
+      else await call(fn, name);
+    };
     try {
       switch (op) {
         case 'start':
           await call(api.start.bind(api), app);
           break;
         case 'delete':
-          await call(api.delete.bind(api), name);
+          await each(api.delete.bind(api));
           break;
         case 'stop':
-          await call(api.stop.bind(api), name);
+          await each(api.stop.bind(api));
           break;
         case 'restart':
-          await call(api.restart.bind(api), app ?? name);
+          if (app) await call(api.restart.bind(api), app);
+          else await each(api.restart.bind(api));
           break;
         case 'reload':
           // The object form of `pm2 startOrReload ecosystem.config.js`: graceful reload with the

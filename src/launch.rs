@@ -24,16 +24,19 @@ pub struct LaunchOptions {
     pub pm2_home: String,
     /// `lib/preload.js`: Node apps are launched with it.
     pub preload: Option<String>,
-    /// At most this many services are started or stopped at once (default: cores × 4).
+    /// At most this many services are launched or stopped at once (default: cores × 4 for a
+    /// launch, every service for a stop).
     pub concurrency: Option<u32>,
 }
 
 /// One PM2 call, for `act`: `op` is `start` | `delete` | `stop` | `restart` | `reload`; `app`
-/// the definition (start, restart, reload), else `name`.
+/// the definition (start, restart, reload), else `name` and the entries' PM2 `ids` (call by
+/// id when there are any: PM2's client reads its whole table to look a name up).
 #[napi(object)]
 pub struct Pm2Action {
     pub op: String,
     pub name: Option<String>,
+    pub ids: Option<Vec<u32>>,
     pub app: Option<serde_json::Value>,
 }
 
@@ -48,14 +51,18 @@ struct JsPm2 {
 impl launch::Pm2 for JsPm2 {
     fn call(&self, call: Pm2Call) -> BoxFuture<'_, std::result::Result<(), String>> {
         let op = call.op().to_string();
-        let (name, app) = match call {
+        let (target, app) = match call {
             Pm2Call::Start(a) | Pm2Call::Restart(a) | Pm2Call::Reload(a) => (None, Some(a)),
-            Pm2Call::Delete(n) | Pm2Call::Stop(n) | Pm2Call::RestartName(n) => (Some(n), None),
+            Pm2Call::Delete(t) | Pm2Call::Stop(t) | Pm2Call::RestartName(t) => (Some(t), None),
+        };
+        let (name, ids) = match target {
+            Some(t) => (Some(t.name), Some(t.ids)),
+            None => (None, None),
         };
         Box::pin(async move {
             let pending = self
                 .act
-                .call_async_catch(Pm2Action { op, name, app })
+                .call_async_catch(Pm2Action { op, name, ids, app })
                 .await
                 .map_err(|e| e.reason.clone())?;
             match pending.await {
@@ -82,10 +89,7 @@ impl launch::Pm2 for JsPm2 {
 fn options(o: LaunchOptions, command: &str) -> launch::Options {
     launch::Options {
         command: command.to_string(),
-        concurrency: o
-            .concurrency
-            .filter(|c| *c > 0)
-            .map_or_else(launch::default_concurrency, |c| c as usize),
+        concurrency: o.concurrency.filter(|c| *c > 0).map(|c| c as usize),
         agent_script: PathBuf::from(o.agent_script),
         pm2_home: o.pm2_home,
         preload: o.preload.map(PathBuf::from),

@@ -34,16 +34,38 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum Pm2Call {
     /// `pm2.start(app)`
     Start(Value),
-    /// `pm2.delete(name)`
-    Delete(String),
-    /// `pm2.stop(name)`
-    Stop(String),
+    /// `pm2.delete`
+    Delete(Target),
+    /// `pm2.stop`
+    Stop(Target),
     /// `pm2.restart(app)`: the app's new definition.
     Restart(Value),
-    /// `pm2.restart(name)`: as it was defined.
-    RestartName(String),
+    /// `pm2.restart` as it was defined.
+    RestartName(Target),
     /// The object form of `pm2 startOrReload`: a graceful reload with the new definition.
     Reload(Value),
+}
+
+/// The entries a call acts on: by their PM2 ids when the table has them (PM2's client looks a
+/// name up by reading its whole process table, once per call: with 100 services, 100 such reads
+/// at once), else by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub ids: Vec<u32>,
+}
+
+impl Target {
+    pub fn of(name: &str, table: &[Pm2Process]) -> Target {
+        Target {
+            name: name.to_string(),
+            ids: table
+                .iter()
+                .filter(|p| p.name == name)
+                .map(|p| p.pm_id)
+                .collect(),
+        }
+    }
 }
 
 impl Pm2Call {
@@ -71,8 +93,9 @@ pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct Options {
     /// The command as the user typed it.
     pub command: String,
-    /// At most this many services are started (or stopped) at once.
-    pub concurrency: usize,
+    /// At most this many services are launched (or stopped) at once; `None`: cores × 4 for a
+    /// launch, every service for a stop (a stop waits out grace periods, it does not compute).
+    pub concurrency: Option<usize>,
     /// The agent's script and the PM2_HOME it serves (its PM2 definition).
     pub agent_script: PathBuf,
     pub pm2_home: String,
@@ -143,7 +166,13 @@ struct Run<'a> {
     plan: &'a Plan,
     pm2: Option<&'a dyn Pm2>,
     opts: &'a Options,
+    slots: usize,
     permits: Semaphore,
+    /// PM2's table as last read, with the number of PM2 calls completed before that read
+    /// began: many services waiting at once share one read (PM2's list of 100 processes costs
+    /// tens of ms on the JS thread) as long as it began after their own call.
+    table: tokio::sync::Mutex<Option<(u64, Arc<Vec<Pm2Process>>)>>,
+    calls_done: std::sync::atomic::AtomicU64,
     seen: Mutex<BTreeMap<String, Seen>>,
     /// Pulled or built by make-before-break.
     pulled: BTreeMap<String, bool>,
@@ -169,13 +198,34 @@ impl Run<'_> {
             return Ok(());
         };
         let verb = call.op();
-        tracing::debug!(service = %step.service, call = verb, "pm2");
-        pm2.call(call).await.map_err(|cause| Error::Pm2 {
+        let began = std::time::Instant::now();
+        let done = pm2.call(call).await;
+        tracing::debug!(service = %step.service, call = verb, ms = began.elapsed().as_millis() as u64, "pm2");
+        self.calls_done
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        done.map_err(|cause| Error::Pm2 {
             service: Some(step.service.clone()),
             call: verb.into(),
             cause,
             definition: Some(definition_file(step.kind).into()),
         })
+    }
+
+    /// PM2's table as it is after every PM2 call this command completed so far: a read that
+    /// began after them is shared, else one is made (one at a time; those waiting meanwhile
+    /// take it).
+    async fn table(&self) -> Result<Arc<Vec<Pm2Process>>> {
+        let needed = self.calls_done.load(std::sync::atomic::Ordering::SeqCst);
+        let mut cached = self.table.lock().await;
+        if let Some((at, list)) = cached.as_ref() {
+            if *at >= needed {
+                return Ok(list.clone());
+            }
+        }
+        let at = self.calls_done.load(std::sync::atomic::Ordering::SeqCst);
+        let list = Arc::new(self.list().await?);
+        *cached = Some((at, list.clone()));
+        Ok(list)
     }
 
     async fn list(&self) -> Result<Vec<Pm2Process>> {
@@ -188,6 +238,14 @@ impl Run<'_> {
                 definition: None,
             }),
         }
+    }
+
+    /// The step's service's PM2 entries, from the shared read of the table.
+    async fn target(&self, step: &Step) -> Result<Target> {
+        if self.pm2.is_none() {
+            return Ok(Target::of(&step.service, &[]));
+        }
+        Ok(Target::of(&step.service, &self.table().await?))
     }
 
     /// The app PM2 is given: a Node app with the preload.
@@ -227,14 +285,14 @@ impl Run<'_> {
     /// The PM2 calls of one step, with the container made to run between the old process out
     /// of the way and the new one launched.
     async fn apply(&self, step: &Step) -> Result<()> {
-        let name = || step.service.clone();
         match step.action {
             Action::Start => {
                 self.ensure_container(step).await?;
                 self.call(step, Pm2Call::Start(self.app(step))).await
             }
             Action::Replace => {
-                self.call(step, Pm2Call::Delete(name())).await?;
+                self.call(step, Pm2Call::Delete(self.target(step).await?))
+                    .await?;
                 self.ensure_container(step).await?;
                 self.call(step, Pm2Call::Start(self.app(step))).await
             }
@@ -243,9 +301,10 @@ impl Run<'_> {
             // engine refuses to start the replacement, the old container runs again (restored
             // by `deps`), and so does its runner, with the definition it had.
             Action::Restart if step.kind == Kind::Dependency => {
-                self.call(step, Pm2Call::Stop(name())).await?;
+                let runner = self.target(step).await?;
+                self.call(step, Pm2Call::Stop(runner.clone())).await?;
                 if let Err(e) = self.ensure_container(step).await {
-                    if let Err(again) = self.call(step, Pm2Call::RestartName(name())).await {
+                    if let Err(again) = self.call(step, Pm2Call::RestartName(runner)).await {
                         tracing::warn!(service = %step.service, error = %again, "runner not restarted after a refused replacement");
                     }
                     return Err(e);
@@ -254,7 +313,10 @@ impl Run<'_> {
             }
             Action::Restart => self.call(step, Pm2Call::Restart(self.app(step))).await,
             Action::Reload => self.call(step, Pm2Call::Reload(self.app(step))).await,
-            Action::Stop => self.call(step, Pm2Call::Stop(name())).await,
+            Action::Stop => {
+                let target = self.target(step).await?;
+                self.call(step, Pm2Call::Stop(target)).await
+            }
             Action::Keep | Action::AlreadyStopped => Ok(()),
         }
     }
@@ -283,7 +345,7 @@ impl Run<'_> {
             });
             return Ok(());
         }
-        let list = self.list().await?;
+        let list = self.table().await?;
         let mine: Vec<&Pm2Process> = list.iter().filter(|p| p.name == step.service).collect();
         let target = crate::ready::ReadyTarget {
             service: step.service.clone(),
@@ -532,7 +594,7 @@ impl Run<'_> {
             .map(|step| Box::pin(self.obtain(step)) as BoxFuture<'_, Obtained>)
             .collect();
         let results: Vec<Obtained> = futures_util::stream::iter(obtain)
-            .buffered(self.opts.concurrency.max(1))
+            .buffered(self.slots)
             .collect()
             .await;
         let mut staged = Vec::new();
@@ -605,7 +667,7 @@ impl Run<'_> {
             definition: Some("the orchestrator's agent (lib/agent.js)".into()),
         };
         if entry.is_some() {
-            pm2.call(Pm2Call::Delete(name.clone()))
+            pm2.call(Pm2Call::Delete(Target::of(&name, &list)))
                 .await
                 .map_err(|c| failed("delete", c))?;
         }
@@ -672,12 +734,20 @@ fn verdict_of(plan: &Plan, outcomes: Vec<StepOutcome>) -> Result<()> {
     }
 }
 
-fn run<'a>(plan: &'a Plan, pm2: Option<&'a dyn Pm2>, opts: &'a Options) -> Run<'a> {
+fn run<'a>(plan: &'a Plan, pm2: Option<&'a dyn Pm2>, opts: &'a Options, stopping: bool) -> Run<'a> {
+    let slots = match opts.concurrency {
+        Some(n) => n.max(1),
+        None if stopping => plan.steps.len().max(1),
+        None => default_concurrency(),
+    };
     Run {
         plan,
         pm2,
         opts,
-        permits: Semaphore::new(opts.concurrency.max(1)),
+        slots,
+        permits: Semaphore::new(slots),
+        table: tokio::sync::Mutex::new(None),
+        calls_done: std::sync::atomic::AtomicU64::new(0),
         seen: Mutex::new(BTreeMap::new()),
         pulled: BTreeMap::new(),
     }
@@ -695,7 +765,7 @@ pub fn carry_out<'a>(
 
 #[tracing::instrument(level = "debug", name = "carry_out", skip_all, fields(steps = plan.steps.len()))]
 async fn carry_out_inner(plan: &Plan, pm2: &dyn Pm2, opts: &Options) -> Result<Summary> {
-    let mut r = run(plan, Some(pm2), opts);
+    let mut r = run(plan, Some(pm2), opts, false);
     let (staged, pulled) = r.make_before_break().await?;
     r.pulled = pulled;
     let result = async {
@@ -730,7 +800,7 @@ async fn stop_inner(
     opts: &Options,
     agent_too: bool,
 ) -> Result<Summary> {
-    let r = run(plan, pm2, opts);
+    let r = run(plan, pm2, opts, true);
     // An explicit stop is never a crash: the agent is told before PM2 acts, and a pending
     // restart is cancelled.
     let services: Vec<String> = plan.steps.iter().map(|s| s.service.clone()).collect();
@@ -738,8 +808,9 @@ async fn stop_inner(
     verdict_of(plan, r.run_steps(true).await)?;
     if let (true, Some(pm2)) = (agent_too, pm2) {
         let name = crate::agent::agent_name(&plan.workspace_root, &plan.workspace_name);
-        if r.list().await?.iter().any(|p| p.name == name) {
-            pm2.call(Pm2Call::Delete(name.clone()))
+        let list = r.list().await?;
+        if list.iter().any(|p| p.name == name) {
+            pm2.call(Pm2Call::Delete(Target::of(&name, &list)))
                 .await
                 .map_err(|cause| Error::Pm2 {
                     service: Some(name),
