@@ -49,9 +49,9 @@ async function withPm2(ctx, fn, { onlyIfRunning = false, precheck = undefined } 
   }
 }
 
-/** The request every plan is made from; `pm2` is PM2's table (the addon lists it itself when
- * it is handed `list`). */
-function request(ctx, opts, located, pm2 = []) {
+/** The request every plan is made from. PM2's table is left empty: the addon reads it through
+ * `list` (and without a daemon, the precheck plans against an empty table). */
+function request(ctx, opts, located) {
   return {
     workspaceRoot: ctx.root,
     profile: opts.profile || undefined,
@@ -59,7 +59,7 @@ function request(ctx, opts, located, pm2 = []) {
     all: Boolean(opts.all),
     ecosystem: ctx.ecosystem,
     ecosystemFile: ctx.ecosystemFile,
-    pm2,
+    pm2: [],
     nodeVersion: process.versions.node,
     pm2Version: located.version,
     command: ctx.command,
@@ -79,7 +79,7 @@ function launchOptions(opts) {
   };
 }
 
-/** start, restart or deploy: the addon plans and carries the plan out (lib/launch in Rust),
+/** start, restart or deploy: the addon plans and carries the plan out (the runtime's launch.rs),
  * calling back here for PM2's table and each PM2 call. With no daemon running, the input is
  * checked first, so bad input is refused before PM2's daemon is launched for it. */
 async function launch(verb, opts) {
