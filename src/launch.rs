@@ -86,9 +86,8 @@ impl launch::Pm2 for JsPm2 {
     }
 }
 
-fn options(o: LaunchOptions, command: &str) -> launch::Options {
+fn options(o: LaunchOptions) -> launch::Options {
     launch::Options {
-        command: command.to_string(),
         concurrency: o.concurrency.filter(|c| *c > 0).map(|c| c as usize),
         agent_script: PathBuf::from(o.agent_script),
         pm2_home: o.pm2_home,
@@ -151,7 +150,7 @@ pub fn launch<'env>(
         let command = req.command.clone();
         let verb = verb_of(&verb, &command)?;
         let pm2 = JsPm2 { list, act };
-        let opts = self::options(options, &command);
+        let opts = self::options(options);
         let mut request = to_request(req);
         request.pm2 = table(&pm2, &command).await?;
         let plan = ops::prepare(verb, request)
@@ -186,7 +185,7 @@ pub fn stop_services<'env>(
             (Some(list), Some(act)) => Some(JsPm2 { list, act }),
             _ => None,
         };
-        let opts = self::options(options, &command);
+        let opts = self::options(options);
         let mut request = to_request(req);
         if let Some(pm2) = &pm2 {
             request.pm2 = table(pm2, &command).await?;

@@ -151,16 +151,15 @@ pub fn cycle(nodes: &[Node], waits: &[Vec<Wait>]) -> Option<Vec<String>> {
     None
 }
 
-/// The start edges turned round: each service stops once every service that waits on it has
-/// stopped (apps before the dependencies they use).
-pub fn stop_waits(nodes: &[Node]) -> Vec<Vec<Wait>> {
-    let start = start_waits(nodes);
+/// The start edges (`start_waits` of the same nodes) turned round: each service stops once
+/// every service that waits on it has stopped (apps before the dependencies they use).
+pub fn stop_waits(nodes: &[Node], start: &[Vec<Wait>]) -> Vec<Vec<Wait>> {
     nodes
         .iter()
         .map(|n| {
             nodes
                 .iter()
-                .zip(&start)
+                .zip(start)
                 .filter(|(_, waits)| waits.iter().any(|w| w.on == n.service))
                 .map(|(other, _)| Wait {
                     on: other.service.clone(),
@@ -329,7 +328,7 @@ mod tests {
             app("api", &["db"]),
             app("web", &["api"]),
         ];
-        let w = stop_waits(&nodes);
+        let w = stop_waits(&nodes, &start_waits(&nodes));
         let names = |i: usize| w[i].iter().map(|w| w.on.as_str()).collect::<Vec<_>>();
         assert_eq!(
             names(0),

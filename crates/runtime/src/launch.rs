@@ -91,8 +91,6 @@ pub trait Pm2: Send + Sync {
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub struct Options {
-    /// The command as the user typed it.
-    pub command: String,
     /// At most this many services are launched (or stopped) at once; `None`: cores × 4 for a
     /// launch, every service for a stop (a stop waits out grace periods, it does not compute).
     pub concurrency: Option<usize>,

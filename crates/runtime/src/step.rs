@@ -396,7 +396,8 @@ pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
         steps.push(step);
     }
     let nodes = schedule_nodes(&cat, &steps, &|p| composes.get(p));
-    let cycle = schedule::cycle(&nodes, &schedule::start_waits(&nodes));
+    let start = schedule::start_waits(&nodes);
+    let cycle = schedule::cycle(&nodes, &start);
     if let (Some(c), false) = (&cycle, verb == Verb::Stop) {
         return Err(cycle_error(&cat, c));
     }
@@ -404,9 +405,9 @@ pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
         // A stop is never refused: with no order to follow, everything stops at once.
         vec![Vec::new(); nodes.len()]
     } else if verb == Verb::Stop {
-        schedule::stop_waits(&nodes)
+        schedule::stop_waits(&nodes, &start)
     } else {
-        schedule::start_waits(&nodes)
+        start
     };
     for (step, w) in steps.iter_mut().zip(waits) {
         step.waits = w;
