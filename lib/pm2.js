@@ -40,8 +40,9 @@ function daemonRunning() {
 }
 
 class Pm2 {
-  constructor(api) {
+  constructor(api, dir) {
     this.api = api;
+    this.dir = dir;
   }
 
   static async connect(located) {
@@ -50,7 +51,7 @@ class Pm2 {
     const API = require(located.dir).custom;
     const api = new API();
     await call(api.connect.bind(api), false);
-    return new Pm2(api);
+    return new Pm2(api, located.dir);
   }
 
   /** PM2's process table as the addon's `Pm2Entry` list. */
@@ -112,7 +113,7 @@ class Pm2 {
     try {
       switch (op) {
         case 'start':
-          await call(api.start.bind(api), app);
+          await this.startFresh(app);
           break;
         case 'delete':
           await each(api.delete.bind(api));
@@ -136,6 +137,34 @@ class Pm2 {
     } catch (e) {
       return e && e.message ? e.message : String(e);
     }
+  }
+
+  /** Starts an app PM2 does not have, as `start(app)` would (`_startJson`'s path for a name not
+   * in the table: the same PM2 functions, in the same order, then its `prepare`), without the
+   * whole-table read `_startJson` makes first to look the name up. The addon starts only names
+   * its own read of the table found absent, under the workspace lock; at 70 app starts that
+   * lookup read a table of up to 100 processes 70 times and took most of the start
+   * (docs/benchmarks.md). __test__/pm2-start.spec.js holds this to PM2's own `start`. */
+  async startFresh(app) {
+    const api = this.api;
+    const Common = require(path.join(this.dir, 'lib', 'Common.js'));
+    const confs = Common.verifyConfs([{ ...app, env: { ...(app.env || {}) } }]);
+    if (confs instanceof Error) throw confs;
+    process.env.PM2_JSON_PROCESSING = 'true'; // as `_startJson` leaves it for the client's later calls
+    const conf = confs[0];
+    conf.env.io = conf.io;
+    if (!conf.namespace) conf.namespace = 'default';
+    conf.username = Common.getCurrentUsername();
+    const resolved = Common.resolveAppAttributes({ cwd: api.cwd, pm2_home: api.pm2_home }, conf);
+    if (!resolved.env) resolved.env = {};
+    resolved.env.PM2_HOME = api.pm2_home;
+    Object.assign(resolved.env, require(path.join(this.dir, 'lib', 'API', 'Modules', 'Modularizer.js')).getAdditionalConf(resolved.name));
+    resolved.env = Common.mergeEnvironmentVariables(resolved, undefined, {});
+    delete resolved.env.current_conf;
+    resolved.km_link = api.gl_is_km_linked;
+    const started = await call(api.Client.executeRemote.bind(api.Client), 'prepare', resolved);
+    if (!started || started.length === 0) throw new Error(`PM2 could not load the configuration of ${app.name}`);
+    return started;
   }
 
   /** `list` and `act` as the addon calls them (plain functions, never throwing). */
