@@ -10,26 +10,6 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * What the agent remembers between its looks at PM2, and the decisions that take more than
- * one look (`agent::Watch`): the JS side only subscribes to PM2's bus and calls PM2.
- */
-export declare class AgentWatch {
-  constructor()
-  /**
-   * Reconciles the records with PM2's table (`agent::tick`), answering exits seen only in
-   * the table once the two-look rule confirms them.
-   */
-  tick(workspaceRoot: string, instances: Array<Pm2Entry>): AgentTick
-  /** A process of PM2's exited, stopped or was deleted (a `process:event` on the bus). */
-  exitSeen(): void
-  /**
-   * Whether PM2 may reopen its log files now (`agent::Watch::may_reopen`), given the
-   * statuses in its table.
-   */
-  mayReopen(statuses: Array<string>): boolean
-}
-
-/**
  * The programmatic stream: `read(max)` hands out the window in batches (it is never read
  * whole), then, when following, what was written since the last call.
  */
@@ -61,45 +41,6 @@ export interface ActionableError {
   message: string
   remediation: Array<string>
 }
-
-/** Compresses rotated files their writer has let go of (off the JS thread). */
-export declare function agentCompress(workspaceRoot: string): Promise<number>
-
-/**
- * Answers an exit on PM2's bus (the process as the event describes it; `pm2Home`: whose log
- * says the signal); the events written (one line each in events.jsonl) are returned.
- */
-export declare function agentExit(workspaceRoot: string, process: Pm2Entry, pm2Home?: string | undefined | null): Array<any>
-
-/** PM2's name for the workspace's agent. */
-export declare function agentName(workspaceRoot: string, workspaceName: string): string
-
-export interface AgentRestart {
-  service: string
-  pmIds: Array<string>
-}
-
-/** PM2 refused a restart the agent asked for: counted like a crash. */
-export declare function agentRestartFailed(workspaceRoot: string, service: string, message: string): void
-
-/**
- * Log rotation and retention for the whole workspace (`rotate.rs`): returns whether live files
- * were renamed, in which case PM2 must reopen its logs before `agentCompress`.
- */
-export declare function agentRotate(workspaceRoot: string): boolean
-
-/** The agent started: its pid file is written. */
-export declare function agentStarted(workspaceRoot: string, pid: number): void
-
-export interface AgentTick {
-  /** Restart these instances now (`pm2 restart <pm_id>`), then tick again. */
-  restart: Array<AgentRestart>
-  /** Look again within this many ms at the latest (absent: only on the next event). */
-  wakeInMs?: number
-}
-
-/** Whether the service is still meant to run (a stop may have come while the agent restarted it). */
-export declare function agentWanted(workspaceRoot: string, service: string): boolean
 
 /**
  * Checks node and PM2 against the supported minimums; throws `EXIT_PREREQUISITE` otherwise.
@@ -156,8 +97,11 @@ export interface LastFailureView {
 export declare function launch(verb: 'start' | 'restart' | 'deploy', req: PrepareRequest, options: LaunchOptions, list: () => Promise<Pm2Entry[]>, act: (action: Pm2Action) => Promise<string | null>): Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; switchedFrom?: string; status: string; pids: number[]; ports: number[]; install: string | null; readyMs: number | null; containerId?: string | null; image?: string | null; health?: string | null; exitCode?: number | null; adopted?: boolean | null; pulled?: boolean | null }> }>
 
 export interface LaunchOptions {
-  /** `lib/agent.js`, which PM2 runs as the workspace's agent, and the PM2_HOME it serves. */
-  agentScript: string
+  /**
+   * The native `orchestrator-supervisor`, which PM2 runs as the workspace's agent
+   * (`orchestrator-supervisor agent`), and the PM2_HOME it serves.
+   */
+  supervisor: string
   pm2Home: string
   /** `lib/preload.js`: Node apps are launched with it. */
   preload?: string
@@ -338,8 +282,11 @@ export interface PrepareRequest {
   command: string
   /** Select every docker dependency instead of `services`. */
   dependencies?: boolean
-  /** Absolute path of the container runner script (`lib/runner.js`). */
-  runnerScript: string
+  /**
+   * Absolute path of the native `orchestrator-supervisor`, which PM2 runs as each
+   * dependency's container runner (`orchestrator-supervisor runner`).
+   */
+  supervisor: string
 }
 
 /** Guards + plan for `restart`: cluster apps reload with zero downtime, fork apps restart. */
@@ -350,19 +297,6 @@ export declare function prepareStart(req: PrepareRequest): Promise<Plan>
 
 /** Prints the window to stdout (text, or one JSON object a line) and returns how many entries. */
 export declare function printLogs(req: LogsRequest, json: boolean): number
-
-/**
- * The container runner's main call: ensures the container, forwards its stdout/stderr to this
- * process's, resolves with its exit code once it stops, or `null` after `stopContainer`.
- */
-export declare function runContainer(spec: string): Promise<number | null>
-
-/**
- * One of the runner's own lines (already stamped, with its newline): to the service's error.log
- * through the same sink as the container's stderr (the runtime's `sink`), and to stderr for
- * PM2's bus.
- */
-export declare function runnerSay(line: string): void
 
 export interface SelectRequest {
   workspaceRoot: string
@@ -472,9 +406,6 @@ export interface StatusSnapshot {
   docker: string
   services: Array<ServiceStatus>
 }
-
-/** The runner's SIGINT/SIGTERM: stops the container gracefully with its stop timeout. */
-export declare function stopContainer(spec: string): Promise<void>
 
 /**
  * `stop`: the plan (only this workspace's entries), then every service stopped once what uses

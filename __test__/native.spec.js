@@ -74,8 +74,8 @@ test("the addon's errors are JS errors with the contract as properties, thrown a
   // An async export (the addon calls back into JS for PM2's table) that rejects.
   const root = path.resolve(__dirname, '..', 'examples', 'workspace');
   const ecosystemFile = path.join(root, 'ecosystem.config.js');
-  const req = { workspaceRoot: root, ecosystem: {}, ecosystemFile, pm2: [], nodeVersion: process.versions.node, command: 'orchestrator start db', runnerScript: 'runner.js' };
-  const rejected = await raw.launch('bogus', req, { agentScript: 'agent.js', pm2Home: os.tmpdir() }, async () => [], async () => null).then(
+  const req = { workspaceRoot: root, ecosystem: {}, ecosystemFile, pm2: [], nodeVersion: process.versions.node, command: 'orchestrator start db', supervisor: 'orchestrator-supervisor' };
+  const rejected = await raw.launch('bogus', req, { supervisor: 'orchestrator-supervisor', pm2Home: os.tmpdir() }, async () => [], async () => null).then(
     () => null,
     (e) => e,
   );

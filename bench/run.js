@@ -12,7 +12,7 @@
 //   npm run bench -- status supervision --runs 3
 //
 // It sets up what it needs: the Docker engine and the local images (scripts/docker-engine.sh,
-// scripts/build-images.sh), the release addon (npm run build) and the example's Nx; every
+// scripts/build-images.sh), the release addon and supervisor (npm run build) and the example's Nx; every
 // group works in its own temporary directory with its own PM2 daemon, removed at the end.
 
 const fs = require('fs');
@@ -41,6 +41,7 @@ function prepare() {
   step('Docker engine', 'bash', ['scripts/docker-engine.sh']);
   step('local images', 'bash', ['scripts/build-images.sh']);
   step('release addon', 'npx', ['napi', 'build', '--platform', '--release']);
+  step('release supervisor', 'bash', ['scripts/build-supervisor.sh']);
   if (!fs.existsSync(path.join(root, 'examples', 'workspace', 'node_modules', 'nx'))) step("the example's Nx", 'npm', ['ci', '--no-audit', '--no-fund', '--prefix', 'examples/workspace']);
 }
 

@@ -9,6 +9,10 @@
 //   - `orchestrator stop --all`, against `pm2 delete all` plus `docker rm -f` of every container
 //     at once (no grace period: the floor);
 //   - `orchestrator status --json`, against `pm2 jlist`;
+//   - footprint, idle with every service up: the agent's and the container runners' resident
+//     memory and CPU, against PM2's daemon;
+//   - `orchestrator logs --since 1h` across every service (each with 2 h of lines, one a
+//     second), merged in time order, against awk over the same files and against one service;
 // then the cost per added service (the slope between the smallest and the largest size).
 // Run through `npm run bench` (bench/run.js), or alone: node bench/scale.js [--runs N]
 // [--sizes 10,30,100].
@@ -74,6 +78,41 @@ async function allReady(box, ports, names) {
   }
 }
 
+/** Two hours of lines, one a second, in every service's out.log (the format the apps' own
+ * writer uses: an ISO timestamp, then the line). Returns the cut-off of the last hour. */
+function writeLogs(box, names) {
+  const now = Date.now();
+  for (const name of names) {
+    const dir = path.join(box.dir, 'apps', 'logs', name);
+    fs.mkdirSync(dir, { recursive: true });
+    let text = '';
+    for (let t = now - 7200000; t < now; t += 1000) text += `${new Date(t).toISOString()} ${name} GET /api/items/42 200 3ms request handled\n`;
+    fs.writeFileSync(path.join(dir, 'out.log'), text);
+  }
+  return new Date(now - 3600000).toISOString();
+}
+
+/** Resident memory and CPU of the agent, the container runners and PM2's daemon, idle for 5 s. */
+async function footprint(box) {
+  const procs = JSON.parse(c.run(box, process.execPath, [c.PM2, 'jlist']).stdout);
+  const agent = procs.find((p) => p.name.startsWith('orchestrator-agent-'));
+  const runners = procs.filter((p) => p.pm2_env.ORCHESTRATOR_KIND === 'dependency' && p.pid > 0).map((p) => p.pid);
+  const daemon = Number(fs.readFileSync(path.join(box.env.PM2_HOME, 'pm2.pid'), 'utf8'));
+  const all = [agent.pid, daemon, ...runners];
+  const before = all.map((pid) => c.procUsage(pid));
+  await c.sleep(5000);
+  const after = all.map((pid) => c.procUsage(pid));
+  const cpu = (i) => ((after[i].cpuMs - before[i].cpuMs) / 5000) * 100;
+  const runnerRss = after.slice(2).map((u) => u.rssMiB).sort((a, b) => a - b);
+  return {
+    agentRss: after[0].rssMiB,
+    daemonRss: after[1].rssMiB,
+    agentCpu: cpu(0),
+    daemonCpu: cpu(1),
+    runnerRss: runnerRss.length ? runnerRss[runnerRss.length >> 1] : 0,
+  };
+}
+
 const spawnAsync = (box, cmd, args) =>
   new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { cwd: box.dir, env: box.env, stdio: 'ignore' });
@@ -113,7 +152,9 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
     const l = layout(box, size);
     fs.symlinkSync(path.join(c.ROOT, 'examples', 'workspace', 'node_modules'), path.join(box.dir, 'node_modules'));
     const group = `scale: ${size} services (${l.apps.length} apps, ${l.containers} containers)`;
-    const xs = { start: [], baseStart: [], stop: [], baseStop: [], status: [], jlist: [] };
+    const xs = { start: [], baseStart: [], stop: [], baseStop: [], status: [], jlist: [], logsAll: [], logsOne: [], awk: [] };
+    let fp = null;
+    const cutoff = writeLogs(box, [...l.apps.map((a) => a.name), ...Array.from({ length: l.containers }, (_, i) => `dep${i}`)]);
     try {
       process.stderr.write(`bench scale: ${size} services, ${rounds} rounds\n`);
       for (let i = 0; i <= rounds; i++) {
@@ -124,6 +165,7 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
         if (online !== size) throw new Error(`expected ${size} online services, status says ${online}`);
         const status = c.time(box, process.execPath, [c.BIN, 'status', '--json']);
         const jlist = c.time(box, process.execPath, [c.PM2, 'jlist']);
+        if (i === rounds) fp = await footprint(box);
         const stop = c.time(box, process.execPath, [c.BIN, 'stop', '--all']);
         const base = await baselineStart(box, l);
         const baseStop = await baselineStop(box, base.names);
@@ -135,6 +177,21 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
         xs.baseStart.push(base.ms);
         xs.baseStop.push(baseStop);
       }
+      // The 1 h window: the same lines from ours and from awk (plus the apps' own few lines).
+      const awk = `awk '$1 >= "${cutoff}"' apps/logs/*/out.log`;
+      const count = (cmd) => Number(c.run(box, 'sh', ['-c', `${cmd} | wc -l`]).stdout.trim());
+      const ours = count(`${process.execPath} ${c.BIN} logs --all --stream out --since ${cutoff}`);
+      const theirs = count(awk);
+      if (ours !== theirs) throw new Error(`logs --since 1h printed ${ours} lines, awk ${theirs}`);
+      for (let i = 0; i <= rounds; i++) {
+        const all = c.shell(box, `${process.execPath} ${c.BIN} logs --all --stream out --since ${cutoff} > /dev/null`);
+        const one = c.shell(box, `${process.execPath} ${c.BIN} logs app0 --stream out --since ${cutoff} > /dev/null`);
+        const base = c.shell(box, `${awk} > /dev/null`);
+        if (i === 0) continue;
+        xs.logsAll.push(all);
+        xs.logsOne.push(one);
+        xs.awk.push(base);
+      }
     } finally {
       c.teardown(box);
     }
@@ -145,6 +202,22 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
     );
     rows.push({ ...row('pm2 delete all + docker rm -f (no grace)', xs.baseStop, true), group: `${group}, stop` }, { ...row(`orchestrator stop --all (${CONTAINER.grace} grace each)`, xs.stop), group: `${group}, stop` });
     rows.push({ ...row('pm2 jlist', xs.jlist, true), group: `${group}, status` }, { ...row('orchestrator status --json', xs.status, false, { goal: '≤ 0.5x' }), group: `${group}, status` });
+    const lg = `${group}, logs 1 h`;
+    rows.push(
+      { ...row(`awk over the ${size} out.log files`, xs.awk, true), group: lg },
+      { ...row('orchestrator logs --since 1h, every service, merged', xs.logsAll), group: lg },
+      { ...row('orchestrator logs --since 1h, one service', xs.logsOne), group: lg },
+    );
+    if (fp) {
+      const fg = `${group}, footprint idle`;
+      rows.push(
+        { group: fg, case: "PM2's daemon resident memory", unit: 'MiB', samples: [fp.daemonRss], baseline: true },
+        { group: fg, case: 'agent resident memory', unit: 'MiB', samples: [fp.agentRss], goal: '≤ 40 MiB' },
+        { group: fg, case: 'a container runner, resident memory (median)', unit: 'MiB', samples: [fp.runnerRss] },
+        { group: `${fg} CPU`, case: "PM2's daemon CPU", unit: '%', samples: [fp.daemonCpu], baseline: true },
+        { group: `${fg} CPU`, case: 'agent CPU', unit: '%', samples: [fp.agentCpu] },
+      );
+    }
     starts[size] = { start: xs.start, stop: xs.stop, status: xs.status, baseStart: xs.baseStart };
   }
   // The slope: what each added service costs, from the smallest to the largest size.

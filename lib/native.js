@@ -7,7 +7,7 @@
 // The addon throws (or rejects with) its actionable error (DESIGN §3) as a JS Error whose `code`,
 // `exitCode`, `service`, `command` and `remediation` are properties (src/boundary.rs); every
 // exported function is wrapped here so that what reaches the rest of the JS is an instance of
-// OrchestratorError (its `format`, its `toJSON`). The classes (LogReader, AgentWatch,
+// OrchestratorError (its `format`, its `toJSON`). The classes (LogReader,
 // WorkspaceLock) are kept as they are; errors.normalize, which every caller of theirs goes
 // through, converts with the same `fromAddon`. No message is read anywhere.
 function load() {
@@ -37,5 +37,5 @@ function wrap(fn) {
   };
 }
 
-// Functions are camelCase, classes (AgentWatch, WorkspaceLock) PascalCase and kept as they are.
+// Functions are camelCase, classes (LogReader, WorkspaceLock) PascalCase and kept as they are.
 module.exports = Object.fromEntries(Object.entries(addon).map(([k, v]) => [k, typeof v === 'function' && /^[a-z]/.test(k) ? wrap(v) : v]));

@@ -10,6 +10,9 @@ const { findRoot, loadEcosystem } = require('./workspace');
 const { Pm2, locate, daemonRunning, home } = require('./pm2');
 
 const LOCK_TIMEOUT_MS = 120000;
+// The native executable PM2 runs as the workspace's agent and as each dependency's container
+// runner (crates/supervisor), built beside the addon by `npm run build`.
+const SUPERVISOR = path.join(__dirname, '..', 'orchestrator-supervisor');
 
 function context(opts, verb) {
   const root = findRoot(opts.cwd || process.cwd());
@@ -64,15 +67,15 @@ function request(ctx, opts, located) {
     pm2Version: located.version,
     command: ctx.command,
     dependencies: Boolean(opts.dependencies),
-    runnerScript: path.join(__dirname, 'runner.js'),
+    supervisor: SUPERVISOR,
   };
 }
 
-/** What the addon needs to carry a plan out: the agent's script and PM2_HOME, the preload of
+/** What the addon needs to carry a plan out: the supervisor (the agent) and PM2_HOME, the preload of
  * Node apps, the bound on concurrent starts and stops. */
 function launchOptions(opts) {
   return {
-    agentScript: path.join(__dirname, 'agent.js'),
+    supervisor: SUPERVISOR,
     pm2Home: home(),
     preload: path.join(__dirname, 'preload.js'),
     concurrency: opts.concurrency ? Number(opts.concurrency) : undefined,

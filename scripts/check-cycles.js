@@ -2,7 +2,7 @@
 'use strict';
 // The module graph of each Rust crate has no cycles (the crates themselves cannot have any: Cargo
 // refuses a cycle between packages). In each crate's src/ (the binding's src/, crates/core/src,
-// crates/runtime/src) every module (a file, or a directory's mod.rs) is a node; a reference from its production code (`crate::a::b`,
+// crates/runtime/src, crates/supervisor/src) every module (a file, or a directory's mod.rs) is a node; a reference from its production code (`crate::a::b`,
 // `super::x`, `self::x`, `use` lines included) to another module is an edge. Test modules
 // (`#[cfg(test)]` to the end of the file, and files only compiled for tests) are left out: a test
 // may use any module to build its fixtures without that being part of the layering. Prints the
@@ -11,7 +11,7 @@ const fs = require('fs');
 const path = require('path');
 
 const ROOT = path.join(__dirname, '..');
-const CRATES = ['src', 'crates/core/src', 'crates/runtime/src'];
+const CRATES = ['src', 'crates/core/src', 'crates/runtime/src', 'crates/supervisor/src'];
 
 /** The source without its inline test modules (`#[cfg(test)] mod tests { … }`, braces
  * matched; strings and comments are not parsed, which the code's test modules do not need). */

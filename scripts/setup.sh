@@ -21,8 +21,8 @@ if ! installed .; then
   npm ci --no-audit --no-fund
 fi
 
-# The addon is rebuilt when a Rust source (the binding in src/, the core and the runtime in
-# crates/) is newer than it (cargo would find nothing to do, but napi's type-definition pass can
+# The addon is rebuilt when a Rust source (the binding in src/, the core, the runtime and the
+# supervisor in crates/) is newer than it (cargo would find nothing to do, but napi's type-definition pass can
 # still make it compile the crate again).
 addon="$(ls orchestrator.*.node 2>/dev/null | head -1 || true)"
 if [ -z "$addon" ] || [ -n "$(find src crates Cargo.toml Cargo.lock build.rs -newer "$addon" -print -quit)" ]; then
@@ -30,6 +30,13 @@ if [ -z "$addon" ] || [ -n "$(find src crates Cargo.toml Cargo.lock build.rs -ne
   npx napi build --platform --release
 else
   echo "setup: the native addon is up to date ($addon)"
+fi
+# The supervisor (the agent and the container runners PM2 runs), likewise.
+if [ ! -x orchestrator-supervisor ] || [ -n "$(find src crates Cargo.toml Cargo.lock -newer orchestrator-supervisor -print -quit)" ]; then
+  echo "setup: building the native supervisor (release)"
+  bash scripts/build-supervisor.sh
+else
+  echo "setup: the native supervisor is up to date"
 fi
 
 if ! installed examples/workspace; then

@@ -19,8 +19,9 @@ use crate::{to_request, Pm2Entry, PrepareRequest};
 
 #[napi(object)]
 pub struct LaunchOptions {
-    /// `lib/agent.js`, which PM2 runs as the workspace's agent, and the PM2_HOME it serves.
-    pub agent_script: String,
+    /// The native `orchestrator-supervisor`, which PM2 runs as the workspace's agent
+    /// (`orchestrator-supervisor agent`), and the PM2_HOME it serves.
+    pub supervisor: String,
     pub pm2_home: String,
     /// `lib/preload.js`: Node apps are launched with it.
     pub preload: Option<String>,
@@ -89,7 +90,7 @@ impl launch::Pm2 for JsPm2 {
 fn options(o: LaunchOptions) -> launch::Options {
     launch::Options {
         concurrency: o.concurrency.filter(|c| *c > 0).map(|c| c as usize),
-        agent_script: PathBuf::from(o.agent_script),
+        supervisor: PathBuf::from(o.supervisor),
         pm2_home: o.pm2_home,
         preload: o.preload.map(PathBuf::from),
         progress: std::sync::Arc::new(|line: &str| eprintln!("{line}")),

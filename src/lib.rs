@@ -16,48 +16,16 @@ use orchestrator_runtime::{ops, step};
 mod boundary;
 use boundary::{js_error, Outcome};
 
-pub mod agent;
-pub mod deps;
 pub mod infer;
 pub mod launch;
 pub mod logs;
 pub mod status;
 pub mod verify;
 
-/// Our own diagnostics: nothing unless `ORCHESTRATOR_LOG` names a filter (`debug`,
-/// `orchestrator_runtime::deps=trace`, … as tracing's `EnvFilter` reads it). Spans of the
-/// plan, the engine calls and the waits then go to stderr with their durations; names of
-/// services, containers and images only, never an env value.
+/// Our own diagnostics (`orchestrator_runtime::diagnostics`: `ORCHESTRATOR_LOG`).
 #[napi_derive::module_init]
 fn init() {
-    let Ok(filter) = std::env::var("ORCHESTRATOR_LOG") else {
-        return;
-    };
-    // A bare level is ours only (our three crates): other crates' diagnostics (an HTTP
-    // client's, say) could carry what we never print.
-    let scoped = if filter.contains('=') {
-        filter.clone()
-    } else {
-        let level = filter.trim();
-        format!(
-            "orchestrator_core={level},orchestrator_runtime={level},{}={level}",
-            env!("CARGO_CRATE_NAME")
-        )
-    };
-    match tracing_subscriber::EnvFilter::try_new(&scoped) {
-        Ok(f) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(f)
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-                .try_init()
-                .ok();
-        }
-        Err(e) => eprintln!(
-            "orchestrator: ORCHESTRATOR_LOG={filter:?} is not a filter ({e}); no diagnostics"
-        ),
-    }
+    orchestrator_runtime::diagnostics::init(env!("CARGO_CRATE_NAME"));
 }
 
 #[napi(object)]
@@ -144,8 +112,9 @@ pub struct PrepareRequest {
     pub command: String,
     /// Select every docker dependency instead of `services`.
     pub dependencies: Option<bool>,
-    /// Absolute path of the container runner script (`lib/runner.js`).
-    pub runner_script: String,
+    /// Absolute path of the native `orchestrator-supervisor`, which PM2 runs as each
+    /// dependency's container runner (`orchestrator-supervisor runner`).
+    pub supervisor: String,
 }
 
 #[napi(object)]
@@ -204,7 +173,7 @@ fn to_request(r: PrepareRequest) -> step::Request {
         node_version: r.node_version,
         pm2_version: r.pm2_version,
         dependencies: r.dependencies.unwrap_or(false),
-        runner_script: PathBuf::from(r.runner_script),
+        supervisor: PathBuf::from(r.supervisor),
     }
 }
 

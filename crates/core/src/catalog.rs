@@ -561,14 +561,14 @@ pub fn unset_stale(app: &mut Value, previous: crate::pm2::LaunchedEnv) {
 /// PM2's (dayjs) format for the timestamp it puts before every app line.
 pub const LOG_DATE_FORMAT: &str = "YYYY-MM-DDTHH:mm:ss.SSSZ";
 
-/// Pure: the PM2 app of a docker dependency — our container runner, carrying the resolved
-/// container spec. PM2 waits the container's stop timeout (plus margin) before it kills the runner.
+/// Pure: the PM2 app of a docker dependency — our container runner (the native supervisor in its
+/// `runner` mode, no Node process), carrying the resolved container spec. PM2 waits the container's stop timeout (plus margin) before it kills the runner.
 pub fn runner_app(
     catalog: &Catalog,
     spec: &ServiceSpec,
     profile: &str,
     container: &crate::container::ContainerSpec,
-    runner_script: &Path,
+    supervisor: &Path,
 ) -> Value {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert(META_WORKSPACE.into(), catalog.root.display().to_string());
@@ -592,8 +592,9 @@ pub fn runner_app(
     );
     serde_json::json!({
         "name": spec.name,
-        "script": runner_script.display().to_string(),
-        "interpreter": "node",
+        "script": supervisor.display().to_string(),
+        "args": ["runner"],
+        "interpreter": "none",
         "exec_mode": "fork",
         // A replicated service: one runner per container (PM2 numbers them NODE_APP_INSTANCE).
         "instances": container.replicas.max(1),

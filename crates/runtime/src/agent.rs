@@ -247,14 +247,15 @@ pub fn started(root: &Path, pid: u32) -> crate::error::Result<()> {
 pub fn pm2_app(
     root: &Path,
     workspace_name: &str,
-    agent_script: &Path,
+    supervisor: &Path,
     pm2_home: &str,
 ) -> serde_json::Value {
     let dir = crate::layout::agent_dir(root);
     serde_json::json!({
         "name": agent_name(root, workspace_name),
-        "script": agent_script,
-        "interpreter": "node",
+        "script": supervisor,
+        "args": ["agent"],
+        "interpreter": "none",
         "exec_mode": "fork",
         "instances": 1,
         "cwd": root,
@@ -387,6 +388,22 @@ pub fn restart_failed(
         spawn_alert(root, alert.clone());
     }
     Ok(())
+}
+
+/// Log rotation and retention for the whole workspace at `now` (daily and by size, by the
+/// workspace's policy): whether live files were renamed (PM2 must then reopen its logs) and
+/// what was done, one line each.
+pub fn rotate(root: &Path, now: DateTime<Utc>) -> crate::error::Result<(bool, Vec<String>)> {
+    let cfg = orchestrator_core::config::load_plugin_config(root)?;
+    let policy = orchestrator_core::rotate::policy(
+        cfg.logs.as_ref(),
+        &orchestrator_core::config::nx_json_path(root),
+    )?;
+    let pass = crate::rotation::run(&orchestrator_core::layout::logs_root(root), now, &policy);
+    Ok((
+        pass.reopen,
+        pass.done.iter().map(ToString::to_string).collect(),
+    ))
 }
 
 /// Explicit start/restart of these services (before PM2 launches them).

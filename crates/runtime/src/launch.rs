@@ -94,8 +94,9 @@ pub struct Options {
     /// At most this many services are launched (or stopped) at once; `None`: cores × 4 for a
     /// launch, every service for a stop (a stop waits out grace periods, it does not compute).
     pub concurrency: Option<usize>,
-    /// The agent's script and the PM2_HOME it serves (its PM2 definition).
-    pub agent_script: PathBuf,
+    /// The native supervisor PM2 runs as the agent, and the PM2_HOME it serves (its PM2
+    /// definition).
+    pub supervisor: PathBuf,
     pub pm2_home: String,
     /// Node apps are launched with this preload (`lib/preload.js`).
     pub preload: Option<PathBuf>,
@@ -662,7 +663,7 @@ impl Run<'_> {
             service: Some(name.clone()),
             call: call.into(),
             cause,
-            definition: Some("the orchestrator's agent (lib/agent.js)".into()),
+            definition: Some("the orchestrator's agent (orchestrator-supervisor agent)".into()),
         };
         if entry.is_some() {
             pm2.call(Pm2Call::Delete(Target::of(&name, &list)))
@@ -672,7 +673,7 @@ impl Run<'_> {
         let app = crate::agent::pm2_app(
             root,
             &self.plan.workspace_name,
-            &self.opts.agent_script,
+            &self.opts.supervisor,
             &self.opts.pm2_home,
         );
         pm2.call(Pm2Call::Start(app))
@@ -814,7 +815,9 @@ async fn stop_inner(
                     service: Some(name),
                     call: "delete".into(),
                     cause,
-                    definition: Some("the orchestrator's agent (lib/agent.js)".into()),
+                    definition: Some(
+                        "the orchestrator's agent (orchestrator-supervisor agent)".into(),
+                    ),
                 })?;
         }
     }

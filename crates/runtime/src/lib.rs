@@ -1,7 +1,7 @@
 //! The orchestrator's runtime: everything that does I/O on the core's decisions. The Docker
 //! Engine client and the dependency lifecycle (`docker`, `deps`, `build`), PM2's RPC socket
 //! (`pm2rpc`), the workspace's records and lock (`state`, `lock`), ports and readiness (`ports`,
-//! `ready`), the agent's loop (`agent`), rotation passes, the runner's log sink, npm installs
+//! `ready`), the agent's decisions and its loop (`agent`, `agent_loop`), our own diagnostics, rotation passes, the runner's log sink, npm installs
 //! (`npm`) and prerequisites, the git hook, a command's plan (`step`) and the commands that
 //! join them (`ops`, `observe`, `verify`, `follow`).
 //!
@@ -15,8 +15,10 @@ pub use orchestrator_core::{
 };
 
 pub mod agent;
+pub mod agent_loop;
 pub mod build;
 pub mod deps;
+pub mod diagnostics;
 pub mod docker;
 pub mod follow;
 pub mod git_hook;

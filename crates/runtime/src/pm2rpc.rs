@@ -168,6 +168,7 @@ struct RawEnv {
     pm_uptime: Option<i64>,
     restart_time: Option<u64>,
     exit_code: Option<i64>,
+    pm_pid_path: Option<String>,
     #[serde(rename = "ORCHESTRATOR_WORKSPACE")]
     workspace: Option<String>,
     #[serde(rename = "ORCHESTRATOR_PROFILE")]
@@ -253,7 +254,7 @@ pub fn procs(reply: &[u8]) -> Result<Vec<Pm2Process>, String> {
             memory: p.monit.as_ref().and_then(|m| m.memory),
             cpu: p.monit.as_ref().and_then(|m| m.cpu),
             env: LaunchedEnv::parse(p.pm2_env.env_keys.as_deref(), p.pm2_env.unset.as_deref()),
-            pid_file: None,
+            pid_file: p.pm2_env.pm_pid_path,
         })
         .collect())
 }
@@ -271,6 +272,146 @@ pub async fn list(pm2_home: &Path) -> Result<Option<Vec<Pm2Process>>, String> {
         Ok(reply) => procs(&reply).map(Some),
         Err(RpcError::NotRunning) => Ok(None),
         Err(RpcError::Failed(m)) => Err(m),
+    }
+}
+
+/// Calls a PM2 method that answers with an error or not (restart, stop, reloadLogs): `Ok` when
+/// PM2 did it, `Err` with PM2's message when it refused.
+pub async fn act(
+    pm2_home: &Path,
+    method: &str,
+    arg: Value,
+    timeout: Duration,
+) -> Result<(), String> {
+    let reply = call(pm2_home, method, vec![arg], timeout)
+        .await
+        .map_err(|e| match e {
+            RpcError::NotRunning => "PM2's daemon is not running".to_string(),
+            RpcError::Failed(m) => m,
+        })?;
+    match refusal(&reply) {
+        Some(m) => Err(m),
+        None => Ok(()),
+    }
+}
+
+/// Pure: PM2's error in a reply, if any: pm2-axon-rpc answers `{"error": <message or object>}`
+/// instead of `{"args": […]}`.
+pub fn refusal(reply: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(reply).ok()?;
+    let err = v.get("error").filter(|e| !e.is_null())?;
+    Some(match err {
+        Value::String(m) => m.clone(),
+        e => e
+            .get("message")
+            .or_else(|| e.get("msg"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string()),
+    })
+}
+
+/// The socket PM2's daemon publishes its events on (axon pub/sub, amp frames of
+/// `[s:<event name>, j:<data>]`).
+pub fn bus_socket(pm2_home: &Path) -> PathBuf {
+    pm2_home.join("pub.sock")
+}
+
+/// One event of PM2's bus: its name (`process:event`, `log:out`, …) and its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusEvent {
+    pub name: String,
+    pub data: Value,
+}
+
+/// Pure: every complete bus frame at the front of `buf` (consumed from it), as events; frames of
+/// another shape are skipped.
+pub fn bus_events(buf: &mut Vec<u8>) -> Vec<BusEvent> {
+    let mut out = Vec::new();
+    let mut used = 0;
+    while let Some((args, n)) = decode(&buf[used..]) {
+        used += n;
+        let mut args = args.iter().map(|a| unpack(a));
+        if let (Some(Some(Value::String(name))), data) = (args.next(), args.next()) {
+            out.push(BusEvent {
+                name,
+                data: data.flatten().unwrap_or(Value::Null),
+            });
+        }
+    }
+    buf.drain(..used);
+    out
+}
+
+/// A subscription to PM2's bus (what PM2's client calls `launchBus`), read from Rust.
+pub struct Bus {
+    sock: tokio::net::UnixStream,
+    buf: Vec<u8>,
+}
+
+impl Bus {
+    pub async fn connect(pm2_home: &Path) -> std::io::Result<Bus> {
+        Ok(Bus {
+            sock: tokio::net::UnixStream::connect(bus_socket(pm2_home)).await?,
+            buf: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    /// The next events (at least one); `Ok(empty)` never; an error or end of stream when PM2's
+    /// daemon went away. Cancel-safe: bytes read stay in the buffer.
+    pub async fn next(&mut self) -> std::io::Result<Vec<BusEvent>> {
+        loop {
+            let events = bus_events(&mut self.buf);
+            if !events.is_empty() {
+                return Ok(events);
+            }
+            if self.sock.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "PM2's daemon closed its bus",
+                ));
+            }
+        }
+    }
+}
+
+/// Pure: the process of a `process:event` as the core's `Pm2Process` (PM2 sends the process's
+/// `pm2_env` flattened, with the app's env merged in).
+pub fn bus_process(p: &Value) -> Pm2Process {
+    let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+    let meta = |k: &str| {
+        p.get("env")
+            .and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| s(k))
+    };
+    Pm2Process {
+        name: s("name").unwrap_or_default(),
+        pm_id: p
+            .get("pm_id")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or_default() as u32,
+        pid: p
+            .get("pid")
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0)
+            .map(|n| n as u32),
+        status: s("status").unwrap_or_default(),
+        workspace: meta("ORCHESTRATOR_WORKSPACE"),
+        profile: meta("ORCHESTRATOR_PROFILE"),
+        kind: meta("ORCHESTRATOR_KIND"),
+        started_ms: p.get("pm_uptime").and_then(Value::as_i64),
+        restart_time: p
+            .get("restart_time")
+            .and_then(Value::as_u64)
+            .unwrap_or_default() as u32,
+        exit_code: p.get("exit_code").and_then(Value::as_i64),
+        memory: None,
+        cpu: None,
+        instance: None,
+        pid_file: s("pm_pid_path"),
+        env: LaunchedEnv::default(),
     }
 }
 
@@ -322,5 +463,47 @@ mod tests {
     async fn no_socket_means_no_daemon() {
         let r = list(Path::new("/nonexistent/pm2-home")).await;
         assert!(matches!(r, Ok(None)));
+    }
+
+    #[test]
+    fn bus_frames_are_read_whole_and_in_order_and_a_partial_one_waits() {
+        let ev = |name: &str, data: &str| {
+            encode(&[
+                format!("s:{name}").into_bytes(),
+                format!("j:{data}").into_bytes(),
+            ])
+        };
+        let mut buf = ev(
+            "process:event",
+            r#"{"event":"exit","process":{"name":"api","pm_id":"3","ORCHESTRATOR_WORKSPACE":"/w","exit_code":1}}"#,
+        );
+        buf.extend(ev("log:out", r#"{"data":"x"}"#));
+        let third = ev("process:event", r#"{"event":"stop"}"#);
+        buf.extend(&third[..5]);
+        let got = bus_events(&mut buf);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].name, "process:event");
+        assert_eq!(got[1].name, "log:out");
+        let p = bus_process(&got[0].data["process"]);
+        assert_eq!((p.name.as_str(), p.pm_id, p.exit_code), ("api", 3, Some(1)));
+        assert_eq!(p.workspace.as_deref(), Some("/w"));
+        assert_eq!(buf.len(), 5, "the partial frame stays for the next read");
+        buf.extend(&third[5..]);
+        let got = bus_events(&mut buf);
+        assert_eq!(got[0].data["event"], "stop");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_is_pm2s_message_in_either_shape() {
+        assert_eq!(refusal(br#"{"args":[{"pm_id":1}]}"#), None);
+        assert_eq!(
+            refusal(br#"{"error":"God db process id unknown","stack":"at x"}"#).as_deref(),
+            Some("God db process id unknown")
+        );
+        assert_eq!(
+            refusal(br#"{"error":{"msg":"id unknown"}}"#).as_deref(),
+            Some("id unknown")
+        );
     }
 }

@@ -60,6 +60,11 @@ pub fn read(root: &Path, service: &str) -> Option<Record> {
     serde_json::from_str(&text).ok()
 }
 
+/// Whether the service is still meant to run (a stop may have come while the agent restarted it).
+pub fn wanted(root: &Path, service: &str) -> bool {
+    read(root, service).is_some_and(|r| r.desired == orchestrator_core::supervise::Desired::Running)
+}
+
 /// Every record of the workspace.
 pub fn all(root: &Path) -> Vec<Record> {
     let Ok(dir) = std::fs::read_dir(state_dir(root)) else {

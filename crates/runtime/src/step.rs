@@ -45,8 +45,8 @@ pub struct Request {
     pub pm2_version: Option<String>,
     /// Select every docker dependency (`deps:start`, `deps:restart`).
     pub dependencies: bool,
-    /// The container runner script PM2 runs for each dependency.
-    pub runner_script: PathBuf,
+    /// The native supervisor PM2 runs as each dependency's container runner.
+    pub supervisor: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +310,15 @@ pub struct Planned {
 pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
     let root = req.workspace_root.clone();
     crate::prereq::check_node_and_pm2(&req.node_version, req.pm2_version.as_deref(), &root)?;
+    if verb != Verb::Stop && !req.supervisor.is_file() {
+        // The agent and every container runner are this executable: without it nothing starts.
+        return Err(Error::Prerequisite {
+            tool: format!("orchestrator-supervisor ({})", req.supervisor.display()),
+            found: None,
+            minimum: env!("CARGO_PKG_VERSION").into(),
+            remediation: "Build it with the addon: `npm run build` in the orchestrator package (or `npm run setup`)".into(),
+        });
+    }
     let cat = catalog::load(&root, &req.ecosystem, &req.ecosystem_file)?;
     let nx_json = config::nx_json_path(&root);
     let requested_profile = req.profile.as_deref().filter(|p| !p.trim().is_empty());
@@ -388,7 +397,7 @@ pub fn plan_steps(verb: Verb, req: &Request) -> Result<Planned> {
             pm2: &req.pm2,
             file_vars: &env_files[&profile],
             compose: composes.get(&profile),
-            runner_script: &req.runner_script,
+            supervisor: &req.supervisor,
         })?;
         if step.action.launches() {
             require_env(&cat, spec, &profile, &step.missing_env)?;
@@ -490,7 +499,7 @@ pub struct ServiceInput<'a> {
     pub pm2: &'a [Pm2Process],
     pub file_vars: &'a [(String, String)],
     pub compose: Option<&'a ComposeFile>,
-    pub runner_script: &'a std::path::Path,
+    pub supervisor: &'a std::path::Path,
 }
 
 /// One service's step: the decision against PM2's table and the definition under the profile
@@ -610,13 +619,7 @@ pub fn plan_service(inp: &ServiceInput<'_>) -> Result<Step> {
                     step.container = Some(c);
                     return Ok(step);
                 }
-                step.app = Some(catalog::runner_app(
-                    cat,
-                    spec,
-                    &profile,
-                    &c,
-                    inp.runner_script,
-                ));
+                step.app = Some(catalog::runner_app(cat, spec, &profile, &c, inp.supervisor));
                 step.ports = c.host_ports();
                 step.ready_timeout_ms = c.health_timeout_seconds * 1000;
                 step.container = Some(c);
@@ -674,7 +677,8 @@ mod tests {
             node_version: "20.11.0".into(),
             pm2_version: Some("7.0.4".into()),
             dependencies: false,
-            runner_script: root.join("runner.js"),
+            // Any file: a start needs the supervisor executable to exist.
+            supervisor: std::env::current_exe().expect("the test binary"),
         }
     }
 
@@ -713,6 +717,18 @@ mod tests {
         assert_eq!(step.ports, d.ports);
         assert_eq!(step.ports, vec![3100]);
         assert_eq!(d.app["env"]["API_KEY"], "k");
+
+        // Without the supervisor (the agent and the container runners) a start is refused
+        // before anything is planned; a stop needs none.
+        let mut no_supervisor = request(&root);
+        no_supervisor.supervisor = root.join("missing/orchestrator-supervisor");
+        let refused = plan_steps(Verb::Start, &no_supervisor).err().unwrap();
+        assert!(
+            matches!(&refused, Error::Prerequisite { tool, .. } if tool.contains("missing/orchestrator-supervisor")),
+            "{refused:?}"
+        );
+        assert!(refused.remediation()[0].contains("npm run build"));
+        assert!(plan_steps(Verb::Stop, &no_supervisor).is_ok());
         let _ = std::fs::remove_dir_all(&root);
     }
 }

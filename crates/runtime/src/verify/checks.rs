@@ -168,7 +168,7 @@ pub(super) fn check_profile(
             pm2: &[],
             file_vars: &file_vars,
             compose: compose.as_ref(),
-            runner_script: Path::new("lib/runner.js"),
+            supervisor: Path::new("orchestrator-supervisor"),
         });
         let step = match planned {
             Ok(step) => step,
