@@ -265,17 +265,21 @@ impl Cursor {
 }
 
 /// The cursors merged in time order; on equal times the earlier cursor wins (callers order
-/// them service by service, stdout before stderr), and each cursor keeps its own order.
+/// them service by service, stdout before stderr), and each cursor keeps its own order. The
+/// next line is a heap's least (time, cursor): a window across 100 services (200 cursors) costs
+/// a few comparisons a line, not one per cursor.
 pub struct Merger {
     pub cursors: Vec<Cursor>,
     filter: LineFilter,
     primed: bool,
     last: Option<usize>,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
 }
 
 impl Merger {
     pub fn new(cursors: Vec<Cursor>, filter: LineFilter) -> Merger {
         Merger {
+            heap: std::collections::BinaryHeap::with_capacity(cursors.len()),
             cursors,
             filter,
             primed: false,
@@ -287,21 +291,20 @@ impl Merger {
     pub fn next_line(&mut self) -> std::io::Result<Option<usize>> {
         if !self.primed {
             self.primed = true;
-            for c in &mut self.cursors {
+            for (k, c) in self.cursors.iter_mut().enumerate() {
                 c.advance(&self.filter)?;
-            }
-        } else if let Some(k) = self.last {
-            self.cursors[k].advance(&self.filter)?;
-        }
-        let mut best: Option<(usize, i64)> = None;
-        for (k, c) in self.cursors.iter().enumerate() {
-            if let Some(t) = c.key() {
-                if best.is_none_or(|(_, b)| t < b) {
-                    best = Some((k, t));
+                if let Some(t) = c.key() {
+                    self.heap.push(std::cmp::Reverse((t, k)));
                 }
             }
+        } else if let Some(k) = self.last {
+            let c = &mut self.cursors[k];
+            c.advance(&self.filter)?;
+            if let Some(t) = c.key() {
+                self.heap.push(std::cmp::Reverse((t, k)));
+            }
         }
-        self.last = best.map(|(k, _)| k);
+        self.last = self.heap.pop().map(|std::cmp::Reverse((_, k))| k);
         Ok(self.last)
     }
 }

@@ -532,3 +532,48 @@ fn reads_live_rotated_and_archived_in_time_order_merging_streams() {
     assert_eq!(tail_raw(&d.join("out.log"), 2).unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Many services, timestamps shared between them: the merged window is every line once, in time
+/// order, equal times in the order of the services (and stdout before stderr), each file in its
+/// own order — what a stable sort by time gives.
+#[test]
+fn a_window_across_many_services_is_a_stable_merge_by_time() {
+    let d = tmp("many");
+    let mut services = Vec::new();
+    let mut expected = Vec::new();
+    for s in 0..40 {
+        let dir = d.join(format!("svc{s}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Every third service writes twice as often; all start on the same second.
+        let every = if s % 3 == 0 { 500 } else { 1000 };
+        let n = if s % 3 == 0 { 40 } else { 20 };
+        write_log(&dir.join("out.log"), t("2026-11-25T00:00:00Z"), n, every, 0);
+        write_log(
+            &dir.join("error.log"),
+            t("2026-11-25T00:00:00Z"),
+            5,
+            4000,
+            0,
+        );
+        for (stream, n, every) in [(Stream::Out, n, every), (Stream::Err, 5, 4000)] {
+            for i in 0..n {
+                expected.push((i as i64 * every, s, stream, format!("line {i}")));
+            }
+        }
+        services.push((format!("svc{s}"), dir));
+    }
+    let q = Query {
+        streams: vec![Stream::Out, Stream::Err],
+        ..Default::default()
+    };
+    let mut m = merger(&services, &q).unwrap();
+    let mut got = Vec::new();
+    while let Some(e) = next_entry(&mut m).unwrap() {
+        let s: usize = e.service.trim_start_matches("svc").parse().unwrap();
+        let ms = (e.time - t("2026-11-25T00:00:00Z")).num_milliseconds();
+        got.push((ms, s, e.stream, e.line.trim_start_matches(": ").to_string()));
+    }
+    expected.sort_by_key(|(ms, s, stream, _)| (*ms, *s, *stream));
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+}
