@@ -342,7 +342,66 @@ pub fn build(
     })
 }
 
+/// Pure: whether `name` matches an Nx project pattern (`*` matches any run of characters).
+fn nx_pattern_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Pure: the services an Nx project.json names in `implicitDependencies` (Nx's graph: the
+/// project needs them), in the catalog's order: names and `*` patterns, minus `!` exclusions;
+/// projects that are not services (libraries) are not waits. `None` when it names no service.
+pub fn implicit_services(
+    project_json: &str,
+    services: &[String],
+    own: &str,
+) -> Option<Vec<String>> {
+    let v: Value = serde_json::from_str(project_json).ok()?;
+    let patterns: Vec<&str> = v
+        .get("implicitDependencies")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let (exclude, include): (Vec<&str>, Vec<&str>) =
+        patterns.iter().partition(|p| p.starts_with('!'));
+    let waits: Vec<String> = services
+        .iter()
+        .filter(|s| s.as_str() != own)
+        .filter(|s| include.iter().any(|p| nx_pattern_matches(p, s)))
+        .filter(|s| !exclude.iter().any(|p| nx_pattern_matches(&p[1..], s)))
+        .cloned()
+        .collect();
+    (!waits.is_empty()).then_some(waits)
+}
+
 impl Catalog {
+    /// What an app waits on by the Nx graph when nx.json declares no `dependsOn` for it: the
+    /// services its project.json (in the app's directory) names in `implicitDependencies`.
+    pub fn implicit_waits(&self, spec: &ServiceSpec) -> Option<Vec<String>> {
+        // An app without a directory of its own runs in the workspace root, whose project.json
+        // is the workspace's, not the app's.
+        if spec.kind != Kind::App || spec.cwd == self.root {
+            return None;
+        }
+        let text = std::fs::read_to_string(spec.cwd.join("project.json")).ok()?;
+        implicit_services(&text, &self.names(), &spec.name)
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.services.iter().map(|s| s.name.clone()).collect()
     }

@@ -36,8 +36,9 @@ pub struct ServiceConfig {
     pub restart_policy: Option<serde_json::Value>,
     /// Services this one needs (an app's database): Nx graph edges of the inferred projects,
     /// so `nx run server:start` starts them first, and what the service waits on while a
-    /// command starts many (`schedule`). Absent, an app waits on every docker dependency of
-    /// the command; `[]` says it needs none.
+    /// command starts many (`schedule`). Absent, an app waits on the services its project.json
+    /// names in `implicitDependencies` (`Catalog::implicit_waits`), else on every docker
+    /// dependency of the command; `[]` says it needs none.
     #[serde(default)]
     pub depends_on: Option<Vec<String>>,
 }

@@ -455,11 +455,20 @@ pub fn schedule_nodes<'c>(
                         .collect()
                 })
                 .unwrap_or_default(),
+            // nx.json's `dependsOn`, else the Nx graph's `implicitDependencies` that are
+            // services (project.json), else none declared (an app then waits on every
+            // dependency).
             declared: cat
                 .config
                 .services
                 .get(&s.service)
-                .and_then(|c| c.depends_on.clone()),
+                .and_then(|c| c.depends_on.clone())
+                .or_else(|| {
+                    cat.services
+                        .iter()
+                        .find(|x| x.name == s.service)
+                        .and_then(|spec| cat.implicit_waits(spec))
+                }),
         })
         .collect()
 }
@@ -474,7 +483,7 @@ pub fn cycle_error(cat: &Catalog, cycle: &[String]) -> Error {
             cycle[0]
         ),
         message: format!(
-            "the services wait on each other in a cycle ({}), so none of them could start; an app that declares no dependsOn waits on every docker dependency, and \"dependsOn\": [] says it needs none",
+            "the services wait on each other in a cycle ({}), so none of them could start; an app that declares no dependsOn waits on the services its project.json names in implicitDependencies, else on every docker dependency, and \"dependsOn\": [] says it needs none",
             cycle.join(" → ")
         ),
     }
@@ -680,6 +689,61 @@ mod tests {
             // Any file: a start needs the supervisor executable to exist.
             supervisor: std::env::current_exe().expect("the test binary"),
         }
+    }
+
+    /// An app's waits: nx.json `dependsOn` first, else the services its project.json names in
+    /// `implicitDependencies` (the Nx graph), else every dependency of the command.
+    #[test]
+    fn an_app_waits_on_what_the_nx_graph_says_it_needs() {
+        let root = std::env::temp_dir().join(format!("orch-step-graph-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("apps/api")).unwrap();
+        std::fs::write(root.join("nx.json"), "{}").unwrap();
+        std::fs::write(
+            root.join("docker-compose.yml"),
+            "services:\n  db:\n    image: postgres\n  cache:\n    image: redis\n",
+        )
+        .unwrap();
+        let env_file = envfile::env_file_path(&root, "development");
+        std::fs::create_dir_all(env_file.parent().unwrap()).unwrap();
+        std::fs::write(&env_file, "").unwrap();
+        let mut req = request(&root);
+        req.all = true;
+        req.services = Vec::new();
+        let waits_of_api = |req: &Request| -> Vec<String> {
+            let planned = plan_steps(Verb::Start, req).unwrap();
+            let api = planned
+                .plan
+                .steps
+                .iter()
+                .find(|s| s.service == "api")
+                .unwrap();
+            let mut on: Vec<String> = api.waits.iter().map(|w| w.on.clone()).collect();
+            on.sort();
+            on
+        };
+        assert_eq!(
+            waits_of_api(&req),
+            vec!["cache", "db"],
+            "nothing declared: every dependency"
+        );
+        std::fs::write(
+            root.join("apps/api/project.json"),
+            r#"{"name": "api", "implicitDependencies": ["db", "shared-lib"]}"#,
+        )
+        .unwrap();
+        assert_eq!(waits_of_api(&req), vec!["db"], "the Nx graph: db only");
+        std::fs::write(
+            root.join("nx.json"),
+            r#"{"pluginsConfig":{"@workspace/orchestrator":{"services":{"api":{"dependsOn":["cache"]}}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            waits_of_api(&req),
+            vec!["cache"],
+            "nx.json's dependsOn wins"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     /// The step a start plans and the definition `verify` shows are one: the same PM2 app (the

@@ -238,3 +238,34 @@ fn a_variable_we_no_longer_set_is_unset_however_long_ago_it_was_dropped() {
     assert_eq!(fresh["env"][META_ENV_KEYS], "A");
     assert!(fresh["env"].get(META_UNSET).is_none());
 }
+
+#[test]
+fn implicit_dependencies_that_are_services_are_waits() {
+    let services: Vec<String> = ["api", "db", "cache", "search-a", "search-b", "web"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let waits = |json: &str| implicit_services(json, &services, "api");
+    // Names, `*` patterns and `!` exclusions, as Nx reads them; libraries are not services;
+    // the project itself never waits on itself; the catalog's order.
+    assert_eq!(
+        waits(r#"{"implicitDependencies": ["shared-lib", "search-*", "!search-b", "db", "api"]}"#),
+        Some(vec!["db".to_string(), "search-a".to_string()])
+    );
+    assert_eq!(
+        waits(r#"{"implicitDependencies": ["*", "!web"]}"#),
+        Some(vec![
+            "db".into(),
+            "cache".into(),
+            "search-a".into(),
+            "search-b".into()
+        ])
+    );
+    // Nothing that is a service, no list, or not JSON: nothing declared.
+    assert_eq!(waits(r#"{"implicitDependencies": ["shared-lib"]}"#), None);
+    assert_eq!(waits(r#"{"name": "api"}"#), None);
+    assert_eq!(waits("not json"), None);
+    assert!(nx_pattern_matches("a*b*c", "axxbyyc"));
+    assert!(!nx_pattern_matches("a*b*c", "axxcyyb"));
+    assert!(!nx_pattern_matches("ab*ba", "aba"));
+}
