@@ -3,7 +3,9 @@
 // under a private PM2 daemon —
 //   - `orchestrator status --json` against `pm2 jlist` (baseline), and `node -e 0` (the floor);
 //   - `nx run workspace:status` against `nx run` of a trivial `nx:run-commands` echo target (the
-//     Nx floor, baseline) in the same workspace;
+//     Nx floor, baseline) in the same workspace, and against a custom executor that does nothing
+//     (Nx runs `nx:run-commands` inside its own process and forks one for every other executor:
+//     the floor of any plugin's executor);
 //   - the agent's resident memory and CPU while idle with the 20 services, against PM2's daemon.
 // Run through `npm run bench` (bench/run.js), or alone: node bench/status.js [--runs N]
 
@@ -25,11 +27,20 @@ async function bench({ runs }) {
     files: {
       'apps/idle/main.js': 'setInterval(() => {}, 60000);\n',
       'apps/idle/package.json': '{"name":"idle","version":"1.0.0","private":true}',
-      // The Nx side: our status executor and the Nx floor, an echo through nx:run-commands.
+      // The Nx side: our status executor, the Nx floor (an echo through nx:run-commands, run in
+      // Nx's own process) and a custom executor's floor (a local one that returns at once).
       'project.json': JSON.stringify({
         name: 'workspace',
-        targets: { status: { executor: '@workspace/orchestrator:status' }, echo: { executor: 'nx:run-commands', options: { command: 'echo ok' } } },
+        targets: {
+          status: { executor: '@workspace/orchestrator:status' },
+          echo: { executor: 'nx:run-commands', options: { command: 'echo ok' } },
+          noop: { executor: './tools/noop:noop' },
+        },
       }),
+      'tools/noop/package.json': '{"name":"noop-executor","version":"0.0.0","executors":"./executors.json"}',
+      'tools/noop/executors.json': '{"executors":{"noop":{"implementation":"./impl.js","schema":"./schema.json","description":"returns at once"}}}',
+      'tools/noop/impl.js': 'module.exports = async () => ({ success: true });\n',
+      'tools/noop/schema.json': '{"type":"object","properties":{}}',
     },
   });
   fs.symlinkSync(path.join(c.ROOT, 'examples', 'workspace', 'node_modules'), path.join(box.dir, 'node_modules'));
@@ -51,6 +62,7 @@ async function bench({ runs }) {
       {
         'nx run workspace:status': () => c.time(box, c.NX, ['run', 'workspace:status']),
         'nx run workspace:echo (nx:run-commands)': () => c.time(box, c.NX, ['run', 'workspace:echo']),
+        'nx run workspace:noop (a custom executor that returns at once)': () => c.time(box, c.NX, ['run', 'workspace:noop']),
       },
       runs,
     );
@@ -79,6 +91,7 @@ async function bench({ runs }) {
       row('status (10 apps + 10 containers)', 'node -e 0 (floor)', 'ms', cli['node -e 0 (floor)']),
       row('status through Nx', 'nx run workspace:status', 'ms', nx['nx run workspace:status']),
       row('status through Nx', 'nx run workspace:echo (nx:run-commands)', 'ms', nx['nx run workspace:echo (nx:run-commands)'], true),
+      row('status through Nx', 'nx run workspace:noop (a custom executor that returns at once)', 'ms', nx['nx run workspace:noop (a custom executor that returns at once)']),
       row('footprint, idle, 20 services', 'agent resident memory', 'MiB', rss.agent),
       row('footprint, idle, 20 services', "PM2's daemon resident memory", 'MiB', rss.daemon, true),
       row('footprint CPU, idle, 20 services', 'agent CPU', '%', cpu.agent),
