@@ -12,6 +12,7 @@ use napi_derive::napi;
 
 use orchestrator_core::pm2::Pm2Process;
 use orchestrator_runtime::launch::{self, BoxFuture, Pm2Call};
+use orchestrator_runtime::pm2_socket::Pm2Socket;
 use orchestrator_runtime::{ops, step};
 
 use crate::boundary::{self, js_error, Outcome};
@@ -98,7 +99,7 @@ fn options(o: LaunchOptions) -> launch::Options {
 }
 
 /// PM2's table, for the plan.
-async fn table(pm2: &JsPm2, command: &str) -> Outcome<Vec<Pm2Process>> {
+async fn table(pm2: &dyn launch::Pm2, command: &str) -> Outcome<Vec<Pm2Process>> {
     launch::Pm2::list(pm2).await.map_err(|cause| {
         js_error(
             orchestrator_core::error::Error::Pm2 {
@@ -150,8 +151,12 @@ pub fn launch<'env>(
     boundary::promise(env, async move {
         let command = req.command.clone();
         let verb = verb_of(&verb, &command)?;
-        let pm2 = JsPm2 { list, act };
+        let js = JsPm2 { list, act };
         let opts = self::options(options);
+        let pm2 = Pm2Socket {
+            client: &js,
+            home: PathBuf::from(&opts.pm2_home),
+        };
         let mut request = to_request(req);
         request.pm2 = table(&pm2, &command).await?;
         let plan = ops::prepare(verb, request)
@@ -182,11 +187,15 @@ pub fn stop_services<'env>(
 ) -> Result<PromiseRaw<'env, serde_json::Value>> {
     boundary::promise(env, async move {
         let command = req.command.clone();
-        let pm2 = match (list, act) {
+        let js = match (list, act) {
             (Some(list), Some(act)) => Some(JsPm2 { list, act }),
             _ => None,
         };
         let opts = self::options(options);
+        let pm2 = js.as_ref().map(|js| Pm2Socket {
+            client: js as &dyn launch::Pm2,
+            home: PathBuf::from(&opts.pm2_home),
+        });
         let mut request = to_request(req);
         if let Some(pm2) = &pm2 {
             request.pm2 = table(pm2, &command).await?;

@@ -27,6 +27,7 @@ pub mod lock;
 pub mod npm;
 pub mod observe;
 pub mod ops;
+pub mod pm2_socket;
 pub mod pm2rpc;
 pub mod ports;
 pub mod prereq;

@@ -259,16 +259,17 @@ pub fn procs(reply: &[u8]) -> Result<Vec<Pm2Process>, String> {
         .collect())
 }
 
-/// PM2's process table, or `None` when no daemon runs for this PM2_HOME.
+/// PM2's process table, or `None` when no daemon runs for this PM2_HOME (within 5 s: status).
 pub async fn list(pm2_home: &Path) -> Result<Option<Vec<Pm2Process>>, String> {
-    match call(
-        pm2_home,
-        "getMonitorData",
-        vec![json!({})],
-        Duration::from_secs(5),
-    )
-    .await
-    {
+    list_within(pm2_home, Duration::from_secs(5)).await
+}
+
+/// The same, waiting up to `timeout` for a busy daemon (a command mid-launch).
+pub async fn list_within(
+    pm2_home: &Path,
+    timeout: Duration,
+) -> Result<Option<Vec<Pm2Process>>, String> {
+    match call(pm2_home, "getMonitorData", vec![json!({})], timeout).await {
         Ok(reply) => procs(&reply).map(Some),
         Err(RpcError::NotRunning) => Ok(None),
         Err(RpcError::Failed(m)) => Err(m),
