@@ -183,8 +183,19 @@ pub fn on_exit(root: &Path, exit: &ExitEvent, now: DateTime<Utc>) -> crate::erro
 pub struct Watch {
     looked: bool,
     last_down: std::collections::BTreeSet<String>,
+    unconfirmed: bool,
     last_exit_at: Option<DateTime<Utc>>,
 }
+
+/// How often the agent looks at PM2's table unasked while something moves (an exit within the
+/// last [`SETTLE`], an exit seen in the table only and not yet confirmed)…
+pub const RECONCILE_BUSY: std::time::Duration = std::time::Duration::from_secs(2);
+/// …and while everything is quiet. Exits come on PM2's bus and backoffs and stability checks
+/// wake the agent at their own time (`Record::next_wake`); the quiet look is only the net under
+/// a lost bus message. Each look costs PM2's daemon a pidusage pass over every process.
+pub const RECONCILE_QUIET: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long after an exit the agent keeps looking at the busy period.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Watch {
     /// Pure: an exit seen in PM2's table but not (yet) on the bus is answered only once it has
@@ -199,7 +210,21 @@ impl Watch {
         let confirmed = !self.looked || down.iter().all(|k| self.last_down.contains(k));
         self.last_down = down;
         self.looked = true;
+        self.unconfirmed = !confirmed;
         confirmed
+    }
+
+    /// Pure: when the agent looks at PM2's table again unasked, at `now`: soon while something
+    /// moves (an exit within [`SETTLE`], an exit seen in the table only and awaiting its second
+    /// look), else at the quiet period.
+    pub fn reconcile_in(&self, now: DateTime<Utc>) -> std::time::Duration {
+        let settle = chrono::Duration::from_std(SETTLE).unwrap_or_default();
+        let recent = self.last_exit_at.is_some_and(|t| now - t < settle);
+        if self.unconfirmed || recent {
+            RECONCILE_BUSY
+        } else {
+            RECONCILE_QUIET
+        }
     }
 
     /// A process of PM2's exited, stopped or was deleted at `now`.
@@ -390,16 +415,46 @@ pub fn restart_failed(
     Ok(())
 }
 
+/// The workspace's logs policy (nx.json), read again only when the file changes: the agent
+/// runs a rotation pass every 2 s and nx.json changes rarely.
+#[derive(Debug, Default)]
+pub struct LogPolicyCache {
+    seen: Option<(Option<std::time::SystemTime>, u64)>,
+    policy: Option<orchestrator_core::rotate::LogPolicy>,
+}
+
+impl LogPolicyCache {
+    /// The policy as nx.json says it now (its modification time and length tell a change).
+    pub fn get(
+        &mut self,
+        root: &Path,
+    ) -> crate::error::Result<&orchestrator_core::rotate::LogPolicy> {
+        let file = orchestrator_core::config::nx_json_path(root);
+        let seen = std::fs::metadata(&file)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()));
+        let policy = match self.policy.take() {
+            Some(p) if seen.is_some() && seen == self.seen => p,
+            _ => {
+                let cfg = orchestrator_core::config::load_plugin_config(root)?;
+                orchestrator_core::rotate::policy(cfg.logs.as_ref(), &file)?
+            }
+        };
+        self.seen = seen;
+        Ok(self.policy.insert(policy))
+    }
+}
+
 /// Log rotation and retention for the whole workspace at `now` (daily and by size, by the
 /// workspace's policy): whether live files were renamed (PM2 must then reopen its logs) and
 /// what was done, one line each.
-pub fn rotate(root: &Path, now: DateTime<Utc>) -> crate::error::Result<(bool, Vec<String>)> {
-    let cfg = orchestrator_core::config::load_plugin_config(root)?;
-    let policy = orchestrator_core::rotate::policy(
-        cfg.logs.as_ref(),
-        &orchestrator_core::config::nx_json_path(root),
-    )?;
-    let pass = crate::rotation::run(&orchestrator_core::layout::logs_root(root), now, &policy);
+pub fn rotate(
+    root: &Path,
+    now: DateTime<Utc>,
+    policy: &mut LogPolicyCache,
+) -> crate::error::Result<(bool, Vec<String>)> {
+    let policy = policy.get(root)?;
+    let pass = crate::rotation::run(&orchestrator_core::layout::logs_root(root), now, policy);
     Ok((
         pass.reopen,
         pass.done.iter().map(ToString::to_string).collect(),
@@ -625,6 +680,74 @@ mod tests {
             !w.confirm(&[inst("stopped", 20, Some(1))]),
             "another run of it: once again"
         );
+    }
+
+    #[test]
+    fn the_table_is_looked_at_often_only_while_something_moves() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut w = Watch::default();
+        assert_eq!(w.reconcile_in(now), RECONCILE_QUIET, "nothing seen: quiet");
+        w.confirm(&[inst("online", 10, None)]);
+        assert_eq!(w.reconcile_in(now), RECONCILE_QUIET);
+        w.confirm(&[inst("stopped", 10, Some(1))]);
+        assert_eq!(
+            w.reconcile_in(now),
+            RECONCILE_BUSY,
+            "a table-only exit waits for its second look"
+        );
+        w.confirm(&[inst("stopped", 10, Some(1))]);
+        assert_eq!(
+            w.reconcile_in(now),
+            RECONCILE_QUIET,
+            "confirmed: quiet again"
+        );
+        w.exit_seen(now);
+        assert_eq!(
+            w.reconcile_in(now + chrono::Duration::seconds(29)),
+            RECONCILE_BUSY
+        );
+        assert_eq!(
+            w.reconcile_in(now + chrono::Duration::seconds(30)),
+            RECONCILE_QUIET,
+            "settled"
+        );
+    }
+
+    #[test]
+    fn the_logs_policy_is_read_again_only_when_nx_json_changes() {
+        let root = std::env::temp_dir().join(format!("orch-agent-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let nx = root.join("nx.json");
+        let with = |days: u32| {
+            format!(
+                r#"{{"pluginsConfig":{{"@workspace/orchestrator":{{"logs":{{"retainDays":{days}}}}}}}}}"#
+            )
+        };
+        let mut cache = LogPolicyCache::default();
+        assert_eq!(
+            cache.get(&root).unwrap().retain_days,
+            14,
+            "no nx.json: defaults"
+        );
+        std::fs::write(&nx, with(3)).unwrap();
+        assert_eq!(cache.get(&root).unwrap().retain_days, 3, "created");
+        assert_eq!(cache.get(&root).unwrap().retain_days, 3, "kept");
+        std::fs::write(&nx, with(30)).unwrap();
+        assert_eq!(cache.get(&root).unwrap().retain_days, 30, "changed");
+        std::fs::write(&nx, "{ not json").unwrap();
+        assert!(
+            cache.get(&root).is_err(),
+            "a broken nx.json is said, not hidden by the cache"
+        );
+        std::fs::remove_file(&nx).unwrap();
+        assert_eq!(
+            cache.get(&root).unwrap().retain_days,
+            14,
+            "removed: defaults again"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! - an exit on the bus is answered at once (`agent::on_exit`: the record, the events, the
 //!   backoff), then PM2's table is looked at once for the exits that arrived within 20 ms;
 //! - a look (`agent::tick`) restarts what is due, by PM2 id, and looks again to confirm;
-//! - every 2 s it looks anyway (exits missed while it was down, backoffs falling due), and
-//!   rotates the logs (daily and by size), PM2 reopening its files in a quiet moment and
-//!   compression running beside the loop.
+//! - it looks anyway every 2 s while something moves and every 30 s when all is quiet
+//!   (`Watch::reconcile_in`: the net under a lost bus message; exits missed while it was down
+//!   are seen on its first look, backoffs and stability checks wake it at their own time);
+//! - every 2 s it rotates the logs (daily and by size), PM2 reopening its files in a quiet
+//!   moment and compression running beside the loop.
 //!
 //! It opens no network port: PM2's bus and RPC are unix sockets in PM2_HOME.
 
@@ -24,7 +26,6 @@ use tokio::time::Instant;
 use crate::agent::{self, ExitEvent, Watch};
 use crate::pm2rpc::{self, Bus, BusEvent};
 
-const RECONCILE: Duration = Duration::from_secs(2);
 const ROTATE: Duration = Duration::from_secs(2);
 const CALL: Duration = Duration::from_secs(30);
 /// After an exit, the look at PM2's table waits this long for the exits that come with it (a
@@ -71,16 +72,12 @@ pub fn exit_of(root: &Path, ev: &BusEvent) -> (bool, Option<Pm2Process>) {
     let raw_id = &ev.data["process"]["pm_id"];
     // A worker replaced by a reload is `_old_<id>`: not ours to answer.
     let replaced = raw_id.as_str().is_some_and(|s| s.starts_with("_old_"));
-    let ours = p.workspace.as_deref() == Some(&*root.to_string_lossy())
-        && p.kind.as_deref() != Some("agent");
-    (seen, (ours && !replaced).then_some(p))
+    (seen, (is_ours(root, &p) && !replaced).then_some(p))
 }
 
-fn ours(root: &Path, list: Vec<Pm2Process>) -> Vec<Pm2Process> {
-    let root = root.to_string_lossy();
-    list.into_iter()
-        .filter(|p| p.workspace.as_deref() == Some(&*root) && p.kind.as_deref() != Some("agent"))
-        .collect()
+/// Pure: a service of this workspace (not its agent), the processes the agent answers for.
+fn is_ours(root: &Path, p: &Pm2Process) -> bool {
+    p.workspace.as_deref() == Some(&*root.to_string_lossy()) && p.kind.as_deref() != Some("agent")
 }
 
 struct Agent {
@@ -88,6 +85,7 @@ struct Agent {
     home: PathBuf,
     watch: Watch,
     reopen_pending: bool,
+    policy: agent::LogPolicyCache,
     compressing: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -116,7 +114,10 @@ impl Agent {
         let mut again = false;
         loop {
             let list = match self.table().await {
-                Ok(l) => ours(&self.root, l),
+                Ok(l) => l
+                    .into_iter()
+                    .filter(|p| is_ours(&self.root, p))
+                    .collect::<Vec<_>>(),
                 Err(e) => {
                     say(&format!("could not read PM2's table: {e}"));
                     return None;
@@ -175,7 +176,7 @@ impl Agent {
     /// Rotation and retention: rename (PM2 reopens its files in a quiet moment), then compress
     /// what nobody writes to any more, beside the loop (a large file takes seconds).
     async fn rotate(&mut self) {
-        match agent::rotate(&self.root, Utc::now()) {
+        match agent::rotate(&self.root, Utc::now(), &mut self.policy) {
             Ok((renamed, done)) => {
                 done.iter().for_each(|d| say(&format!("rotate: {d}")));
                 self.reopen_pending |= renamed;
@@ -226,6 +227,7 @@ pub async fn serve(root: &Path, pm2_home: &Path) -> Result<(), String> {
         home: pm2_home.to_path_buf(),
         watch: Watch::default(),
         reopen_pending: false,
+        policy: agent::LogPolicyCache::default(),
         compressing: None,
     };
     say(&format!(
@@ -237,7 +239,7 @@ pub async fn serve(root: &Path, pm2_home: &Path) -> Result<(), String> {
     // The next look: now (the first), after exits, at the reconcile period, or when a backoff
     // falls due — whichever is first.
     let mut look_at = Instant::now();
-    let mut reconcile_at = Instant::now() + RECONCILE;
+    let mut reconcile_at = Instant::now() + agent::RECONCILE_BUSY;
     let mut rotate_at = Instant::now() + ROTATE;
     loop {
         tokio::select! {
@@ -248,9 +250,10 @@ pub async fn serve(root: &Path, pm2_home: &Path) -> Result<(), String> {
             _ = sigterm.recv() => { say("SIGTERM: agent stopping"); return Ok(()); }
             _ = tokio::time::sleep_until(look_at.min(reconcile_at)) => {
                 let wake = a.tick().await;
-                reconcile_at = Instant::now() + RECONCILE;
+                let period = a.watch.reconcile_in(Utc::now());
+                reconcile_at = Instant::now() + period;
                 look_at = match wake {
-                    Some(w) if w < RECONCILE => Instant::now() + w,
+                    Some(w) if w < period => Instant::now() + w,
                     _ => far(),
                 };
             }
@@ -264,6 +267,7 @@ pub async fn serve(root: &Path, pm2_home: &Path) -> Result<(), String> {
                     let (seen, exited) = exit_of(root, ev);
                     if seen {
                         a.watch.exit_seen(Utc::now());
+                        reconcile_at = reconcile_at.min(Instant::now() + agent::RECONCILE_BUSY);
                     }
                     if let Some(p) = exited {
                         a.on_exit(p);
