@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use orchestrator_core::container::ContainerSpec;
 use orchestrator_core::error::Error;
-use orchestrator_runtime::{agent_loop, deps, sink};
+use orchestrator_runtime::{agent_loop, deps};
 
 fn main() -> ExitCode {
     orchestrator_runtime::diagnostics::init(env!("CARGO_CRATE_NAME"));
@@ -61,12 +61,9 @@ async fn agent() -> ExitCode {
     }
 }
 
-/// The runner's own line in the service's error.log, timestamped like the container's, through
-/// the same sink (PM2's files for the runner are /dev/null: its writer drops queued lines at a
-/// rotation), and on stderr for PM2's bus.
+/// The runner's own line about `service` (`deps::runner_says`).
 fn say(service: &str, text: &str) {
-    let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    sink::write(true, &format!("{stamp} [orchestrator] {service}: {text}\n"));
+    deps::runner_says(&format!("{service}: {text}"));
 }
 
 /// Says why the runner stops and exits with the error's number.

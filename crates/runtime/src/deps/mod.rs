@@ -185,21 +185,20 @@ pub async fn run_job(
     })
 }
 
+/// One line of the container runner's own (`[orchestrator] <line>`), timestamped like the
+/// container's, into the service's error.log through the sink (PM2's files for the runner are
+/// /dev/null: its writer drops queued lines at a rotation) and on stderr for PM2's bus.
+pub fn runner_says(line: &str) {
+    let stamped = crate::logs::line::stamp(&format!("[orchestrator] {line}"), chrono::Utc::now());
+    crate::sink::write(true, &format!("{stamped}\n"));
+}
+
 /// The runner's life: ensure the container, copy its output to ours until it stops, and return
 /// its exit code. `None` when a stop was requested (the caller exits 0).
 #[tracing::instrument(level = "debug", skip_all, fields(service = %spec.service, container = %spec.name))]
 pub async fn run(spec: &ContainerSpec) -> Result<Option<i64>> {
-    // The runner's own lines go to its stderr file, timestamped like the container's.
-    let say = |line: String| {
-        crate::sink::write(
-            true,
-            &format!(
-                "{}\n",
-                crate::logs::line::stamp(&format!("[orchestrator] {line}"), chrono::Utc::now())
-            ),
-        )
-    };
-    let mut progress = |line: &str| say(line.to_string());
+    let say = |line: String| runner_says(&line);
+    let mut progress = |line: &str| runner_says(line);
     let running = ensure_container(spec, false, &mut progress).await?;
     say(format!(
         "{} container {} ({}) {}",
