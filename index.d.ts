@@ -89,12 +89,12 @@ export interface LastFailureView {
 }
 
 /**
- * `start`, `restart` or `deploy`, carried out: the plan against PM2's table (`list`), then
+ * `start`, `restart` or `deploy`, carried out: the plan against PM2's table, then
  * make-before-break, the agent, and every service as soon as what it waits on is there, PM2's
  * calls made through `act`. Resolves with what was done per service; rejects with the
  * actionable error (`Incomplete` when some services came up and others did not).
  */
-export declare function launch(verb: 'start' | 'restart' | 'deploy', req: PrepareRequest, options: LaunchOptions, list: () => Promise<Pm2Entry[]>, act: (action: Pm2Action) => Promise<string | null>): Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; switchedFrom?: string; status: string; pids: number[]; ports: number[]; install: string | null; readyMs: number | null; containerId?: string | null; image?: string | null; health?: string | null; exitCode?: number | null; adopted?: boolean | null; pulled?: boolean | null }> }>
+export declare function launch(verb: 'start' | 'restart' | 'deploy', req: PrepareRequest, options: LaunchOptions, act: (action: Pm2Action) => Promise<string | null>): Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; switchedFrom?: string; status: string; pids: number[]; ports: number[]; install: string | null; readyMs: number | null; containerId?: string | null; image?: string | null; health?: string | null; exitCode?: number | null; adopted?: boolean | null; pulled?: boolean | null }> }>
 
 export interface LaunchOptions {
   /**
@@ -234,8 +234,8 @@ export interface Pm2Action {
 }
 
 /**
- * One PM2 process as the JS side reads it (`pm2.list()`, or an exit on PM2's bus): the DTO of
- * the core's `pm2::Pm2Process`, for the plans, the readiness wait and the agent alike.
+ * One PM2 process of a `PrepareRequest` (the commands that launch or stop read PM2's table
+ * themselves, over its RPC socket): the DTO of the core's `pm2::Pm2Process`.
  */
 export interface Pm2Entry {
   name: string
@@ -409,11 +409,11 @@ export interface StatusSnapshot {
 
 /**
  * `stop`: the plan (only this workspace's entries), then every service stopped once what uses
- * it has stopped; each container with its own grace period. `list`/`act` are `null` when no
+ * it has stopped; each container with its own grace period. `act` is `null` when no
  * PM2 daemon runs (containers a killed runner left are stopped all the same). With `all`, the
  * workspace's agent goes too.
  */
-export declare function stopServices(req: PrepareRequest, options: LaunchOptions, all: boolean, list: (() => Promise<Pm2Entry[]>) | null, act: ((action: Pm2Action) => Promise<string | null>) | null): Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; status: string; pids: number[]; ports: number[] }> }>
+export declare function stopServices(req: PrepareRequest, options: LaunchOptions, all: boolean, act: ((action: Pm2Action) => Promise<string | null>) | null): Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; status: string; pids: number[]; ports: number[] }> }>
 
 /** Runs an app's `test` script with the profile's env loaded. Resolves to the profile used. */
 export declare function testService(req: ServiceRequest): Promise<string>

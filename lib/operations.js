@@ -89,7 +89,7 @@ async function launch(verb, opts) {
   const ctx = context(opts, verb);
   const prepareOnly = { start: 'prepareStart', restart: 'prepareRestart', deploy: 'prepareDeploy' }[verb];
   try {
-    return await withPm2(ctx, (pm2, located) => native.launch(verb, request(ctx, opts, located), launchOptions(opts), pm2.lister(), pm2.actor()), {
+    return await withPm2(ctx, (pm2, located) => native.launch(verb, request(ctx, opts, located), launchOptions(opts), pm2.actor()), {
       precheck: (located) => native[prepareOnly](request(ctx, opts, located)),
     });
   } catch (e) {
@@ -134,7 +134,7 @@ async function stop(opts = {}) {
   try {
     return await withPm2(
       ctx,
-      (pm2, located) => native.stopServices(request(ctx, opts, located), launchOptions(opts), Boolean(opts.all), pm2 ? pm2.lister() : null, pm2 ? pm2.actor() : null),
+      (pm2, located) => native.stopServices(request(ctx, opts, located), launchOptions(opts), Boolean(opts.all), pm2 ? pm2.actor() : null),
       { onlyIfRunning: true },
     );
   } catch (e) {

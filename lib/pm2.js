@@ -54,53 +54,6 @@ class Pm2 {
     return new Pm2(api, located.dir);
   }
 
-  /** PM2's process table as the addon's `Pm2Entry` list. */
-  async list() {
-    const procs = await call(this.api.list.bind(this.api));
-    return procs.map((p) => {
-      const e = p.pm2_env || {};
-      const env = e.env || {};
-      const meta = (k) => env[k] ?? e[k] ?? undefined;
-      return {
-        name: p.name,
-        pmId: p.pm_id,
-        pid: p.pid > 0 ? p.pid : undefined,
-        status: e.status || 'unknown',
-        workspace: meta('ORCHESTRATOR_WORKSPACE'),
-        profile: meta('ORCHESTRATOR_PROFILE'),
-        kind: meta('ORCHESTRATOR_KIND'),
-        // For the agent and the readiness wait: when this process started, how the last one
-        // ended, and the pid file PM2 keeps while it runs.
-        startedMs: typeof e.pm_uptime === 'number' ? e.pm_uptime : undefined,
-        exitCode: typeof e.exit_code === 'number' ? e.exit_code : undefined,
-        pidFile: e.pm_pid_path,
-        // What our last launch set in its env, and what it must no longer see (a reload merges
-        // the new env into the old one).
-        envKeys: meta('ORCHESTRATOR_ENV_KEYS'),
-        unset: meta('ORCHESTRATOR_UNSET'),
-      };
-    });
-  }
-
-  /** PM2's event bus (`process:event` packets). */
-  async bus() {
-    return call(this.api.launchBus.bind(this.api));
-  }
-
-  /** Restarts one instance by PM2 id (the agent's restarts). */
-  async restartId(pmId) {
-    return call(this.api.restart.bind(this.api), String(pmId));
-  }
-
-  /** PM2 reopens every log file (after a rotation renamed them). */
-  async reloadLogs() {
-    return call(this.api.reloadLogs.bind(this.api));
-  }
-
-  async stopId(pmId) {
-    return call(this.api.stop.bind(this.api), String(pmId));
-  }
-
   /** One PM2 call the addon's plan makes (`Pm2Action`): resolves with `null`, or with PM2's
    * message when it failed (the addon makes the actionable error). */
   async act({ op, name, ids, app }) {
@@ -167,11 +120,7 @@ class Pm2 {
     return started;
   }
 
-  /** `list` and `act` as the addon calls them (plain functions, never throwing). */
-  lister() {
-    return () => this.list();
-  }
-
+  /** `act` as the addon calls it (a plain function, never throwing). */
   actor() {
     return (action) => this.act(action);
   }

@@ -1,8 +1,9 @@
 //! The commands that change what runs (`start`, `restart`, `deploy`, `stop`), whole: the plan,
-//! then `orchestrator_runtime::launch` carries it out. PM2 stays on the JS side (its
-//! programmatic API is a JS library): the command hands over two functions, `list` (PM2's
-//! table as `Pm2Entry`s) and `act` (one PM2 call; resolves with `null`, or PM2's message when
-//! it failed), which the runtime calls from its own threads through napi's threadsafe functions.
+//! then `orchestrator_runtime::launch` carries it out. PM2's table and its calls by id go to its
+//! RPC socket (`Pm2Socket`); the calls that need its client's configuration steps (a start, a
+//! restart with a new definition, a reload) go to the JS side, whose programmatic API is a JS
+//! library: the command hands over `act` (one PM2 call; resolves with `null`, or PM2's message
+//! when it failed), which the runtime calls from its own threads through a threadsafe function.
 
 use std::path::PathBuf;
 
@@ -12,11 +13,11 @@ use napi_derive::napi;
 
 use orchestrator_core::pm2::Pm2Process;
 use orchestrator_runtime::launch::{self, BoxFuture, Pm2Call};
-use orchestrator_runtime::pm2_socket::Pm2Socket;
+use orchestrator_runtime::pm2_socket::{Client, Pm2Socket};
 use orchestrator_runtime::{ops, step};
 
 use crate::boundary::{self, js_error, Outcome};
-use crate::{to_request, Pm2Entry, PrepareRequest};
+use crate::{to_request, PrepareRequest};
 
 #[napi(object)]
 pub struct LaunchOptions {
@@ -42,15 +43,13 @@ pub struct Pm2Action {
     pub app: Option<serde_json::Value>,
 }
 
-type ListFn = ThreadsafeFunction<(), Promise<Vec<Pm2Entry>>, (), Status, false>;
 type ActFn = ThreadsafeFunction<Pm2Action, Promise<Option<String>>, Pm2Action, Status, false>;
 
 struct JsPm2 {
-    list: ListFn,
     act: ActFn,
 }
 
-impl launch::Pm2 for JsPm2 {
+impl Client for JsPm2 {
     fn call(&self, call: Pm2Call) -> BoxFuture<'_, std::result::Result<(), String>> {
         let op = call.op().to_string();
         let (target, app) = match call {
@@ -72,18 +71,6 @@ impl launch::Pm2 for JsPm2 {
                 Ok(Some(message)) => Err(message),
                 Err(e) => Err(e.reason.clone()),
             }
-        })
-    }
-
-    fn list(&self) -> BoxFuture<'_, std::result::Result<Vec<Pm2Process>, String>> {
-        Box::pin(async move {
-            let pending = self
-                .list
-                .call_async_catch(())
-                .await
-                .map_err(|e| e.reason.clone())?;
-            let entries = pending.await.map_err(|e| e.reason.clone())?;
-            Ok(entries.into_iter().map(Into::into).collect())
         })
     }
 }
@@ -132,12 +119,12 @@ fn verb_of(verb: &str, command: &str) -> Outcome<step::Verb> {
     }
 }
 
-/// `start`, `restart` or `deploy`, carried out: the plan against PM2's table (`list`), then
+/// `start`, `restart` or `deploy`, carried out: the plan against PM2's table, then
 /// make-before-break, the agent, and every service as soon as what it waits on is there, PM2's
 /// calls made through `act`. Resolves with what was done per service; rejects with the
 /// actionable error (`Incomplete` when some services came up and others did not).
 #[napi(
-    ts_args_type = "verb: 'start' | 'restart' | 'deploy', req: PrepareRequest, options: LaunchOptions, list: () => Promise<Pm2Entry[]>, act: (action: Pm2Action) => Promise<string | null>",
+    ts_args_type = "verb: 'start' | 'restart' | 'deploy', req: PrepareRequest, options: LaunchOptions, act: (action: Pm2Action) => Promise<string | null>",
     ts_return_type = "Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; switchedFrom?: string; status: string; pids: number[]; ports: number[]; install: string | null; readyMs: number | null; containerId?: string | null; image?: string | null; health?: string | null; exitCode?: number | null; adopted?: boolean | null; pulled?: boolean | null }> }>"
 )]
 pub fn launch<'env>(
@@ -145,13 +132,12 @@ pub fn launch<'env>(
     verb: String,
     req: PrepareRequest,
     options: LaunchOptions,
-    list: ListFn,
     act: ActFn,
 ) -> Result<PromiseRaw<'env, serde_json::Value>> {
     boundary::promise(env, async move {
         let command = req.command.clone();
         let verb = verb_of(&verb, &command)?;
-        let js = JsPm2 { list, act };
+        let js = JsPm2 { act };
         let opts = self::options(options);
         let pm2 = Pm2Socket {
             client: &js,
@@ -170,11 +156,11 @@ pub fn launch<'env>(
 }
 
 /// `stop`: the plan (only this workspace's entries), then every service stopped once what uses
-/// it has stopped; each container with its own grace period. `list`/`act` are `null` when no
+/// it has stopped; each container with its own grace period. `act` is `null` when no
 /// PM2 daemon runs (containers a killed runner left are stopped all the same). With `all`, the
 /// workspace's agent goes too.
 #[napi(
-    ts_args_type = "req: PrepareRequest, options: LaunchOptions, all: boolean, list: (() => Promise<Pm2Entry[]>) | null, act: ((action: Pm2Action) => Promise<string | null>) | null",
+    ts_args_type = "req: PrepareRequest, options: LaunchOptions, all: boolean, act: ((action: Pm2Action) => Promise<string | null>) | null",
     ts_return_type = "Promise<{ workspace: string; profile: string; services: Array<{ service: string; kind: string; action: string; profile: string; status: string; pids: number[]; ports: number[] }> }>"
 )]
 pub fn stop_services<'env>(
@@ -182,18 +168,14 @@ pub fn stop_services<'env>(
     req: PrepareRequest,
     options: LaunchOptions,
     all: bool,
-    list: Option<ListFn>,
     act: Option<ActFn>,
 ) -> Result<PromiseRaw<'env, serde_json::Value>> {
     boundary::promise(env, async move {
         let command = req.command.clone();
-        let js = match (list, act) {
-            (Some(list), Some(act)) => Some(JsPm2 { list, act }),
-            _ => None,
-        };
+        let js = act.map(|act| JsPm2 { act });
         let opts = self::options(options);
         let pm2 = js.as_ref().map(|js| Pm2Socket {
-            client: js as &dyn launch::Pm2,
+            client: js as &dyn Client,
             home: PathBuf::from(&opts.pm2_home),
         });
         let mut request = to_request(req);

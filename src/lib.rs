@@ -46,8 +46,8 @@ pub fn exit_codes() -> Vec<ExitCodeInfo> {
         .collect()
 }
 
-/// One PM2 process as the JS side reads it (`pm2.list()`, or an exit on PM2's bus): the DTO of
-/// the core's `pm2::Pm2Process`, for the plans, the readiness wait and the agent alike.
+/// One PM2 process of a `PrepareRequest` (the commands that launch or stop read PM2's table
+/// themselves, over its RPC socket): the DTO of the core's `pm2::Pm2Process`.
 #[napi(object)]
 #[derive(Clone)]
 pub struct Pm2Entry {

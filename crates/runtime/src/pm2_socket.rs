@@ -1,6 +1,6 @@
 //! PM2 for a command: its RPC socket wherever the call is the one PM2's client would send, and
-//! the client (`launch::Pm2` from the JS side) for the calls that need its configuration steps
-//! (a start, a restart with a new definition, a reload).
+//! the client (a [`Client`], PM2's JS client on the binding's side) for the calls that need its
+//! configuration steps (a start, a restart with a new definition, a reload).
 //!
 //! By socket: the process table (`getMonitorData`), and stop, delete and restart of entries by
 //! their PM2 ids (`stopProcessId`, `deleteProcessId`, `restartProcessId` with the env it has),
@@ -22,8 +22,13 @@ use crate::pm2rpc;
 /// plus 5 s): PM2 decides; this only bounds a daemon that never answers.
 const CALL: Duration = Duration::from_secs(3600);
 
+/// PM2's own client, for the calls only it makes whole (its table is read here, by socket).
+pub trait Client: Send + Sync {
+    fn call(&self, call: Pm2Call) -> BoxFuture<'_, Result<(), String>>;
+}
+
 pub struct Pm2Socket<'a> {
-    pub client: &'a dyn Pm2,
+    pub client: &'a dyn Client,
     pub home: PathBuf,
 }
 
