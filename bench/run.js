@@ -19,7 +19,7 @@ const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const GROUPS = ['status', 'logs', 'supervision', 'compose', 'scale'];
+const GROUPS = ['status', 'nx', 'logs', 'supervision', 'compose', 'scale'];
 
 function option(argv, name, dflt) {
   const i = argv.indexOf(`--${name}`);

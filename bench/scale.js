@@ -7,12 +7,15 @@
 //     run: `pm2 start` of the same apps plus one `docker run` per container, all at once, polled
 //     until every port answers and every container is healthy;
 //   - `orchestrator stop --all`, against `pm2 delete all` plus `docker rm -f` of every container
-//     at once (no grace period: the floor);
+//     at once (no grace period: the floor), and against `pm2 stop all` plus `docker stop -t 2`
+//     of every container at once (the same grace period as ours);
 //   - `orchestrator status --json`, against `pm2 jlist`;
 //   - footprint, idle with every service up: the agent's and the container runners' resident
 //     memory and CPU, against PM2's daemon;
 //   - `orchestrator logs --since 1h` across every service (each with 2 h of lines, one a
-//     second), merged in time order, against awk over the same files and against one service;
+//     second), merged in time order, against awk over the same files, against one of the
+//     services, and against one service alone in a workspace whose one log holds as many lines
+//     (the cost of the merge itself);
 // then the cost per added service (the slope between the smallest and the largest size).
 // Run through `npm run bench` (bench/run.js), or alone: node bench/scale.js [--runs N]
 // [--sizes 10,30,100].
@@ -143,6 +146,36 @@ async function baselineStop(box, names) {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
+/** The baseline stop with the same grace period as ours: `pm2 stop all` and one `docker stop`
+ * per container, all at once (then removed, untimed). */
+async function baselineGracefulStop(box, names) {
+  const t = process.hrtime.bigint();
+  const grace = String(parseInt(CONTAINER.grace, 10));
+  await Promise.all([spawnAsync(box, process.execPath, [c.PM2, 'stop', 'all']), ...names.map((n) => spawnAsync(box, 'docker', ['stop', '-t', grace, n]))]);
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  await baselineStop(box, names);
+  return ms;
+}
+
+/** One service whose one out.log holds as many lines as `services` services' logs: 2 h, each
+ * second `services` lines. Returns the box (torn down by the caller) and its 1 h cut-off. */
+function oneBigLog(size) {
+  const box = c.sandbox(`scale${size}-one`);
+  c.workspace(box, { nx: { defaultServices: [] }, apps: [{ name: 'bulk', cwd: 'apps/app', script: 'main.js' }], files: { 'apps/app/main.js': '' } });
+  const dir = path.join(box.dir, 'apps', 'logs', 'bulk');
+  fs.mkdirSync(dir, { recursive: true });
+  const out = fs.openSync(path.join(dir, 'out.log'), 'w');
+  const now = Date.now();
+  for (let t = now - 7200000; t < now; t += 1000) {
+    const at = new Date(t).toISOString();
+    let text = '';
+    for (let i = 0; i < size; i++) text += `${at} bulk GET /api/items/42 200 3ms request handled\n`;
+    fs.writeSync(out, text);
+  }
+  fs.closeSync(out);
+  return { box, cutoff: new Date(now - 3600000).toISOString() };
+}
+
 async function bench({ runs, sizes = [10, 30, 100] }) {
   const rows = [];
   const starts = {};
@@ -152,7 +185,7 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
     const l = layout(box, size);
     fs.symlinkSync(path.join(c.ROOT, 'examples', 'workspace', 'node_modules'), path.join(box.dir, 'node_modules'));
     const group = `scale: ${size} services (${l.apps.length} apps, ${l.containers} containers)`;
-    const xs = { start: [], baseStart: [], stop: [], baseStop: [], status: [], jlist: [], logsAll: [], logsOne: [], awk: [] };
+    const xs = { start: [], baseStart: [], stop: [], baseStop: [], baseGraceful: [], status: [], jlist: [], logsAll: [], logsOne: [], logsBulk: [], awk: [] };
     let fp = null;
     const cutoff = writeLogs(box, [...l.apps.map((a) => a.name), ...Array.from({ length: l.containers }, (_, i) => `dep${i}`)]);
     try {
@@ -169,7 +202,10 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
         const stop = c.time(box, process.execPath, [c.BIN, 'stop', '--all']);
         const base = await baselineStart(box, l);
         const baseStop = await baselineStop(box, base.names);
+        const again = await baselineStart(box, l);
+        const baseGraceful = await baselineGracefulStop(box, again.names);
         if (warm) continue;
+        xs.baseGraceful.push(baseGraceful);
         xs.start.push(start);
         xs.status.push(status);
         xs.jlist.push(jlist);
@@ -183,14 +219,24 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
       const ours = count(`${process.execPath} ${c.BIN} logs --all --stream out --since ${cutoff}`);
       const theirs = count(awk);
       if (ours !== theirs) throw new Error(`logs --since 1h printed ${ours} lines, awk ${theirs}`);
-      for (let i = 0; i <= rounds; i++) {
-        const all = c.shell(box, `${process.execPath} ${c.BIN} logs --all --stream out --since ${cutoff} > /dev/null`);
-        const one = c.shell(box, `${process.execPath} ${c.BIN} logs app0 --stream out --since ${cutoff} > /dev/null`);
-        const base = c.shell(box, `${awk} > /dev/null`);
-        if (i === 0) continue;
-        xs.logsAll.push(all);
-        xs.logsOne.push(one);
-        xs.awk.push(base);
+      const bulk = oneBigLog(size);
+      try {
+        const bulkCmd = `${process.execPath} ${c.BIN} logs bulk --stream out --since ${bulk.cutoff}`;
+        const printed = Number(c.run(bulk.box, 'sh', ['-c', `${bulkCmd} | wc -l`]).stdout.trim());
+        if (Math.abs(printed - theirs) > size * 2) throw new Error(`the one big log printed ${printed} lines, the ${size} services ${theirs}`);
+        for (let i = 0; i <= rounds; i++) {
+          const all = c.shell(box, `${process.execPath} ${c.BIN} logs --all --stream out --since ${cutoff} > /dev/null`);
+          const one = c.shell(box, `${process.execPath} ${c.BIN} logs app0 --stream out --since ${cutoff} > /dev/null`);
+          const same = c.shell(bulk.box, `${bulkCmd} > /dev/null`);
+          const base = c.shell(box, `${awk} > /dev/null`);
+          if (i === 0) continue;
+          xs.logsAll.push(all);
+          xs.logsOne.push(one);
+          xs.logsBulk.push(same);
+          xs.awk.push(base);
+        }
+      } finally {
+        c.teardown(bulk.box);
       }
     } finally {
       c.teardown(box);
@@ -200,13 +246,18 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
       row('pm2 start + docker run, all at once, until ready', xs.baseStart, true),
       row('orchestrator start --all, until ready', xs.start),
     );
-    rows.push({ ...row('pm2 delete all + docker rm -f (no grace)', xs.baseStop, true), group: `${group}, stop` }, { ...row(`orchestrator stop --all (${CONTAINER.grace} grace each)`, xs.stop), group: `${group}, stop` });
+    rows.push(
+      { ...row('pm2 delete all + docker rm -f (no grace)', xs.baseStop, true), group: `${group}, stop` },
+      { ...row(`pm2 stop all + docker stop -t ${parseInt(CONTAINER.grace, 10)}, all at once (${CONTAINER.grace} grace each)`, xs.baseGraceful), group: `${group}, stop` },
+      { ...row(`orchestrator stop --all (${CONTAINER.grace} grace each)`, xs.stop), group: `${group}, stop` },
+    );
     rows.push({ ...row('pm2 jlist', xs.jlist, true), group: `${group}, status` }, { ...row('orchestrator status --json', xs.status, false, { goal: '≤ 0.5x' }), group: `${group}, status` });
     const lg = `${group}, logs 1 h`;
     rows.push(
       { ...row(`awk over the ${size} out.log files`, xs.awk, true), group: lg },
       { ...row('orchestrator logs --since 1h, every service, merged', xs.logsAll), group: lg },
       { ...row('orchestrator logs --since 1h, one service', xs.logsOne), group: lg },
+      { ...row(`orchestrator logs --since 1h, one service with as many lines as the ${size}`, xs.logsBulk), group: lg },
     );
     if (fp) {
       const fg = `${group}, footprint idle`;
