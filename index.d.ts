@@ -78,6 +78,14 @@ export interface InferRequest {
   projects?: Array<NamedProject>
 }
 
+/** One process of a cluster app. */
+export interface InstanceUsage {
+  pmId: number
+  pid: number
+  cpuPercent: number | null
+  memoryBytes: number | null
+}
+
 export interface LastFailureView {
   /** RFC 3339 UTC. */
   at: string
@@ -350,6 +358,19 @@ export interface ServiceStatus {
   ports: Array<number>
   profile: string | null
   detail: string | null
+  /**
+   * CPU (100 = one core) of its processes together, or of its container: since the previous
+   * look, else since it started.
+   */
+  cpuPercent: number | null
+  /** `cpuPercent` as the table shows it (`0.3%`). */
+  cpu: string | null
+  /** Resident memory of its processes together, or its container's (without page cache). */
+  memoryBytes: number | null
+  /** `memoryBytes` as the table shows it (`42.1M`). */
+  memory: string | null
+  /** A cluster app's figures per process. */
+  instances: Array<InstanceUsage>
 }
 
 export interface SetupReport {

@@ -110,10 +110,15 @@ test('every state at once: healthy, backoff, failed on a missing image, never st
   for (const cells of rows) {
     const s = now.services.find((x) => x.name === cells[0]);
     const json = JSON.stringify(s);
-    const [, kind, state, health, pidOrContainer, , restarts, ports, profile, failure] = cells;
+    const [, kind, state, health, pidOrContainer, , cpu, mem, restarts, ports, profile, failure] = cells;
     assert.deepStrictEqual([kind, state, health], [s.kind, s.state, s.health], s.name);
     assert.strictEqual(pidOrContainer, s.containerId ?? (s.pids.length ? s.pids.join(',') : '-'));
     assert.strictEqual(restarts, `${s.restarts} (${s.recentRestarts} in ${s.windowSeconds}s)`);
+    // CPU and memory move between the two calls: each is shown exactly when the JSON has it.
+    assert.strictEqual(cpu === '-', s.cpu === null, `${s.name} cpu ${cpu} / ${s.cpu}`);
+    assert.strictEqual(mem === '-', s.memory === null, `${s.name} memory ${mem} / ${s.memory}`);
+    if (cpu !== '-') assert.match(cpu, /^\d+\.\d%$/);
+    if (mem !== '-') assert.match(mem, /^\d+(\.\d)?[KMG]$/);
     assert.strictEqual(ports, s.ports.length ? s.ports.join(',') : '-');
     assert.strictEqual(profile, s.profile ?? '-');
     if (s.lastFailure) {

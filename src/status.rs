@@ -60,6 +60,26 @@ pub struct ServiceStatus {
     pub ports: Vec<u32>,
     pub profile: Option<String>,
     pub detail: Option<String>,
+    /// CPU (100 = one core) of its processes together, or of its container: since the previous
+    /// look, else since it started.
+    pub cpu_percent: Option<f64>,
+    /// `cpuPercent` as the table shows it (`0.3%`).
+    pub cpu: Option<String>,
+    /// Resident memory of its processes together, or its container's (without page cache).
+    pub memory_bytes: Option<i64>,
+    /// `memoryBytes` as the table shows it (`42.1M`).
+    pub memory: Option<String>,
+    /// A cluster app's figures per process.
+    pub instances: Vec<InstanceUsage>,
+}
+
+/// One process of a cluster app.
+#[napi(object, use_nullable = true)]
+pub struct InstanceUsage {
+    pub pm_id: u32,
+    pub pid: u32,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<i64>,
 }
 
 #[napi(object)]
@@ -82,6 +102,11 @@ pub struct StatusReport {
     /// With `strict`: the actionable `EXIT_UNHEALTHY` error when a service is failed or
     /// degraded.
     pub unhealthy: Option<boundary::ActionableError>,
+}
+
+/// Bytes as a JS number (exact up to 2^53; i64 is what napi carries).
+fn bytes(b: u64) -> i64 {
+    b.min(i64::MAX as u64) as i64
 }
 
 fn to_js(s: &status::Snapshot) -> StatusSnapshot {
@@ -118,6 +143,20 @@ fn to_js(s: &status::Snapshot) -> StatusSnapshot {
                 ports: r.ports.iter().map(|p| *p as u32).collect(),
                 profile: r.profile.clone(),
                 detail: r.detail.clone(),
+                cpu_percent: r.cpu_percent,
+                cpu: r.cpu.clone(),
+                memory_bytes: r.memory_bytes.map(bytes),
+                memory: r.memory.clone(),
+                instances: r
+                    .instances
+                    .iter()
+                    .map(|i| InstanceUsage {
+                        pm_id: i.pm_id,
+                        pid: i.pid,
+                        cpu_percent: i.cpu_percent,
+                        memory_bytes: i.memory_bytes.map(bytes),
+                    })
+                    .collect(),
             })
             .collect(),
     }

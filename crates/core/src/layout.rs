@@ -24,6 +24,12 @@ pub fn agent_dir(root: &Path) -> PathBuf {
     own_dir(root).join("agent")
 }
 
+/// The last CPU and memory readings `status` took (`resources::Readings`), so the next look
+/// measures the CPU between the two.
+pub fn usage_file(root: &Path) -> PathBuf {
+    own_dir(root).join("usage.json")
+}
+
 /// The running agent's pid, which `start`'s readiness wait reads.
 pub fn agent_pid_file(root: &Path) -> PathBuf {
     own_dir(root).join("agent.pid")

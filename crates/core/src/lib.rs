@@ -23,6 +23,7 @@ pub mod names;
 
 pub mod pm2;
 pub mod policy;
+pub mod resources;
 pub mod rotate;
 pub mod schedule;
 pub mod status;

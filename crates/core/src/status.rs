@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::pm2::Pm2Process;
+use crate::resources::{self, Usage};
 use crate::supervise::{Desired, Phase, Record};
 
 /// A dependency's container as the engine reports it.
@@ -55,6 +56,10 @@ pub struct ServiceObs {
     pub engine: EngineObs,
     pub record: Option<Record>,
     pub probe: Probe,
+    /// CPU and memory of its processes, by pid (`/proc`).
+    pub usage: std::collections::BTreeMap<u32, Usage>,
+    /// CPU and memory of its running container (the engine's stats).
+    pub container_usage: Option<Usage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,6 +100,27 @@ pub struct ServiceStatus {
     pub profile: Option<String>,
     /// Why the state is what it is, when that is not obvious (`restart 2 at …`, `container missing`).
     pub detail: Option<String>,
+    /// CPU (100 = one core) of its processes together (a cluster's workers) or of its container,
+    /// since the previous look, else since it started (`resources`).
+    pub cpu_percent: Option<f64>,
+    /// `cpuPercent` as the table shows it (`0.3%`).
+    pub cpu: Option<String>,
+    /// Resident memory of its processes together, or its container's (without page cache).
+    pub memory_bytes: Option<u64>,
+    /// `memoryBytes` as the table shows it (`42.1M`).
+    pub memory: Option<String>,
+    /// A cluster app's (or an app with several processes') figures per process.
+    pub instances: Vec<InstanceUsage>,
+}
+
+/// One process of a cluster app: its own CPU and memory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceUsage {
+    pub pm_id: u32,
+    pub pid: u32,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -312,6 +338,37 @@ pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
         });
     }
 
+    // CPU and memory: a dependency's container, an app's processes (every worker of a cluster).
+    let mut instances: Vec<InstanceUsage> = online
+        .iter()
+        .filter_map(|p| {
+            let pid = p.pid?;
+            let u = o.usage.get(&pid)?;
+            Some(InstanceUsage {
+                pm_id: p.pm_id,
+                pid,
+                cpu_percent: u.cpu_percent,
+                memory_bytes: u.memory_bytes,
+            })
+        })
+        .collect();
+    let usage = match (o.kind.as_str(), &o.container) {
+        ("dependency", Some(c)) if c.running => o.container_usage.unwrap_or_default(),
+        ("dependency", _) => Usage::default(),
+        _ => Usage::sum(
+            &instances
+                .iter()
+                .map(|i| Usage {
+                    cpu_percent: i.cpu_percent,
+                    memory_bytes: i.memory_bytes,
+                })
+                .collect::<Vec<_>>(),
+        ),
+    };
+    if instances.len() < 2 || o.kind != "app" {
+        instances.clear();
+    }
+
     ServiceStatus {
         name: o.name.clone(),
         replica: o.replica,
@@ -339,6 +396,11 @@ pub fn compute_service(o: &ServiceObs, now: DateTime<Utc>) -> ServiceStatus {
             .find_map(|p| p.profile.clone())
             .or_else(|| rec.map(|r| r.profile.clone()).filter(|p| !p.is_empty())),
         detail,
+        cpu_percent: usage.cpu_percent,
+        cpu: usage.cpu_percent.map(resources::human_cpu),
+        memory_bytes: usage.memory_bytes,
+        memory: usage.memory_bytes.map(resources::human_bytes),
+        instances,
     }
 }
 
@@ -403,6 +465,8 @@ pub fn row_cells(r: &ServiceStatus) -> Vec<String> {
             (None, true) => dash(),
         },
         r.uptime.clone().unwrap_or_else(dash),
+        r.cpu.clone().unwrap_or_else(dash),
+        r.memory.clone().unwrap_or_else(dash),
         format!(
             "{} ({} in {}s)",
             r.restarts, r.recent_restarts, r.window_seconds
@@ -421,13 +485,15 @@ pub fn row_cells(r: &ServiceStatus) -> Vec<String> {
     ]
 }
 
-pub const HEADERS: [&str; 10] = [
+pub const HEADERS: [&str; 12] = [
     "SERVICE",
     "KIND",
     "STATE",
     "HEALTH",
     "PID/CONTAINER",
     "UPTIME",
+    "CPU",
+    "MEM",
     "RESTARTS",
     "PORTS",
     "PROFILE",

@@ -36,4 +36,5 @@ pub mod rotation;
 pub mod sink;
 pub mod state;
 pub mod step;
+pub mod usage;
 pub mod verify;

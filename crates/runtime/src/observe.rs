@@ -265,15 +265,58 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
                 },
                 record: record.clone(),
                 probe: Probe::Skipped,
+                usage: BTreeMap::new(),
+                container_usage: None,
             });
         }
     }
-    let results = futures_util::future::join_all(probes).await;
+    // CPU and memory, read while the probes run: every online process of ours from /proc, every
+    // running container of ours from the engine's stats.
+    let pids: Vec<u32> = obs
+        .iter()
+        .flat_map(|o| o.pm2.iter().filter(|p| p.status == "online"))
+        .filter_map(|p| p.pid)
+        .collect();
+    let running: Vec<crate::usage::RunningContainer> = containers
+        .iter()
+        .filter(|c| {
+            c.running
+                && obs
+                    .iter()
+                    .any(|o| o.container.as_ref().is_some_and(|x| x.id == c.id))
+        })
+        .map(|c| crate::usage::RunningContainer {
+            id: c.id.clone(),
+            pid: c.pid,
+            started_at: c.started_at,
+        })
+        .collect();
+    let processes = tokio::task::spawn_blocking(move || {
+        crate::usage::read_processes(&pids, chrono::Utc::now())
+    });
+    let (results, processes, container_readings) = tokio::join!(
+        futures_util::future::join_all(probes),
+        processes,
+        crate::usage::read_containers(&running)
+    );
+    let mut readings = processes.unwrap_or_default();
+    readings.extend(container_readings);
+    let usage = crate::usage::measure(&root, &readings);
     for (o, p) in obs.iter_mut().zip(results) {
         o.probe = match p {
             Probe::Skipped if o.kind == "app" => Probe::Skipped,
             other => other,
         };
+        for p in &o.pm2 {
+            if let Some(u) = p.pid.and_then(|pid| usage.get(&crate::usage::pid_key(pid))) {
+                o.usage.insert(p.pid.unwrap_or_default(), *u);
+            }
+        }
+        o.container_usage = o
+            .container
+            .as_ref()
+            .and_then(|c| usage.get(&crate::usage::container_key(&c.id)))
+            .copied();
     }
     let now = chrono::Utc::now();
     Ok(Snapshot {

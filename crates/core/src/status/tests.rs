@@ -49,6 +49,8 @@ fn app(pm: Vec<Pm2Process>, record: Option<Record>, probe: Probe) -> ServiceObs 
         engine: EngineObs::NotNeeded,
         record,
         probe,
+        usage: Default::default(),
+        container_usage: None,
     }
 }
 
@@ -366,8 +368,8 @@ fn every_table_cell_is_a_json_value() {
         let json = serde_json::to_string(row).unwrap();
         for (i, cell) in row_cells(row).iter().enumerate() {
             match i {
-                6 => assert!(json.contains(&format!("\"restarts\":{}", row.restarts))),
-                9 => {
+                8 => assert!(json.contains(&format!("\"restarts\":{}", row.restarts))),
+                11 => {
                     if let Some(f) = &row.last_failure {
                         assert!(cell.contains(&f.at), "{cell}");
                         assert!(
@@ -407,4 +409,57 @@ fn durations_read_like_pm2s() {
     assert_eq!(human_duration(125), "2m05s");
     assert_eq!(human_duration(3 * 3600 + 4 * 60), "3h04m");
     assert_eq!(human_duration(2 * 86_400 + 3600), "2d01h");
+}
+
+#[test]
+fn cpu_and_memory_sum_a_clusters_workers_and_come_from_a_dependencys_container() {
+    let u = |cpu: f64, mem: u64| Usage {
+        cpu_percent: Some(cpu),
+        memory_bytes: Some(mem),
+    };
+    let worker = |pm_id: u32, pid: u32| Pm2Process {
+        pm_id,
+        pid: Some(pid),
+        ..pm2("online")
+    };
+    let mut o = app(vec![worker(1, 101), worker(2, 102)], None, Probe::Ok);
+    o.usage = [(101, u(1.5, 40 << 20)), (102, u(2.0, 2 << 20))].into();
+    let s = compute_service(&o, now());
+    assert_eq!(s.cpu_percent, Some(3.5));
+    assert_eq!(s.memory_bytes, Some(42 << 20));
+    assert_eq!(s.cpu.as_deref(), Some("3.5%"));
+    assert_eq!(s.memory.as_deref(), Some("42.0M"));
+    assert_eq!(s.instances.len(), 2, "per worker for a cluster");
+    assert_eq!((s.instances[1].pm_id, s.instances[1].pid), (2, 102));
+    assert_eq!(s.instances[1].cpu_percent, Some(2.0));
+
+    let mut one = app(vec![pm2("online")], None, Probe::Ok);
+    one.usage = [(4242, u(0.3, 1 << 20))].into();
+    let s = compute_service(&one, now());
+    assert_eq!(s.cpu_percent, Some(0.3));
+    assert!(s.instances.is_empty(), "one process: the row says it");
+
+    let stopped = compute_service(&app(vec![pm2("stopped")], None, Probe::Skipped), now());
+    assert_eq!((stopped.cpu_percent, stopped.memory_bytes), (None, None));
+
+    let mut d = dep(
+        vec![pm2("online")],
+        Some(container(true, Some("healthy"))),
+        EngineObs::Reachable,
+    );
+    d.usage = [(4242, u(0.1, 6 << 20))].into(); // the runner: not the service's figure
+    d.container_usage = Some(u(12.5, 300 << 20));
+    let s = compute_service(&d, now());
+    assert_eq!(
+        (s.cpu_percent, s.memory_bytes),
+        (Some(12.5), Some(300 << 20))
+    );
+    let mut gone = d.clone();
+    gone.container = Some(container(false, None));
+    let s = compute_service(&gone, now());
+    assert_eq!(
+        (s.cpu_percent, s.memory_bytes),
+        (None, None),
+        "not running: no figures"
+    );
 }

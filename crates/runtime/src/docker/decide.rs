@@ -51,6 +51,8 @@ pub struct Observed {
     pub host_ports: Vec<u16>,
     /// compose's container number (the replica).
     pub number: Option<u32>,
+    /// The host pid of its first process while it runs (its cgroup tells its CPU and memory).
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +136,10 @@ pub(super) fn observe(c: &ContainerInspectResponse) -> Observed {
             .map(|d| d.with_timezone(&chrono::Utc))
             .filter(|d| d.timestamp() > 0),
         service: labels.get(crate::container::LABEL_SERVICE).cloned(),
+        pid: state
+            .pid
+            .filter(|p| *p > 0)
+            .and_then(|p| u32::try_from(p).ok()),
         number: labels
             .get(crate::container::COMPOSE_NUMBER)
             .and_then(|n| n.parse().ok()),

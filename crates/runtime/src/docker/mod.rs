@@ -478,6 +478,34 @@ impl Engine {
         }
     }
 
+    /// One reading of a running container's CPU time and memory, from the engine's stats API
+    /// (one-shot: the engine answers at once instead of waiting for a second sample).
+    pub async fn usage(&self, id: &str) -> DResult<(f64, u64)> {
+        let opts = bollard::query_parameters::StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = self.docker.stats(id, Some(opts));
+        let stats = match stream.next().await {
+            Some(s) => s.map_err(|e| failed(Op::Inspect, id, e))?,
+            None => return Ok((0.0, 0)),
+        };
+        let cpu_ns = stats
+            .cpu_stats
+            .and_then(|c| c.cpu_usage)
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
+        let memory = stats
+            .memory_stats
+            .map(|m| {
+                let detail: std::collections::BTreeMap<String, u64> =
+                    m.stats.unwrap_or_default().into_iter().collect();
+                orchestrator_core::resources::container_memory(m.usage.unwrap_or(0), &detail)
+            })
+            .unwrap_or(0);
+        Ok((cpu_ns as f64 / 1e6, memory))
+    }
+
     /// Every container (running or not) carrying every `key=value` label, inspected.
     pub async fn observe_labelled(&self, labels: &[String]) -> DResult<Vec<Observed>> {
         let inspections = self
