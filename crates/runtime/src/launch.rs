@@ -91,8 +91,9 @@ pub trait Pm2: Send + Sync {
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub struct Options {
-    /// At most this many services are launched (or stopped) at once; `None`: cores × 4 for a
-    /// launch, every service for a stop (a stop waits out grace periods, it does not compute).
+    /// At most this many PM2 calls and at most this many engine operations (a container's
+    /// creation and start, or its stop) at once, one bound per resource; `None`: cores × 4 for
+    /// a launch, every service for a stop (a stop waits out grace periods, it does not compute).
     pub concurrency: Option<usize>,
     /// The native supervisor PM2 runs as the agent, and the PM2_HOME it serves (its PM2
     /// definition).
@@ -166,7 +167,11 @@ struct Run<'a> {
     pm2: Option<&'a dyn Pm2>,
     opts: &'a Options,
     slots: usize,
-    permits: Semaphore,
+    /// The bound, one pool per resource: at most `slots` engine operations (a container's
+    /// creation and start, a job, a container's stop) and at most `slots` PM2 calls at once.
+    /// A step holds a permit only while it uses that resource, never while it waits to be ready.
+    engine_permits: Semaphore,
+    pm2_permits: Semaphore,
     /// PM2's table as last read, with the number of PM2 calls completed before that read
     /// began: many services waiting at once share one read (PM2's list of 100 processes costs
     /// tens of ms on the JS thread) as long as it began after their own call.
@@ -197,6 +202,7 @@ impl Run<'_> {
             return Ok(());
         };
         let verb = call.op();
+        let _permit = self.pm2_permits.acquire().await;
         let began = std::time::Instant::now();
         let done = pm2.call(call).await;
         tracing::debug!(service = %step.service, call = verb, ms = began.elapsed().as_millis() as u64, "pm2");
@@ -264,6 +270,7 @@ impl Run<'_> {
         };
         let mut progress = |line: &str| self.say(&step.service, line);
         let mut first = None;
+        let _permit = self.engine_permits.acquire().await;
         for replica in spec.replicas() {
             let r = crate::deps::ensure_container(&replica, false, &mut progress).await?;
             first.get_or_insert(r);
@@ -378,7 +385,7 @@ impl Run<'_> {
             let Some(spec) = step.container.as_ref().filter(|_| step.action.launches()) else {
                 return Ok(Phase::Ready);
             };
-            let _permit = self.permits.acquire().await;
+            let _permit = self.engine_permits.acquire().await;
             let mut progress = |line: &str| self.say(&step.service, line);
             let r = crate::deps::run_job(spec, &step.blocked, &mut progress).await?;
             self.note(&step.service, |s| {
@@ -389,10 +396,7 @@ impl Run<'_> {
             });
             return Ok(Phase::Completed);
         }
-        {
-            let _permit = self.permits.acquire().await;
-            self.apply(step).await?;
-        }
+        self.apply(step).await?;
         // An app kept as it runs is ready for what waits on it only once it answers (it may be
         // online in PM2 and still not listening, or crash-looping under the agent).
         let kept_app_awaited = step.action == Action::Keep
@@ -413,11 +417,14 @@ impl Run<'_> {
     /// One step of a stop: PM2 stops the runner (which stops its container gracefully), then
     /// every container of ours for the service is stopped, also one a killed runner left.
     async fn stop_step(&self, step: &Step) -> Result<Phase> {
-        let _permit = self.permits.acquire().await;
         self.apply(step).await?;
         if step.kind == Kind::Dependency {
             let ws = self.plan.workspace_root.display().to_string();
-            if let Err(e) = crate::deps::stop_labelled(&ws, &step.service).await {
+            let stopped = {
+                let _permit = self.engine_permits.acquire().await;
+                crate::deps::stop_labelled(&ws, &step.service).await
+            };
+            if let Err(e) = stopped {
                 // No engine: nothing of ours can run there; an error only when a runner ran.
                 if step.action != Action::AlreadyStopped {
                     return Err(e);
@@ -744,7 +751,8 @@ fn run<'a>(plan: &'a Plan, pm2: Option<&'a dyn Pm2>, opts: &'a Options, stopping
         pm2,
         opts,
         slots,
-        permits: Semaphore::new(slots),
+        engine_permits: Semaphore::new(slots),
+        pm2_permits: Semaphore::new(slots),
         table: tokio::sync::Mutex::new(None),
         calls_done: std::sync::atomic::AtomicU64::new(0),
         seen: Mutex::new(BTreeMap::new()),
