@@ -74,6 +74,26 @@ function workspace(box, { nx = {}, apps = [], compose = null, files = {} } = {})
   }
 }
 
+/** The Nx floors, as workspace files: a project.json `workspace` with an `nx:run-commands` echo
+ * (which Nx runs inside its own process) and a local custom executor that returns at once (Nx
+ * forks a process for every other executor), plus `targets` of the caller's. */
+function nxFloors(targets = {}) {
+  return {
+    'project.json': JSON.stringify({
+      name: 'workspace',
+      targets: {
+        ...targets,
+        echo: { executor: 'nx:run-commands', options: { command: 'echo ok' } },
+        noop: { executor: './tools/noop:noop' },
+      },
+    }),
+    'tools/noop/package.json': '{"name":"noop-executor","version":"0.0.0","executors":"./executors.json"}',
+    'tools/noop/executors.json': '{"executors":{"noop":{"implementation":"./impl.js","schema":"./schema.json","description":"returns at once"}}}',
+    'tools/noop/impl.js': 'module.exports = async () => ({ success: true });\n',
+    'tools/noop/schema.json': '{"type":"object","properties":{}}',
+  };
+}
+
 /** Resident memory (MiB) and CPU time (ms) of a process, from /proc. */
 function procUsage(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -84,4 +104,4 @@ function procUsage(pid) {
   return { rssMiB: rssKiB / 1024, cpuMs: (ticks * 1000) / 100 };
 }
 
-module.exports = { ROOT, BIN, PM2, NX, sandbox, run, time, shell, measure, sleep, teardown, workspace, procUsage };
+module.exports = { ROOT, BIN, PM2, NX, sandbox, run, time, shell, measure, sleep, teardown, workspace, nxFloors, procUsage };

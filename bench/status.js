@@ -27,20 +27,8 @@ async function bench({ runs }) {
     files: {
       'apps/idle/main.js': 'setInterval(() => {}, 60000);\n',
       'apps/idle/package.json': '{"name":"idle","version":"1.0.0","private":true}',
-      // The Nx side: our status executor, the Nx floor (an echo through nx:run-commands, run in
-      // Nx's own process) and a custom executor's floor (a local one that returns at once).
-      'project.json': JSON.stringify({
-        name: 'workspace',
-        targets: {
-          status: { executor: '@workspace/orchestrator:status' },
-          echo: { executor: 'nx:run-commands', options: { command: 'echo ok' } },
-          noop: { executor: './tools/noop:noop' },
-        },
-      }),
-      'tools/noop/package.json': '{"name":"noop-executor","version":"0.0.0","executors":"./executors.json"}',
-      'tools/noop/executors.json': '{"executors":{"noop":{"implementation":"./impl.js","schema":"./schema.json","description":"returns at once"}}}',
-      'tools/noop/impl.js': 'module.exports = async () => ({ success: true });\n',
-      'tools/noop/schema.json': '{"type":"object","properties":{}}',
+      // The Nx side: our status executor beside the Nx floors (c.nxFloors).
+      ...c.nxFloors({ status: { executor: '@workspace/orchestrator:status' } }),
     },
   });
   fs.symlinkSync(path.join(c.ROOT, 'examples', 'workspace', 'node_modules'), path.join(box.dir, 'node_modules'));
