@@ -476,3 +476,11 @@ export interface VerifyResult {
   /** The report as text (dry run per profile, then the problems). */
   text: string
 }
+
+/**
+ * Why `service` is not up: the chain of what it waits on and each blocker's state, what a start
+ * would refuse now, the health output, who holds its ports, its last lines and what to do. `req`
+ * is the request a start would make (its services are replaced by `service`); `pm2Home`
+ * defaults to `$PM2_HOME`, else `~/.pm2`. Nothing is started, installed or recorded.
+ */
+export declare function why(req: PrepareRequest, service: string, pm2Home: string | null): Promise<{ why: { service: string; kind: string; state: string; health: string; up: boolean; summary: string; blockers: Array<{ service: string; neededBy: string; needs: 'started' | 'ready' | 'completed'; required: boolean; state: string; health: string; met: boolean; detail: string | null; lastFailure: { at: string; code: string; reason: string; exitCode: number | null; signal: string | null } | null }>; refusal: { code: string; exitCode: number; message: string; remediation: string[] } | null; healthOutput: string | null; ports: Array<{ port: number; heldBy: string | null }>; lastFailure: { at: string; code: string; reason: string; exitCode: number | null; signal: string | null } | null; logTail: string[]; remediation: string[] }; text: string }>

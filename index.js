@@ -857,3 +857,4 @@ module.exports.testService = nativeBinding.testService
 module.exports.validateName = nativeBinding.validateName
 module.exports.verify = nativeBinding.verify
 module.exports.verifyHook = nativeBinding.verifyHook
+module.exports.why = nativeBinding.why

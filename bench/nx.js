@@ -8,7 +8,7 @@
 // The workspace infers its projects from its own files (nx.json `plugins`), as a user's does:
 // three Node apps (one project each) and one container (busybox, healthy at its first 1 s check),
 // all started before the rounds. Per round, in this order (each leaves the state the next needs):
-// workspace:status, workspace:logs (--tail), workspace:verify, <app>:logs, <app>:restart,
+// workspace:status, workspace:logs (--tail), workspace:verify, <app>:logs, <app>:why, <app>:restart,
 // <app>:stop, <app>:start, <dependency>:restart. `setup`, `test` and `deploy` run the user's own
 // npm scripts and Nx build targets, whose cost is theirs, and are not measured here.
 // Run through `npm run bench` (bench/run.js), or alone: node bench/nx.js [--runs N]
@@ -28,17 +28,7 @@ async function bench({ runs }) {
   const files = {
     // The plugin infers every project and target; the workspace project.json adds the floors.
     'nx.json': JSON.stringify({ plugins: ['@workspace/orchestrator'], pluginsConfig: { '@workspace/orchestrator': { defaultServices: [], services: Object.fromEntries(apps.map((a) => [a.name, { ports: [Number(a.env.PORT)], dependsOn: [] }])) } } }),
-    'project.json': JSON.stringify({
-      name: 'workspace',
-      targets: {
-        echo: { executor: 'nx:run-commands', options: { command: 'echo ok' } },
-        noop: { executor: './tools/noop:noop' },
-      },
-    }),
-    'tools/noop/package.json': '{"name":"noop-executor","version":"0.0.0","executors":"./executors.json"}',
-    'tools/noop/executors.json': '{"executors":{"noop":{"implementation":"./impl.js","schema":"./schema.json","description":"returns at once"}}}',
-    'tools/noop/impl.js': 'module.exports = async () => ({ success: true });\n',
-    'tools/noop/schema.json': '{"type":"object","properties":{}}',
+    ...c.nxFloors(),
   };
   for (const a of apps) {
     files[`${a.cwd}/main.js`] = APP;
@@ -64,6 +54,7 @@ async function bench({ runs }) {
       'nx run workspace:logs --tail=100': nx('workspace:logs', '--tail=100'),
       'nx run workspace:verify': nx('workspace:verify'),
       'nx run app0:logs': nx('app0:logs'),
+      'nx run app0:why (healthy: one line)': nx('app0:why'),
       'nx run app0:restart (until it answers)': nx('app0:restart'),
       'nx run app0:stop': nx('app0:stop'),
       'nx run app0:start (until it answers)': nx('app0:start'),

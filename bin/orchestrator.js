@@ -16,7 +16,9 @@ commands:
                        healthy; dependencies are started if needed (through Nx: build first)
   setup [service…]     install app dependencies and prepare their env (idempotent)
   test [service…]      run app tests with the profile's env loaded
-  status [service]     one health snapshot of every app and dependency
+  status [service]     one health snapshot of every app and dependency (CPU and memory too)
+  why <service>        why a service is not up: what it waits on and their state, what a start
+                       would refuse, health output, who holds its ports, its last lines, what to do
   logs [service…]      log lines of services in time order (--since, --until, --tail, --stream,
                        --grep, --level, --json)
   verify               lint and dry-run the workflow without starting anything (a CI gate)
@@ -26,8 +28,8 @@ options:
   --profile <name>     registered profile (default: development)
   --all                every service instead of the default set
   --deps               every docker dependency (docker-compose.yml services)
-  --concurrency <n>    start/stop/restart/deploy: at most n services at once (default: cores × 4;
-                       stop: all)
+  --concurrency <n>    start/stop/restart/deploy: at most n PM2 calls and n engine operations at
+                       once (default: cores × 4 each; stop: all)
   --cwd <dir>          a directory inside the workspace (default: .)
   --json               print the result or the error as JSON (status: --format=json too)
   --service <name>     status: one service
@@ -42,7 +44,7 @@ options:
   --install-hook       verify: install a git pre-commit hook running verify (--remove-hook)
   -h, --help           this text`;
 
-const COMMANDS = ['start', 'stop', 'restart', 'deploy', 'setup', 'test', 'status', 'logs', 'verify'];
+const COMMANDS = ['start', 'stop', 'restart', 'deploy', 'setup', 'test', 'status', 'why', 'logs', 'verify'];
 
 function usageError(message, json) {
   const { make } = require('../lib/errors');
@@ -105,9 +107,10 @@ async function main() {
   if (!COMMANDS.includes(cmd)) return usageError(`unknown command "${cmd}"`, json);
   if (values.profile !== undefined && values.profile.trim() === '') return usageError('--profile needs a value', json);
 
-  if (!['status', 'logs'].includes(cmd) && (values.format !== undefined || values.service !== undefined || values.strict)) {
-    return usageError('--format, --service and --strict belong to `status` (and --service to `logs`)', json);
+  if (!['status', 'logs', 'why'].includes(cmd) && (values.format !== undefined || values.service !== undefined || values.strict)) {
+    return usageError('--format, --service and --strict belong to `status` (and --service to `logs` and `why`)', json);
   }
+  if (cmd === 'why' && (values.format !== undefined || values.strict)) return usageError('--format and --strict belong to `status`', json);
   const logFlags = ['since', 'until', 'tail', 'stream', 'grep', 'level', 'follow'].filter((f) => values[f] !== undefined);
   if (cmd !== 'logs' && logFlags.length) return usageError(`--${logFlags[0]} belongs to \`logs\``, json);
   const verifyFlag = ['all-profiles', 'install-hook', 'remove-hook'].find((f) => values[f]);
@@ -122,6 +125,7 @@ async function main() {
   const { normalize } = require('../lib/errors');
   const command = ['orchestrator', ...argv].join(' ');
   if (cmd === 'status') return status(values, services, command, json);
+  if (cmd === 'why') return why(values, services, command, json);
   if (cmd === 'verify') {
     if (services.length) return usageError('verify takes no service names (it checks the whole workspace)', json);
     try {
@@ -189,6 +193,22 @@ async function main() {
     const err = normalize(e, { command });
     report.error(err, values.json);
     process.exit(err.exitCode);
+  }
+}
+
+/** `why <service>`: read-only, one addon call; exits 0 whatever the answer (it explains). */
+async function why(values, positionals, command, json) {
+  const lib = require('../lib/why');
+  if (positionals.length > 1) return usageError('why explains one service at a time', json);
+  const service = values.service ?? positionals[0];
+  if (!service) return usageError('why needs the service to explain: `orchestrator why <service>`', json);
+  try {
+    lib.print(await lib.why({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, service, command }), json);
+    return process.exit(0);
+  } catch (e) {
+    const err = require('../lib/errors').normalize(e, { command });
+    require('../lib/report').error(err, json);
+    return process.exit(err.exitCode);
   }
 }
 

@@ -148,6 +148,23 @@ async function runStatus(options, context) {
   }
 }
 
+/** `why`: the answer printed (text or JSON); the task fails only when the question cannot be
+ * answered (an unknown service, a broken workspace), not because the service is down. */
+async function runWhy(options, context) {
+  options = given(options, context);
+  const service = options.service || (isWorkspaceProject(context) ? undefined : context.projectName);
+  const command = commandLine(context, options, options.profile);
+  try {
+    const lib = require('./why');
+    lib.print(await lib.why({ cwd: context.root, profile: options.profile, service, command }), Boolean(options.json));
+    return { success: true };
+  } catch (e) {
+    const err = normalize(e, { command });
+    report.error(err, options.json);
+    return { success: false };
+  }
+}
+
 /** `logs`: the window printed (text or JSON lines). */
 async function runLogs(options, context) {
   options = given(options, context);
@@ -184,4 +201,4 @@ async function runVerify(options, context) {
   }
 }
 
-module.exports = { runExecutor, runStatus, runLogs, runVerify };
+module.exports = { runExecutor, runStatus, runWhy, runLogs, runVerify };

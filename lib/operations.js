@@ -195,4 +195,4 @@ async function test(opts = {}) {
   }
 }
 
-module.exports = { start, stop, restart, deploy, setup, test };
+module.exports = { start, stop, restart, deploy, setup, test, SUPERVISOR };

@@ -21,6 +21,7 @@ pub mod launch;
 pub mod logs;
 pub mod status;
 pub mod verify;
+pub mod why;
 
 /// Our own diagnostics (`orchestrator_runtime::diagnostics`: `ORCHESTRATOR_LOG`).
 #[napi_derive::module_init]

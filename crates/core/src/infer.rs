@@ -1,6 +1,6 @@
 //! Inferred Nx projects (`createNodesV2`): from the workspace's own files, every app whose `cwd`
-//! is an Nx project gets `start`/`stop`/`restart`/`logs`/`setup`/`test`, every compose
-//! dependency a project with `start`/`stop`/`restart`/`logs`, and the workspace's root project
+//! is an Nx project gets `start`/`stop`/`restart`/`logs`/`setup`/`test`/`deploy`/`why`, every
+//! compose dependency a project with `start`/`stop`/`restart`/`logs`/`why`, and the workspace's root project
 //! the `workspace:*` targets, so a workspace that adopts the plugin writes no target by hand.
 //! Explicit `project.json` targets win (Nx applies them over inferred ones). Edges
 //! (`createDependencies`) follow compose `depends_on` and `services.<name>.dependsOn` in nx.json.
@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::{Catalog, Kind};
 
-const APP_TARGETS: [(&str, &str); 7] = [
+const APP_TARGETS: [(&str, &str); 8] = [
     (
         "setup",
         "Install the app's dependencies and check its environment (idempotent)",
@@ -36,12 +36,14 @@ const APP_TARGETS: [(&str, &str); 7] = [
         "deploy",
         "Build (Nx graph), verify, reload under the profile with zero downtime, wait until healthy",
     ),
+    ("why", WHY),
 ];
 /// The names of the targets inferred for an app.
-pub const APP_TARGET_NAMES: [&str; 7] = [
-    "setup", "start", "stop", "restart", "test", "logs", "deploy",
+pub const APP_TARGET_NAMES: [&str; 8] = [
+    "setup", "start", "stop", "restart", "test", "logs", "deploy", "why",
 ];
-const DEP_TARGETS: [(&str, &str); 4] = [
+const WHY: &str = "Why it is not up: what it waits on, a start's refusal, health output, port holders, its last lines";
+const DEP_TARGETS: [(&str, &str); 5] = [
     (
         "start",
         "Start the container under PM2 and wait until healthy",
@@ -49,6 +51,7 @@ const DEP_TARGETS: [(&str, &str); 4] = [
     ("stop", "Stop the container gracefully"),
     ("restart", "Restart the container and wait until healthy"),
     ("logs", "The container's log lines in time order"),
+    ("why", WHY),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -232,6 +235,12 @@ pub fn infer(
             "logs",
             json!({}),
             "Log lines of every service in time order",
+        ),
+        (
+            "why",
+            "why",
+            json!({}),
+            "Why a service is not up (-- --service=<name>)",
         ),
         (
             "verify",

@@ -28,3 +28,4 @@ pub mod rotate;
 pub mod schedule;
 pub mod status;
 pub mod supervise;
+pub mod why;

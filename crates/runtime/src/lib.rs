@@ -38,3 +38,4 @@ pub mod state;
 pub mod step;
 pub mod usage;
 pub mod verify;
+pub mod why;

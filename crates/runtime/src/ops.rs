@@ -80,6 +80,21 @@ pub fn record_refusal(root: &Path, e: &Error, running: &[String]) {
 /// apps and the files written for containers. The first failure stops it; what it wrote for a
 /// service that then fails is what that service's next start writes again.
 #[tracing::instrument(level = "debug", skip_all)]
+/// What `prepare` would refuse, found without changing anything: the plan and its guards, the
+/// ports and the engine's presence — no install, no directory, no record (`why` asks it).
+pub async fn dry_run(verb: Verb, req: &Request) -> Result<()> {
+    let planned = plan_steps(verb, req)?;
+    let steps = &planned.plan.steps;
+    check_ports(steps, &planned.cat)?;
+    if steps
+        .iter()
+        .any(|s| s.kind == Kind::Dependency && s.action.launches())
+    {
+        crate::deps::connect().await?;
+    }
+    Ok(())
+}
+
 async fn provision(planned: Planned) -> Result<Plan> {
     let Planned {
         mut plan,

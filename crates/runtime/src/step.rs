@@ -443,34 +443,52 @@ pub fn schedule_nodes<'c>(
 ) -> Vec<schedule::Node> {
     steps
         .iter()
-        .map(|s| schedule::Node {
-            service: s.service.clone(),
-            kind: s.kind,
-            compose: compose_of(&s.profile)
-                .and_then(|c| c.service(&s.service))
-                .map(|c| {
-                    c.depends_on
-                        .iter()
-                        .map(|d| (d.name.clone(), d.condition, d.required))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            // nx.json's `dependsOn`, else the Nx graph's `implicitDependencies` that are
-            // services (project.json), else none declared (an app then waits on every
-            // dependency).
-            declared: cat
-                .config
-                .services
-                .get(&s.service)
-                .and_then(|c| c.depends_on.clone())
-                .or_else(|| {
-                    cat.services
-                        .iter()
-                        .find(|x| x.name == s.service)
-                        .and_then(|spec| cat.implicit_waits(spec))
-                }),
-        })
+        .map(|s| node(cat, &s.service, s.kind, compose_of(&s.profile)))
         .collect()
+}
+
+/// What every service of the catalog waits on before it starts, under one profile's compose
+/// file: the edges a `start --all` would follow (`why` walks them).
+pub fn start_edges(
+    cat: &Catalog,
+    compose: Option<&ComposeFile>,
+) -> BTreeMap<String, Vec<schedule::Wait>> {
+    let nodes: Vec<schedule::Node> = cat
+        .services
+        .iter()
+        .map(|s| node(cat, &s.name, s.kind, compose))
+        .collect();
+    let waits = schedule::start_waits(&nodes);
+    nodes.into_iter().map(|n| n.service).zip(waits).collect()
+}
+
+fn node(cat: &Catalog, service: &str, kind: Kind, compose: Option<&ComposeFile>) -> schedule::Node {
+    schedule::Node {
+        service: service.to_string(),
+        kind,
+        compose: compose
+            .and_then(|c| c.service(service))
+            .map(|c| {
+                c.depends_on
+                    .iter()
+                    .map(|d| (d.name.clone(), d.condition, d.required))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        // nx.json's `dependsOn`, else the Nx graph's `implicitDependencies` that are services
+        // (project.json), else none declared (an app then waits on every dependency).
+        declared: cat
+            .config
+            .services
+            .get(service)
+            .and_then(|c| c.depends_on.clone())
+            .or_else(|| {
+                cat.services
+                    .iter()
+                    .find(|x| x.name == service)
+                    .and_then(|spec| cat.implicit_waits(spec))
+            }),
+    }
 }
 
 /// Services that wait on each other in a cycle (`schedule::cycle`): none of them could start.

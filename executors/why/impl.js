@@ -1,0 +1,4 @@
+'use strict';
+const { runWhy } = require('../../lib/nx');
+
+module.exports = (options, context) => runWhy(options, context);
