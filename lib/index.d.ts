@@ -53,6 +53,19 @@ export interface StatusOptions {
 /** One health snapshot of every app and dependency: the object `status --json` prints. */
 export declare function status(opts?: StatusOptions): Promise<native.StatusSnapshot>;
 
+export interface WhyOptions {
+  /** The service to explain. */
+  service: string;
+  cwd?: string;
+  /** The registered profile a start would use (default development). */
+  profile?: string;
+  command?: string;
+}
+
+/** Why a service is not up (`why --json`'s object as `why`, and the text `why` prints). Nothing
+ * is started or changed; an unknown service throws EXIT_SERVICE_UNKNOWN. */
+export declare function why(opts: WhyOptions): ReturnType<typeof native.why>;
+
 export interface VerifyOptions {
   cwd?: string;
   /** The registered profile to check (default development). */

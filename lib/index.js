@@ -1,6 +1,6 @@
 'use strict';
 // Programmatic API: require('@workspace/orchestrator').
-const operations = require('./operations');
+const { start, stop, restart, deploy, setup, test } = require('./operations');
 const { OrchestratorError, EXIT } = require('./errors');
 const native = require('./native');
 
@@ -12,8 +12,14 @@ module.exports = {
   createNodes: require('./plugin').createNodes,
   createNodesV2: require('./plugin').createNodesV2,
   createDependencies: require('./plugin').createDependencies,
-  ...operations,
+  start,
+  stop,
+  restart,
+  deploy,
+  setup,
+  test,
   status: require('./status').status,
+  why: (opts) => require('./why').why(opts),
   verify: (opts) => require('./verify').verify(opts),
   logs: require('./logs').logs,
   logStream: require('./logs').logStream,
