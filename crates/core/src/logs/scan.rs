@@ -22,6 +22,8 @@ pub struct LineSource {
     /// Bytes still to read (a window's end in a plain file), `u64::MAX` for all.
     left: u64,
     eof: bool,
+    /// The size of the first block (then it grows by blocks): what the caller expects to read.
+    first: usize,
 }
 
 const BLOCK: usize = 1 << 20;
@@ -35,7 +37,15 @@ impl LineSource {
             end: 0,
             left: limit,
             eof: false,
+            first: BLOCK,
         }
+    }
+
+    /// The first read is about `bytes` (at least a page, at most a block): a cursor over a
+    /// short window, or a look at the line after an offset, does not zero a whole block.
+    pub fn expecting(mut self, bytes: u64) -> LineSource {
+        self.first = (bytes.min(BLOCK as u64) as usize).max(4096);
+        self
     }
 
     fn fill(&mut self) -> std::io::Result<()> {
@@ -45,7 +55,15 @@ impl LineSource {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            let grow = self.buf.len().max(BLOCK);
+            // The first block is what the caller expects (`expecting`): a 1 h window of a
+            // service is often far less than a block, and a timestamp probe reads one line;
+            // zeroing a whole block for each cost more than the reading (the merge of 100
+            // services zeroed ~1.5 GB). A line longer than the buffer grows it.
+            let grow = if self.buf.is_empty() {
+                self.first
+            } else {
+                self.buf.len().max(BLOCK)
+            };
             self.buf.resize(self.buf.len() + grow, 0);
         }
         let want = ((self.buf.len() - self.end) as u64).min(self.left) as usize;
@@ -194,7 +212,8 @@ impl Cursor {
                     (None, None) => 0,
                 };
                 file.seek(SeekFrom::Start(start))?;
-                LineSource::new(Box::new(file), u64::MAX)
+                let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+                LineSource::new(Box::new(file), u64::MAX).expecting(len.saturating_sub(start) + 1)
             });
             return Ok(true);
         }
@@ -313,7 +332,7 @@ impl Merger {
 /// and its line's offset.
 fn ts_at(f: &mut File, pos: u64, len: u64) -> std::io::Result<Option<(u64, i64)>> {
     f.seek(SeekFrom::Start(pos))?;
-    let mut src = LineSource::new(Box::new(f.try_clone()?), len - pos.min(len));
+    let mut src = LineSource::new(Box::new(f.try_clone()?), len - pos.min(len)).expecting(4096);
     let mut off = pos;
     if pos > 0 {
         match src.next_line()? {
