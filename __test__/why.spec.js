@@ -10,7 +10,10 @@ const fs = require('fs');
 const net = require('net');
 const path = require('path');
 const { spawn } = require('child_process');
+const Ajv = require('ajv/dist/2020');
 const h = require('./helpers');
+
+const validate = new Ajv({ allErrors: true, strict: true }).compile(JSON.parse(fs.readFileSync(path.join(h.ROOT, 'contracts', 'why.schema.json'), 'utf8')));
 
 const ws = path.join(h.RUN_DIR, 'why');
 const PORTS = { fine: 18421, blocked: 18422, 'needs-sick': 18423 };
@@ -96,7 +99,9 @@ const why = (service, ...args) => h.cli(['why', service, ...args], ws);
 const whyJson = (service) => {
   const r = why(service, '--json');
   assert.strictEqual(r.code, 0, r.out);
-  return JSON.parse(r.stdout);
+  const j = JSON.parse(r.stdout);
+  assert.ok(validate(j), `contracts/why.schema.json: ${JSON.stringify(validate.errors, null, 2)}\n${r.stdout}`);
+  return j;
 };
 
 test('a healthy service says so in one line', async () => {
