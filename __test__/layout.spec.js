@@ -60,7 +60,7 @@ test('the graph loads: one project per name, each where the workspace defines it
   const pg = project('postgres');
   assert.strictEqual(pg.root, 'infra/postgres');
   assert.ok(pg.tags.includes('infra') && pg.tags.includes('orchestrator:dependency'));
-  assert.deepStrictEqual(Object.keys(pg.targets).sort(), ['logs', 'restart', 'start', 'stop']);
+  assert.deepStrictEqual(Object.keys(pg.targets).sort(), ['logs', 'restart', 'start', 'stop', 'why']);
   const file = path.join(h.RUN_DIR, 'seed-graph.json');
   assert.strictEqual(nxSync('graph', `--file=${file}`).status, 0);
   const deps = JSON.parse(fs.readFileSync(file, 'utf8')).graph.dependencies;
