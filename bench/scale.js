@@ -214,7 +214,9 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
         xs.baseStop.push(baseStop);
       }
       // The 1 h window: the same lines from ours and from awk (plus the apps' own few lines).
-      const awk = `awk '$1 >= "${cutoff}"' apps/logs/*/out.log`;
+      // The live files and, after a UTC midnight, the day's rotated ones (the agent renames and
+      // then compresses them): awk reads what `logs` reads.
+      const awk = `zcat -f apps/logs/*/out*.log* | awk '$1 >= "${cutoff}"'`;
       const count = (cmd) => Number(c.run(box, 'sh', ['-c', `${cmd} | wc -l`]).stdout.trim());
       const ours = count(`${process.execPath} ${c.BIN} logs --all --stream out --since ${cutoff}`);
       const theirs = count(awk);
@@ -254,7 +256,7 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
     rows.push({ ...row('pm2 jlist', xs.jlist, true), group: `${group}, status` }, { ...row('orchestrator status --json', xs.status, false, { goal: '≤ 0.5x' }), group: `${group}, status` });
     const lg = `${group}, logs 1 h`;
     rows.push(
-      { ...row(`awk over the ${size} out.log files`, xs.awk, true), group: lg },
+      { ...row(`zcat -f | awk over the ${size} services' out files`, xs.awk, true), group: lg },
       { ...row('orchestrator logs --since 1h, every service, merged', xs.logsAll), group: lg },
       { ...row('orchestrator logs --since 1h, one service', xs.logsOne), group: lg },
       { ...row(`orchestrator logs --since 1h, one service with as many lines as the ${size}`, xs.logsBulk), group: lg },
