@@ -122,3 +122,32 @@ test('status shows CPU and memory per service, as /proc and docker stats show th
   const after = snapshot();
   for (const name of ['busy', 'spin']) assert.deepStrictEqual([after(name).cpuPercent, after(name).memoryBytes, after(name).cpu], [null, null, null], name);
 });
+
+test('a container restarted behind our back: the very next status reads its new first process, not the kept one', async () => {
+  assert.strictEqual(h.cli(['start', 'quiet'], ws).code, 0);
+  const before = snapshot()('quiet');
+  const id = h.docker(['inspect', '--format', '{{.Id}}', before.containerId]).stdout.trim();
+  // status kept what the inspection told: its first process and when it started.
+  const kept = JSON.parse(fs.readFileSync(path.join(ws, '.orchestrator', 'containers.json'), 'utf8'));
+  const pidThen = Number(h.docker(['inspect', '--format', '{{.State.Pid}}', id]).stdout.trim());
+  assert.strictEqual(kept[id].pid, pidThen, JSON.stringify(kept));
+
+  assert.strictEqual(h.docker(['restart', '-t', '0', id]).code, 0);
+  const inspected = () => {
+    const [running, pid, startedAt] = h.docker(['inspect', '--format', '{{.State.Running}} {{.State.Pid}} {{.State.StartedAt}}', id]).stdout.trim().split(' ');
+    return { running: running === 'true', pid: Number(pid), startedAt: Date.parse(startedAt) };
+  };
+  // Whatever PM2 and the runner do meanwhile, once the container runs again status tells its
+  // new process: the uptime counts from the new start, and the memory is read from it.
+  const row = await h.until('quiet online again after docker restart', () => {
+    const now = inspected();
+    if (!now.running || now.pid === pidThen) return null;
+    const r = snapshot()('quiet');
+    return r.containerId === before.containerId && r.state === 'online' ? { r, now } : null;
+  }, 30000);
+  const sinceStart = (Date.now() - row.now.startedAt) / 1000;
+  assert.ok(row.r.uptimeSeconds <= sinceStart + 1, `uptime ${row.r.uptimeSeconds} s, restarted ${sinceStart} s ago`);
+  assert.ok(row.r.memoryBytes > 0, JSON.stringify(row.r));
+  const keptNow = JSON.parse(fs.readFileSync(path.join(ws, '.orchestrator', 'containers.json'), 'utf8'));
+  assert.strictEqual(keptNow[id].pid, inspected().pid);
+});

@@ -30,6 +30,12 @@ pub fn usage_file(root: &Path) -> PathBuf {
     own_dir(root).join("usage.json")
 }
 
+/// What inspections told of the running containers (their first process, when they started),
+/// so the next `status` need not inspect a settled container again.
+pub fn containers_file(root: &Path) -> PathBuf {
+    own_dir(root).join("containers.json")
+}
+
 /// The running agent's pid, which `start`'s readiness wait reads.
 pub fn agent_pid_file(root: &Path) -> PathBuf {
     own_dir(root).join("agent.pid")

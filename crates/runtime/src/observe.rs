@@ -4,7 +4,7 @@
 //! sees the system as it is.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -101,8 +101,15 @@ fn container_obs(o: &crate::docker::Observed) -> ContainerObs {
     }
 }
 
-/// The workspace's containers, by our label (one list, one inspect each, concurrently).
-async fn observe_docker(wanted: bool, ws: &str) -> (EngineObs, Vec<crate::docker::Observed>) {
+/// The workspace's containers, by our label: one list, and an inspection of each container
+/// whose list entry and kept first process (`.orchestrator/containers.json`) do not tell
+/// everything a status shows (`docker::from_list`), concurrently.
+#[tracing::instrument(level = "debug", skip_all)]
+async fn observe_docker(
+    wanted: bool,
+    ws: &str,
+    root: &Path,
+) -> (EngineObs, Vec<crate::docker::Observed>) {
     if !wanted {
         return (EngineObs::NotNeeded, Vec::new());
     }
@@ -114,8 +121,18 @@ async fn observe_docker(wanted: bool, ws: &str) -> (EngineObs, Vec<crate::docker
     match engine {
         Ok(engine) => {
             let labels = [format!("{}={ws}", crate::container::LABEL_WORKSPACE)];
-            match engine.observe_labelled(&labels).await {
-                Ok(seen) => (EngineObs::Reachable, seen),
+            let file = orchestrator_core::layout::containers_file(root);
+            let kept: BTreeMap<String, crate::docker::Kept> = std::fs::read(&file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            match engine.observe_labelled_kept(&labels, &kept).await {
+                Ok((seen, keep)) => {
+                    if keep != kept {
+                        crate::state::write_whole(&file, &keep);
+                    }
+                    (EngineObs::Reachable, seen)
+                }
                 Err(e) => (EngineObs::Unreachable(e.to_string()), Vec::new()),
             }
         }
@@ -137,7 +154,8 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
         .any(|f| root.join(f).is_file());
     let docker_task = tokio::spawn({
         let ws = ws.clone();
-        async move { observe_docker(wants_docker, &ws).await }
+        let root = root.clone();
+        async move { observe_docker(wants_docker, &ws, &root).await }
     });
 
     let cat = crate::catalog::load(&root, &req.ecosystem, &req.ecosystem_file)?;

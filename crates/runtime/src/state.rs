@@ -103,6 +103,19 @@ fn write(root: &Path, rec: &Record) -> Result<()> {
     std::fs::rename(&tmp, &path).map_err(written(&path))
 }
 
+/// A measuring aid written whole under a temporary name, so a concurrent reader never sees half
+/// a file (no fsync: losing it only costs the next look some work). A failure is only traced.
+pub fn write_whole<T: serde::Serialize>(file: &Path, value: &T) {
+    let Ok(text) = serde_json::to_vec(value) else {
+        return;
+    };
+    let tmp = file.with_extension(format!("json.{}", std::process::id()));
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, file)) {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!(file = %file.display(), error = %e, "not kept");
+    }
+}
+
 /// Runs `f` on the service's record (a fresh one when there is none) under the state lock,
 /// writes the result atomically, then appends the events it produced.
 ///

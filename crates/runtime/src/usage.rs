@@ -21,6 +21,7 @@ pub fn container_key(id: &str) -> String {
 
 /// One reading of each process (CPU time, RSS, start time), from `/proc` (blocking: small reads
 /// of a few files per process). A process that is gone has no reading.
+#[tracing::instrument(level = "debug", skip_all, fields(processes = pids.len()))]
 pub fn read_processes(pids: &[u32], at: DateTime<Utc>) -> Readings {
     if pids.is_empty() {
         return Readings::new();
@@ -46,6 +47,24 @@ pub fn read_processes(pids: &[u32], at: DateTime<Utc>) -> Readings {
             ))
         })
         .collect()
+}
+
+/// The start of a process in clock ticks since boot (`/proc/<pid>/stat`, field 22); `None` when
+/// it is gone. With the pid, it names one process: the kernel never gives both to another.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid`, started at `start` (ticks), is still a process of container `id` (its cgroup
+/// path names the container, under the engine's cgroupfs and systemd drivers alike). A remote
+/// engine's containers are never found here, and so are always inspected.
+pub fn same_process(pid: u32, start: u64, id: &str) -> bool {
+    !id.is_empty()
+        && process_start(pid) == Some(start)
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(id))
 }
 
 /// A running container, for its reading: its id, its first process's host pid, when it started.
@@ -97,6 +116,7 @@ pub fn read_cgroup(pid: u32) -> Option<(f64, u64)> {
 /// 20.10 answers a one-shot stats request for a container it already collects for only at its
 /// next 1 s collection tick (measured: the first call 10 ms, each next one ~700 ms), which
 /// alone would make `status` several times slower than `pm2 jlist`.
+#[tracing::instrument(level = "debug", skip_all, fields(containers = containers.len()))]
 pub async fn read_containers(containers: &[RunningContainer]) -> Readings {
     if containers.is_empty() {
         return Readings::new();
@@ -156,6 +176,7 @@ fn reading_of(
 /// The usage of every reading against the readings the workspace's previous look kept
 /// (`.orchestrator/usage.json`), which then holds these (`resources::keep`). The file is a
 /// measuring aid: one that cannot be read or written only makes the CPU an average since start.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn measure(root: &Path, now: &Readings) -> BTreeMap<String, Usage> {
     let file = orchestrator_core::layout::usage_file(root);
     let before: Readings = std::fs::read(&file)
@@ -166,16 +187,7 @@ pub fn measure(root: &Path, now: &Readings) -> BTreeMap<String, Usage> {
         .iter()
         .map(|(k, r)| (k.clone(), Usage::of(k, r, &before)))
         .collect();
-    let kept = resources::keep(&before, now);
-    if let Ok(text) = serde_json::to_vec(&kept) {
-        // Written whole under a temporary name, so a concurrent look never reads half a file.
-        let tmp = file.with_extension(format!("json.{}", std::process::id()));
-        let written = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &file));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::debug!(file = %file.display(), error = %e, "usage readings not kept");
-        }
-    }
+    crate::state::write_whole(&file, &resources::keep(&before, now));
     usage
 }
 
@@ -210,6 +222,32 @@ mod tests {
         );
         assert!(mine.started_ms > 0 && mine.started_ms <= Utc::now().timestamp_millis());
         assert_eq!(r.len(), 1, "a pid that does not exist has no reading");
+    }
+
+    #[test]
+    fn a_process_is_named_by_its_pid_and_start() {
+        let me = std::process::id();
+        let start = process_start(me).expect("this process has a start");
+        assert_eq!(process_start(me), Some(start));
+        assert_eq!(process_start(u32::MAX - 1), None);
+        // Not a container's process: no container id is in this process's cgroup path.
+        let id = "f".repeat(64);
+        assert!(!same_process(me, start, &id));
+        assert!(!same_process(me, start + 1, ""));
+        // The cgroup path names what it names: this process's own path stands in for an id.
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let path = own
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .unwrap();
+        if path.len() > 1 {
+            assert!(same_process(me, start, path));
+            assert!(
+                !same_process(me, start + 1, path),
+                "another start is another process"
+            );
+        }
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, EventMessage, HealthConfig,
-    HostConfig, Mount as EngineMount, MountType, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum,
+    EndpointSettings, EventMessage, HealthConfig, HostConfig, Mount as EngineMount, MountType,
+    NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
 
 use crate::container::{ContainerSpec, LABEL_HASH, LABEL_WORKSPACE};
@@ -97,9 +97,7 @@ pub(super) fn observe(c: &ContainerInspectResponse) -> Observed {
         .filter_map(|m| {
             let name = m.name?;
             let dest = m.destination?;
-            // Engine-generated anonymous volume names are 64 hex characters.
-            (name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()))
-                .then_some((name, dest))
+            anonymous(&name).then_some((name, dest))
         })
         .collect();
     Observed {
@@ -165,6 +163,103 @@ pub(super) fn observe(c: &ContainerInspectResponse) -> Observed {
             .trim_start_matches('/')
             .to_string(),
     }
+}
+
+/// What an inspection told of a running container that its list entry does not: its first
+/// process and when it started. Kept between looks (`.orchestrator/containers.json`), so a
+/// status of many settled containers asks the engine for its list only.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kept {
+    pub pid: u32,
+    /// The process's start in clock ticks since boot (`/proc/<pid>/stat`, field 22): a pid the
+    /// kernel gave to another process since does not match.
+    pub pid_start: u64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub has_healthcheck: bool,
+}
+
+/// Pure: the health a list entry states — the `Health` field of newer engines, else the words of
+/// its status (`Up 5 minutes (healthy)`, `Up 2 seconds (health: starting)`). `None`: no
+/// healthcheck (no words in parentheses); any other word (`Paused`) is returned as it is.
+pub fn listed_health(c: &ContainerSummary) -> Option<String> {
+    if let Some(h) = c.health.as_ref().and_then(|h| h.status) {
+        let word = h.to_string();
+        return (word != "none" && !word.is_empty()).then_some(word);
+    }
+    let status = c.status.as_deref().unwrap_or("");
+    let inner = status.strip_suffix(')')?.rsplit_once('(')?.1;
+    Some(inner.strip_prefix("health: ").unwrap_or(inner).to_string())
+}
+
+/// Pure: the container a list entry describes, completed by what an earlier inspection kept —
+/// only when nothing a status shows can differ from a fresh inspection: it runs and is healthy
+/// (or has no healthcheck, as before), and the kept process is still its first process
+/// (`same_process`, which the caller read from `/proc`). `None`: inspect it.
+pub fn from_list(
+    c: &ContainerSummary,
+    kept: Option<&Kept>,
+    same_process: bool,
+) -> Option<Observed> {
+    let kept = kept.filter(|_| same_process)?;
+    if c.state != Some(ContainerSummaryStateEnum::RUNNING) {
+        return None;
+    }
+    let health = listed_health(c);
+    match (health.as_deref(), kept.has_healthcheck) {
+        (Some("healthy"), true) | (None, false) => {}
+        _ => return None,
+    }
+    let labels = c.labels.clone().unwrap_or_default();
+    let mut host_ports: Vec<u16> = c
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| p.public_port)
+        .collect();
+    host_ports.sort_unstable();
+    host_ports.dedup();
+    Some(Observed {
+        id: c.id.clone()?,
+        running: true,
+        workspace: labels.get(LABEL_WORKSPACE).cloned(),
+        hash: labels.get(LABEL_HASH).cloned(),
+        health,
+        last_health_output: None,
+        exit_code: None,
+        started_at: Some(kept.started_at),
+        anonymous_volumes: c
+            .mounts
+            .iter()
+            .flatten()
+            .filter_map(|m| {
+                let name = m.name.clone()?;
+                let dest = m.destination.clone()?;
+                anonymous(&name).then_some((name, dest))
+            })
+            .collect(),
+        status: "running".into(),
+        oom_killed: false,
+        finished_at: None,
+        service: labels.get(crate::container::LABEL_SERVICE).cloned(),
+        name: c
+            .names
+            .iter()
+            .flatten()
+            .next()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        host_ports,
+        number: labels
+            .get(crate::container::COMPOSE_NUMBER)
+            .and_then(|n| n.parse().ok()),
+        pid: Some(kept.pid),
+    })
+}
+
+/// Pure: an engine-generated (anonymous) volume name: 64 hex characters.
+fn anonymous(name: &str) -> bool {
+    name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn some_vec<T: Clone>(v: &[T]) -> Option<Vec<T>> {
@@ -677,5 +772,137 @@ mod tests {
             ),
             Some("abc: Downloading 1.5/3.0 MB".into())
         );
+    }
+
+    fn listed(state: ContainerSummaryStateEnum, status: &str) -> ContainerSummary {
+        let labels = HashMap::from([
+            (LABEL_WORKSPACE.to_string(), "/ws".to_string()),
+            (
+                crate::container::LABEL_SERVICE.to_string(),
+                "db".to_string(),
+            ),
+            (
+                crate::container::COMPOSE_NUMBER.to_string(),
+                "2".to_string(),
+            ),
+        ]);
+        ContainerSummary {
+            id: Some("abc".into()),
+            names: Some(vec!["/ws-db-2".into()]),
+            state: Some(state),
+            status: Some(status.into()),
+            labels: Some(labels),
+            ports: Some(vec![
+                bollard::models::PortSummary {
+                    public_port: Some(15432),
+                    ..Default::default()
+                },
+                bollard::models::PortSummary {
+                    public_port: Some(15432),
+                    ..Default::default()
+                },
+                bollard::models::PortSummary::default(),
+            ]),
+            ..Default::default()
+        }
+    }
+
+    fn kept(has_healthcheck: bool) -> Kept {
+        Kept {
+            pid: 42,
+            pid_start: 7,
+            started_at: "2026-12-03T01:00:00Z".parse().unwrap(),
+            has_healthcheck,
+        }
+    }
+
+    #[test]
+    fn a_list_entry_states_its_health_in_its_status_words() {
+        use ContainerSummaryStateEnum::*;
+        let h = |s| listed_health(&listed(RUNNING, s));
+        assert_eq!(h("Up 5 minutes (healthy)").as_deref(), Some("healthy"));
+        assert_eq!(
+            h("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
+        assert_eq!(h("Up 2 hours (unhealthy)").as_deref(), Some("unhealthy"));
+        assert_eq!(h("Up 2 hours (Paused)").as_deref(), Some("Paused"));
+        assert_eq!(h("Up About a minute"), None);
+        assert_eq!(h(""), None);
+        // A newer engine's own field wins over the words.
+        let mut c = listed(RUNNING, "Up 5 minutes");
+        c.health = Some(bollard::models::ContainerSummaryHealth {
+            status: Some(bollard::models::ContainerSummaryHealthStatusEnum::UNHEALTHY),
+            ..Default::default()
+        });
+        assert_eq!(listed_health(&c).as_deref(), Some("unhealthy"));
+    }
+
+    #[test]
+    fn a_settled_container_is_told_by_its_list_entry_and_what_was_kept() {
+        use ContainerSummaryStateEnum::*;
+        let o = from_list(
+            &listed(RUNNING, "Up 5 minutes (healthy)"),
+            Some(&kept(true)),
+            true,
+        )
+        .expect("no inspection needed");
+        assert_eq!(o.id, "abc");
+        assert!(o.running);
+        assert_eq!(o.status, "running");
+        assert_eq!(o.health.as_deref(), Some("healthy"));
+        assert_eq!(o.pid, Some(42));
+        assert_eq!(o.started_at, Some(kept(true).started_at));
+        assert_eq!(o.service.as_deref(), Some("db"));
+        assert_eq!(o.workspace.as_deref(), Some("/ws"));
+        assert_eq!(o.number, Some(2));
+        assert_eq!(o.name, "ws-db-2");
+        assert_eq!(o.host_ports, vec![15432]);
+        // No healthcheck, as when it was inspected.
+        let plain = from_list(&listed(RUNNING, "Up 5 minutes"), Some(&kept(false)), true).unwrap();
+        assert_eq!(plain.health, None);
+    }
+
+    #[test]
+    fn anything_a_list_entry_cannot_tell_is_inspected() {
+        use ContainerSummaryStateEnum::*;
+        let healthy = listed(RUNNING, "Up 5 minutes (healthy)");
+        // Never inspected, or its first process is not the one kept (restarted, or another host).
+        assert_eq!(from_list(&healthy, None, true), None);
+        assert_eq!(from_list(&healthy, Some(&kept(true)), false), None);
+        // Its health check's output, its exit code: only an inspection has them.
+        for status in [
+            "Up 5 minutes (unhealthy)",
+            "Up 1 second (health: starting)",
+            "Up 5 minutes (Paused)",
+        ] {
+            assert_eq!(
+                from_list(&listed(RUNNING, status), Some(&kept(true)), true),
+                None,
+                "{status}"
+            );
+        }
+        assert_eq!(
+            from_list(
+                &listed(EXITED, "Exited (1) 2 seconds ago"),
+                Some(&kept(true)),
+                true
+            ),
+            None
+        );
+        assert_eq!(
+            from_list(
+                &listed(PAUSED, "Up 5 minutes (healthy)"),
+                Some(&kept(true)),
+                true
+            ),
+            None
+        );
+        // A healthcheck that appeared or vanished since: the configuration changed.
+        assert_eq!(
+            from_list(&listed(RUNNING, "Up 5 minutes"), Some(&kept(true)), true),
+            None
+        );
+        assert_eq!(from_list(&healthy, Some(&kept(false)), true), None);
     }
 }

@@ -2,7 +2,7 @@
 //! variant per operation, each knowing whether it is worth retrying. Decisions (adopt or recreate,
 //! what an event means for a wait) are pure functions below the client, unit-tested.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bollard::errors::Error as BollardError;
@@ -522,8 +522,66 @@ impl Engine {
         self.labelled(labels, false).await
     }
 
+    /// Every container (running or not) carrying every `key=value` label, for a status: a
+    /// running one whose list entry and the `kept` inspection (`Kept`, still its first process)
+    /// tell all a status shows is not inspected again (`from_list`); every other one is. With
+    /// what to keep for the next look: each running container's first process.
+    pub async fn observe_labelled_kept(
+        &self,
+        labels: &[String],
+        kept: &BTreeMap<String, Kept>,
+    ) -> DResult<(Vec<Observed>, BTreeMap<String, Kept>)> {
+        let listed = self.list_labelled(labels, true).await?;
+        let looks = listed.into_iter().map(|c| async move {
+            let id = c.id.clone().unwrap_or_default();
+            let known = kept.get(&id);
+            let same = known.is_some_and(|k| crate::usage::same_process(k.pid, k.pid_start, &id));
+            let seen = match from_list(&c, known, same) {
+                Some(o) => Some(o),
+                None => self.inspect(&id).await?,
+            };
+            let keep = seen.as_ref().and_then(|o| {
+                let pid = o.pid.filter(|_| o.running)?;
+                if same && known.is_some_and(|k| k.pid == pid) {
+                    return known.cloned();
+                }
+                Some(Kept {
+                    pid,
+                    pid_start: crate::usage::process_start(pid)?,
+                    started_at: o.started_at?,
+                    has_healthcheck: o
+                        .health
+                        .as_deref()
+                        .is_some_and(|h| h != "none" && !h.is_empty()),
+                })
+            });
+            DResult::Ok((seen, keep.map(|k| (id, k))))
+        });
+        let mut seen = Vec::new();
+        let mut keep = BTreeMap::new();
+        for (o, k) in futures_util::future::try_join_all(looks).await? {
+            seen.extend(o);
+            keep.extend(k);
+        }
+        Ok((seen, keep))
+    }
+
     /// Ids of the containers carrying every `key=value` label (`all`: stopped ones too).
     async fn labelled(&self, labels: &[String], all: bool) -> DResult<Vec<String>> {
+        Ok(self
+            .list_labelled(labels, all)
+            .await?
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect())
+    }
+
+    /// The list entries of the containers carrying every `key=value` label.
+    async fn list_labelled(
+        &self,
+        labels: &[String],
+        all: bool,
+    ) -> DResult<Vec<bollard::models::ContainerSummary>> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), labels.to_vec());
         let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
@@ -535,7 +593,7 @@ impl Engine {
             .list_containers(Some(opts))
             .await
             .map_err(|e| failed(Op::Inspect, &labels.join(","), e))?;
-        Ok(list.into_iter().filter_map(|c| c.id).collect())
+        Ok(list)
     }
 
     /// Copies the container's stdout/stderr to this process's stdout/stderr until it stops.
