@@ -9,7 +9,7 @@
 //   - `orchestrator stop --all`, against `pm2 delete all` plus `docker rm -f` of every container
 //     at once (no grace period: the floor), and against `pm2 stop all` plus `docker stop -t 2`
 //     of every container at once (the same grace period as ours);
-//   - `orchestrator status --json`, against `pm2 jlist`;
+//   - `orchestrator status --json`, against `pm2 jlist` (five interleaved pairs a round);
 //   - footprint, idle with every service up: the agent's and the container runners' resident
 //     memory and CPU, against PM2's daemon;
 //   - `orchestrator logs --since 1h` across every service (each with 2 h of lines, one a
@@ -196,8 +196,13 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
         const snap = JSON.parse(c.run(box, process.execPath, [c.BIN, 'status', '--json']).stdout);
         const online = snap.services.filter((s) => s.state === 'online').length;
         if (online !== size) throw new Error(`expected ${size} online services, status says ${online}`);
-        const status = c.time(box, process.execPath, [c.BIN, 'status', '--json']);
-        const jlist = c.time(box, process.execPath, [c.PM2, 'jlist']);
+        // Five interleaved pairs: on a host this busy one look of either varies by 3x.
+        const status = [];
+        const jlist = [];
+        for (let k = 0; k < 5; k++) {
+          status.push(c.time(box, process.execPath, [c.BIN, 'status', '--json']));
+          jlist.push(c.time(box, process.execPath, [c.PM2, 'jlist']));
+        }
         if (i === rounds) fp = await footprint(box);
         const stop = c.time(box, process.execPath, [c.BIN, 'stop', '--all']);
         const base = await baselineStart(box, l);
@@ -207,8 +212,8 @@ async function bench({ runs, sizes = [10, 30, 100] }) {
         if (warm) continue;
         xs.baseGraceful.push(baseGraceful);
         xs.start.push(start);
-        xs.status.push(status);
-        xs.jlist.push(jlist);
+        xs.status.push(...status);
+        xs.jlist.push(...jlist);
         xs.stop.push(stop);
         xs.baseStart.push(base.ms);
         xs.baseStop.push(baseStop);
