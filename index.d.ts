@@ -48,6 +48,20 @@ export interface ActionableError {
  */
 export declare function checkPrerequisites(workspaceRoot: string, nodeVersion: string, pm2Version: string | undefined | null, command: string): void
 
+/**
+ * The dashboard of the workspace `req` names (its services, profile and ecosystem, as a start
+ * would see them). `pm2Home` defaults to `$PM2_HOME`, else `~/.pm2`. `cli` is the CLI as argv
+ * (`[node, bin]`): start, stop and restart run it, exactly as a user would. `color`: false
+ * under `NO_COLOR`.
+ */
+export declare function dashboard(req: PrepareRequest, pm2Home: string | null, cli: string[], color: boolean): Promise<undefined>
+
+/**
+ * Ends the running dashboard as `q` does (the terminal restored). The JS side calls it from its
+ * SIGTERM, SIGINT and SIGHUP handlers.
+ */
+export declare function dashboardQuit(): void
+
 export interface ExitCodeInfo {
   name: string
   code: number

@@ -25,7 +25,9 @@ test('openapi.json: 3.1, one operation per executor, its options the executor sc
     assert.ok(o['x-exit-codes'].includes('OK'));
     for (const c of o['x-exit-codes']) assert.ok(exitNames.includes(c), `${p}: ${c} is in the exit-code table`);
     for (const r of Object.values(o.responses)) {
-      for (const media of Object.values(r.content)) {
+      // An interactive operation's success prints nothing a program reads (dashboard): no content.
+      for (const media of Object.values(r.content || {})) {
+        if (!media.schema.$ref) continue; // text (the dashboard's table when not a terminal)
         const name = media.schema.$ref.replace('#/components/schemas/', '');
         assert.ok(openapi.components.schemas[name], `${p}: ${name} is a component`);
       }

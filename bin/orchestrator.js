@@ -19,6 +19,9 @@ commands:
   status [service]     one health snapshot of every app and dependency (CPU and memory too)
   why <service>        why a service is not up: what it waits on and their state, what a start
                        would refuse, health output, who holds its ports, its last lines, what to do
+  dashboard            a live terminal view: every service with CPU and memory, their logs and
+                       events; restart, stop, start or ask why from it (not a terminal: one
+                       status table)
   logs [service…]      log lines of services in time order (--since, --until, --tail, --stream,
                        --grep, --level, --json)
   verify               lint and dry-run the workflow without starting anything (a CI gate)
@@ -44,7 +47,7 @@ options:
   --install-hook       verify: install a git pre-commit hook running verify (--remove-hook)
   -h, --help           this text`;
 
-const COMMANDS = ['start', 'stop', 'restart', 'deploy', 'setup', 'test', 'status', 'why', 'logs', 'verify'];
+const COMMANDS = ['start', 'stop', 'restart', 'deploy', 'setup', 'test', 'status', 'why', 'dashboard', 'logs', 'verify'];
 
 function usageError(message, json) {
   const { make } = require('../lib/errors');
@@ -126,6 +129,7 @@ async function main() {
   const command = ['orchestrator', ...argv].join(' ');
   if (cmd === 'status') return status(values, services, command, json);
   if (cmd === 'why') return why(values, services, command, json);
+  if (cmd === 'dashboard') return dashboard(values, services, command, json);
   if (cmd === 'verify') {
     if (services.length) return usageError('verify takes no service names (it checks the whole workspace)', json);
     try {
@@ -193,6 +197,20 @@ async function main() {
     const err = normalize(e, { command });
     report.error(err, values.json);
     process.exit(err.exitCode);
+  }
+}
+
+/** `dashboard`: one addon call that returns when the user quits. */
+async function dashboard(values, positionals, command, json) {
+  if (positionals.length) return usageError('dashboard shows every service; it takes no service names', json);
+  if (json) return usageError('--json belongs to the snapshot commands; for one snapshot use `orchestrator status --json`', json);
+  try {
+    await require('../lib/dashboard').dashboard({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, command });
+    return process.exit(0);
+  } catch (e) {
+    const err = require('../lib/errors').normalize(e, { command });
+    require('../lib/report').error(err, json);
+    return process.exit(err.exitCode);
   }
 }
 

@@ -20,6 +20,7 @@ module.exports = {
   test,
   status: require('./status').status,
   why: (opts) => require('./why').why(opts),
+  dashboard: (opts) => require('./dashboard').dashboard(opts),
   verify: (opts) => require('./verify').verify(opts),
   logs: require('./logs').logs,
   logStream: require('./logs').logStream,

@@ -165,6 +165,19 @@ async function runWhy(options, context) {
   }
 }
 
+/** `dashboard`: the live view until the user quits (through Nx, stdout is Nx's terminal). */
+async function runDashboard(options, context) {
+  options = given(options, context);
+  const command = commandLine(context, options, options.profile);
+  try {
+    await require('./dashboard').dashboard({ cwd: context.root, profile: options.profile, command });
+    return { success: true };
+  } catch (e) {
+    report.error(normalize(e, { command }));
+    return { success: false };
+  }
+}
+
 /** `logs`: the window printed (text or JSON lines). */
 async function runLogs(options, context) {
   options = given(options, context);
@@ -201,4 +214,4 @@ async function runVerify(options, context) {
   }
 }
 
-module.exports = { runExecutor, runStatus, runWhy, runLogs, runVerify };
+module.exports = { runExecutor, runStatus, runWhy, runDashboard, runLogs, runVerify };

@@ -12,6 +12,16 @@ export NX_DAEMON=false
 echo "== set-up"; bash scripts/setup.sh
 echo "== local test images"; bash scripts/build-images.sh
 echo "== local image registry"; bash scripts/registry.sh
+# The dashboard's tests drive it in a real terminal: tmux (send-keys, capture-pane).
+if ! command -v tmux >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== tmux (the dashboard's tests run it in a terminal)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+  else
+    echo "test: tmux is required by __test__/dashboard.spec.js: install it (Debian/Ubuntu: sudo apt-get install tmux)" >&2
+    exit 13
+  fi
+fi
 # The tests run the example workspace on its own ports (3000, 5173, 5432): an example brought up
 # by `npm run example:up` (under this user's PM2) is stopped first, and that is said.
 running="$(cd examples/workspace && node ../../bin/orchestrator.js status --json 2>/dev/null || true)"

@@ -16,6 +16,7 @@ use orchestrator_runtime::{ops, step};
 mod boundary;
 use boundary::{js_error, Outcome};
 
+pub mod dashboard;
 pub mod infer;
 pub mod launch;
 pub mod logs;

@@ -243,6 +243,12 @@ pub fn infer(
             "Why a service is not up (-- --service=<name>)",
         ),
         (
+            "dashboard",
+            "dashboard",
+            json!({}),
+            "A live terminal view: every service, CPU and memory, logs, events, actions",
+        ),
+        (
             "verify",
             "verify",
             json!({}),

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod compose;
 pub mod config;
 pub mod container;
+pub mod dashboard;
 pub mod decide;
 pub mod engine;
 pub mod envfile;

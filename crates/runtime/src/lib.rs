@@ -17,6 +17,7 @@ pub use orchestrator_core::{
 pub mod agent;
 pub mod agent_loop;
 pub mod build;
+pub mod dashboard;
 pub mod deps;
 pub mod diagnostics;
 pub mod docker;

@@ -108,10 +108,14 @@ fn container_obs(o: &crate::docker::Observed) -> ContainerObs {
 async fn observe_docker(
     wanted: bool,
     ws: &str,
-    root: &Path,
-) -> (EngineObs, Vec<crate::docker::Observed>) {
+    kept: BTreeMap<String, crate::docker::Kept>,
+) -> (
+    EngineObs,
+    Vec<crate::docker::Observed>,
+    BTreeMap<String, crate::docker::Kept>,
+) {
     if !wanted {
-        return (EngineObs::NotNeeded, Vec::new());
+        return (EngineObs::NotNeeded, Vec::new(), kept);
     }
     // Polled often: no version negotiation on a local socket (a remote one negotiates).
     let engine = match crate::docker::Engine::connect_pinned() {
@@ -121,27 +125,65 @@ async fn observe_docker(
     match engine {
         Ok(engine) => {
             let labels = [format!("{}={ws}", crate::container::LABEL_WORKSPACE)];
-            let file = orchestrator_core::layout::containers_file(root);
-            let kept: BTreeMap<String, crate::docker::Kept> = std::fs::read(&file)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
             match engine.observe_labelled_kept(&labels, &kept).await {
-                Ok((seen, keep)) => {
-                    if keep != kept {
-                        crate::state::write_whole(&file, &keep);
-                    }
-                    (EngineObs::Reachable, seen)
-                }
-                Err(e) => (EngineObs::Unreachable(e.to_string()), Vec::new()),
+                Ok((seen, keep)) => (EngineObs::Reachable, seen, keep),
+                Err(e) => (EngineObs::Unreachable(e.to_string()), Vec::new(), kept),
             }
         }
-        Err(e) => (EngineObs::Unreachable(e.message()), Vec::new()),
+        Err(e) => (EngineObs::Unreachable(e.message()), Vec::new(), kept),
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all)]
+/// What one status look keeps for the next: the CPU readings (the next look measures the CPU
+/// between the two) and what inspections told of the running containers (`docker::Kept`). The
+/// CLI keeps them in `.orchestrator/` between its runs; the dashboard holds them in memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Memory {
+    pub readings: orchestrator_core::resources::Readings,
+    pub containers: BTreeMap<String, crate::docker::Kept>,
+}
+
+impl Memory {
+    /// The files of the previous look (absent or unreadable: nothing kept).
+    pub fn load(root: &Path) -> Memory {
+        let read = |f: PathBuf| std::fs::read(f).ok();
+        Memory {
+            readings: read(orchestrator_core::layout::usage_file(root))
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+            containers: read(orchestrator_core::layout::containers_file(root))
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Writes what changed since `before`.
+    pub fn save(&self, root: &Path, before: &Memory) {
+        if self.readings != before.readings {
+            state::write_whole(&orchestrator_core::layout::usage_file(root), &self.readings);
+        }
+        if self.containers != before.containers {
+            state::write_whole(
+                &orchestrator_core::layout::containers_file(root),
+                &self.containers,
+            );
+        }
+    }
+}
+
+/// One status look, keeping what it learnt in `.orchestrator/` for the next run's look.
 pub async fn status(req: StatusRequest) -> Result<Snapshot> {
+    let root = req.workspace_root.clone();
+    let mut memory = Memory::load(&root);
+    let before = memory.clone();
+    let snapshot = status_with(req, &mut memory).await;
+    memory.save(&root, &before);
+    snapshot
+}
+
+/// One status look against what the previous look kept in `memory`, which then holds this one's.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn status_with(req: StatusRequest, memory: &mut Memory) -> Result<Snapshot> {
     let root = req.workspace_root.clone();
     let ws = root.display().to_string();
     // Ask PM2 and the engine first: they answer while the catalog is read.
@@ -154,8 +196,8 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
         .any(|f| root.join(f).is_file());
     let docker_task = tokio::spawn({
         let ws = ws.clone();
-        let root = root.clone();
-        async move { observe_docker(wants_docker, &ws, &root).await }
+        let kept = std::mem::take(&mut memory.containers);
+        async move { observe_docker(wants_docker, &ws, kept).await }
     });
 
     let cat = crate::catalog::load(&root, &req.ecosystem, &req.ecosystem_file)?;
@@ -195,7 +237,8 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
         remediation: "Report this as a bug".into(),
     };
     let pm2 = pm2_task.await.map_err(joined)?;
-    let (engine, containers) = docker_task.await.map_err(joined)?;
+    let (engine, containers, kept) = docker_task.await.map_err(joined)?;
+    memory.containers = kept;
     let pm2_daemon = matches!(pm2, Ok(Some(_)));
     let (pm2_word, procs) = match pm2 {
         Ok(Some(p)) => ("online".to_string(), p),
@@ -319,7 +362,7 @@ pub async fn status(req: StatusRequest) -> Result<Snapshot> {
     );
     let mut readings = processes.unwrap_or_default();
     readings.extend(container_readings);
-    let usage = crate::usage::measure(&root, &readings);
+    let usage = crate::usage::measure(&mut memory.readings, &readings);
     for (o, p) in obs.iter_mut().zip(results) {
         o.probe = match p {
             Probe::Skipped if o.kind == "app" => Probe::Skipped,

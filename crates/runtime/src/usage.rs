@@ -3,7 +3,6 @@
 //! readings, sums, the readings kept between looks) is the pure `resources`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use orchestrator_core::resources::{self, Reading, Readings, Usage};
@@ -173,21 +172,15 @@ fn reading_of(
     }
 }
 
-/// The usage of every reading against the readings the workspace's previous look kept
-/// (`.orchestrator/usage.json`), which then holds these (`resources::keep`). The file is a
-/// measuring aid: one that cannot be read or written only makes the CPU an average since start.
-#[tracing::instrument(level = "debug", skip_all)]
-pub fn measure(root: &Path, now: &Readings) -> BTreeMap<String, Usage> {
-    let file = orchestrator_core::layout::usage_file(root);
-    let before: Readings = std::fs::read(&file)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+/// The usage of every reading against the readings the previous look kept (`before`), which
+/// then holds these (`resources::keep`). Without earlier readings the CPU is an average since
+/// the start.
+pub fn measure(before: &mut Readings, now: &Readings) -> BTreeMap<String, Usage> {
     let usage = now
         .iter()
-        .map(|(k, r)| (k.clone(), Usage::of(k, r, &before)))
+        .map(|(k, r)| (k.clone(), Usage::of(k, r, before)))
         .collect();
-    crate::state::write_whole(&file, &resources::keep(&before, now));
+    *before = resources::keep(before, now);
     usage
 }
 
@@ -267,11 +260,22 @@ mod tests {
         };
         let first: Readings = [("pid:1".to_string(), at(10_000, 1_000.0))].into();
         // No earlier look: the average since the start (1 s of CPU in 10 s).
-        assert_eq!(measure(&root, &first)["pid:1"].cpu_percent, Some(10.0));
+        let mut m = crate::observe::Memory::load(&root);
+        assert_eq!(
+            measure(&mut m.readings, &first)["pid:1"].cpu_percent,
+            Some(10.0)
+        );
+        m.save(&root, &Default::default());
+        // The next run reads what this one kept.
         let second: Readings = [("pid:1".to_string(), at(12_000, 2_000.0))].into();
-        assert_eq!(measure(&root, &second)["pid:1"].cpu_percent, Some(50.0));
+        let mut m = crate::observe::Memory::load(&root);
+        assert_eq!(
+            measure(&mut m.readings, &second)["pid:1"].cpu_percent,
+            Some(50.0)
+        );
         std::fs::write(orchestrator_core::layout::usage_file(&root), "{ broken").unwrap();
-        let u = measure(&root, &second);
+        let mut m = crate::observe::Memory::load(&root);
+        let u = measure(&mut m.readings, &second);
         assert_eq!(u["pid:1"].memory_bytes, Some(7));
         let _ = std::fs::remove_dir_all(&root);
     }

@@ -1,0 +1,4 @@
+'use strict';
+const { runDashboard } = require('../../lib/nx');
+
+module.exports = (options, context) => runDashboard(options, context);
