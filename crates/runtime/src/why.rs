@@ -22,18 +22,25 @@ const TAIL: usize = 15;
 pub async fn why(service: &str, mut req: Request, pm2_home: &Path) -> Result<Why> {
     crate::names::validate_name(service, "service")?;
     let root = req.workspace_root.clone();
-    let snapshot = observe::status(StatusRequest {
+    // An unknown service is the catalog's error, before anything is read.
+    let cat = crate::catalog::load(&root, &req.ecosystem, &req.ecosystem_file)?;
+    cat.get(service)?;
+    // One look at every row: the service's own and its blockers'.
+    let all = observe::status(StatusRequest {
         workspace_root: root.clone(),
         profile: req.profile.clone(),
-        service: Some(service.to_string()),
+        service: None,
         ecosystem: req.ecosystem.clone(),
         ecosystem_file: req.ecosystem_file.clone(),
         pm2_home: pm2_home.to_path_buf(),
     })
     .await?;
-    // Every row (the blockers' too): a second snapshot only when the service is not up, which
-    // is when the answer needs them.
-    let mine = snapshot.services.clone();
+    let mine: Vec<_> = all
+        .services
+        .iter()
+        .filter(|r| r.name == service)
+        .cloned()
+        .collect();
     let up = mine
         .iter()
         .all(|r| r.state == "online" && r.health != "unhealthy");
@@ -48,20 +55,15 @@ pub async fn why(service: &str, mut req: Request, pm2_home: &Path) -> Result<Why
             log_tail: Vec::new(),
         }));
     }
-    let all = observe::status(StatusRequest {
-        workspace_root: root.clone(),
-        profile: req.profile.clone(),
-        service: None,
-        ecosystem: req.ecosystem.clone(),
-        ecosystem_file: req.ecosystem_file.clone(),
-        pm2_home: pm2_home.to_path_buf(),
-    })
-    .await?;
 
-    // The edges, under the profile the snapshot shows.
-    let cat = crate::catalog::load(&root, &req.ecosystem, &req.ecosystem_file)?;
-    let vars = crate::envfile::read_env_file(&cat.env_file(&all.profile)).unwrap_or_default();
-    let compose = cat.compose_for(&all.profile, &vars);
+    // The edges, under the profile the service runs with (else the one asked for).
+    let profile = mine
+        .iter()
+        .find_map(|r| r.profile.clone())
+        .filter(|p| cat.config.profiles.contains(p))
+        .unwrap_or_else(|| all.profile.clone());
+    let vars = crate::envfile::read_env_file(&cat.env_file(&profile)).unwrap_or_default();
+    let compose = cat.compose_for(&profile, &vars);
     let waits = step::start_edges(&cat, compose.as_ref());
 
     // A start of it now, planned with its guards (env, ports, the engine, the definition),
