@@ -10,6 +10,7 @@
 //   npm run bench -- scale --sizes 10,30         # start/stop/status at 10 and 30 services
 //   npm run bench -- logs --size-mib 256        # one group, a smaller log set
 //   npm run bench -- status supervision --runs 3
+//   npm run bench -- dashboard --minutes 10     # the live view's own CPU and memory (on request)
 //
 // It sets up what it needs: the Docker engine and the local images (scripts/docker-engine.sh,
 // scripts/build-images.sh), the release addon and supervisor (npm run build) and the example's Nx; every
@@ -20,6 +21,8 @@ const path = require('path');
 const { spawnSync } = require('child_process');
 
 const GROUPS = ['status', 'nx', 'logs', 'supervision', 'compose', 'scale'];
+// Named only: `dashboard` takes the minutes it is given (default 10).
+const ON_REQUEST = ['dashboard'];
 
 function option(argv, name, dflt) {
   const i = argv.indexOf(`--${name}`);
@@ -85,16 +88,17 @@ function print(rows) {
 }
 
 async function main(argv = process.argv.slice(2)) {
-  const chosen = argv.filter((a) => GROUPS.includes(a));
+  const chosen = argv.filter((a) => GROUPS.includes(a) || ON_REQUEST.includes(a));
   const groups = chosen.length ? chosen : GROUPS;
   const runs = option(argv, 'runs', 5);
   const sizeMiB = option(argv, 'size-mib', 1024);
+  const minutes = option(argv, 'minutes', 10);
   const sizesAt = argv.indexOf('--sizes');
   const sizes = sizesAt >= 0 ? argv[sizesAt + 1].split(',').map(Number) : undefined;
   prepare();
   const started = Date.now();
   const rows = [];
-  for (const g of groups) rows.push(...(await require(`./${g}`).bench({ runs, sizeMiB, ...(sizes ? { sizes } : {}) })));
+  for (const g of groups) rows.push(...(await require(`./${g}`).bench({ runs, sizeMiB, minutes, ...(sizes ? { sizes } : {}) })));
   const table = summarise(rows);
   print(table);
   const result = {
