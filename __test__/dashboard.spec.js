@@ -192,6 +192,23 @@ test('a stop asks first and shows in the row; SIGTERM and Ctrl-C also restore th
   await h.until('the rows', () => rowOf(screen('third'), 'web'), 20000, () => screen('third'));
   keys('third', 'C-c');
   restored(await ended(third));
+
+  // Its terminal closed under it (a killed tmux session, a dropped ssh): it ends, it does not
+  // spin on a terminal that is gone.
+  open('fourth', 80, 24);
+  await h.until('the rows', () => rowOf(screen('fourth'), 'web'), 20000, () => screen('fourth'));
+  const orphan = dashboardPid('fourth');
+  assert.ok(orphan > 0);
+  tmux('kill-session', '-t', 'fourth');
+  // Gone or a zombie (this machine's init may be slow to reap an orphan).
+  const running = (pid) => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch (_) {
+      return false;
+    }
+  };
+  await h.until('the dashboard to end with its terminal', () => !running(orphan), 10000);
 });
 
 test('not a terminal: one status table, exit 0; a service name is refused', () => {

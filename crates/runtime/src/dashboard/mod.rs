@@ -101,7 +101,7 @@ pub async fn run(req: DashboardRequest) -> Result<()> {
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(io_error)?;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let keys = spawn_key_reader(tx.clone(), stop.clone());
+    spawn_key_reader(tx.clone(), stop.clone());
     if let Ok(mut g) = RUNNING.lock() {
         *g = Some(tx.clone());
     }
@@ -188,8 +188,9 @@ pub async fn run(req: DashboardRequest) -> Result<()> {
     if let Ok(mut g) = RUNNING.lock() {
         *g = None;
     }
+    // The reader sees `stop` within 100 ms; it is not waited for (a terminal that is gone may
+    // hold it in a read), the process ends with the promise.
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = keys.join();
     drop(term);
     Ok(())
 }
@@ -205,17 +206,63 @@ fn clone_status(r: &StatusRequest) -> StatusRequest {
     }
 }
 
-/// The keys, read on a thread of their own (crossterm's read blocks) until `stop`.
+/// The terminal's state for the key reader, from `poll(2)` on stdin.
+#[derive(Debug, PartialEq)]
+enum Tty {
+    Input,
+    Quiet,
+    /// Hung up (its terminal closed: a killed tmux, a closed ssh session): nobody is there.
+    Gone,
+}
+
+fn wait_tty(ms: i32) -> Tty {
+    let mut p = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    if n < 0 {
+        return Tty::Quiet; // EINTR: look again
+    }
+    if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        Tty::Gone
+    } else if n > 0 {
+        Tty::Input
+    } else {
+        Tty::Quiet
+    }
+}
+
+/// The keys, read on a thread of their own until `stop`. A terminal that hangs up ends the
+/// dashboard: crossterm reads an end of file from it as "no event yet" forever (measured: a
+/// killed tmux left the reader at 10 000 empty reads a second), so stdin is polled here first.
 fn spawn_key_reader(
     tx: mpsc::UnboundedSender<Input>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<()> {
+) {
     std::thread::spawn(move || {
         use event::{Event, KeyCode, KeyEventKind, KeyModifiers};
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            match event::poll(Duration::from_millis(100)) {
+            // Events crossterm already parsed first; then wait for the terminal.
+            match event::poll(Duration::ZERO) {
                 Ok(true) => {}
-                Ok(false) => continue,
+                Ok(false) => {
+                    match wait_tty(100) {
+                        Tty::Gone => {
+                            let _ = tx.send(Input::Signal);
+                            break;
+                        }
+                        Tty::Quiet => continue,
+                        Tty::Input => {}
+                    }
+                    match event::poll(Duration::from_millis(10)) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(_) => break,
+                    }
+                }
                 Err(_) => break,
             }
             let input = match event::read() {
@@ -247,7 +294,7 @@ fn spawn_key_reader(
                 break;
             }
         }
-    })
+    });
 }
 
 /// The running dashboard's inbox, for `quit`.
