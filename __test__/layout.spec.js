@@ -87,3 +87,12 @@ test('the workspace project acts on the workspace from tools/workspace-cli, as t
   assert.strictEqual(r.code, 0, r.out);
   await h.assertNothingLeft(ws);
 });
+
+test('the bin says its version (--version, -V) as the package has it', () => {
+  const pkg = require('../package.json');
+  for (const flag of ['--version', '-V']) {
+    const r = h.cli([flag]);
+    assert.strictEqual(r.code, 0, r.out);
+    assert.strictEqual(r.stdout, `${pkg.version}\n`);
+  }
+});

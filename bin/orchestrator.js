@@ -45,6 +45,7 @@ options:
   --follow, -f         logs: keep printing new lines (survives a rotation)
   --all-profiles       verify: check every registered profile
   --install-hook       verify: install a git pre-commit hook running verify (--remove-hook)
+  -V, --version        the package's version
   -h, --help           this text`;
 
 const COMMANDS = ['start', 'stop', 'restart', 'deploy', 'setup', 'test', 'status', 'why', 'dashboard', 'logs', 'verify'];
@@ -91,6 +92,7 @@ async function main() {
         'install-hook': { type: 'boolean' },
         'remove-hook': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
       },
     });
   } catch (e) {
@@ -98,6 +100,10 @@ async function main() {
   }
   const { values, positionals } = parsed;
   const [cmd, ...services] = positionals;
+  if (values.version) {
+    process.stdout.write(`${require('../package.json').version}\n`);
+    return process.exit(0);
+  }
   if (values.help || !cmd) {
     process.stdout.write(USAGE + '\n');
     return process.exit(values.help ? 0 : 2);
