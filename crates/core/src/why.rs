@@ -97,8 +97,11 @@ pub fn gate_met(gate: Gate, row: &ServiceStatus) -> bool {
     match gate {
         Gate::Started => matches!(row.state.as_str(), "online" | "starting" | "degraded"),
         Gate::Ready => row.state == "online" && row.health != "unhealthy",
-        // A one-shot job that ran to completion is stopped without a failure.
-        Gate::Completed => row.state == "stopped" && row.last_failure.is_none(),
+        // A one-shot job that ran to completion is stopped without a failure, its exited
+        // container kept; one that never ran has no container.
+        Gate::Completed => {
+            row.state == "stopped" && row.last_failure.is_none() && row.container_id.is_some()
+        }
     }
 }
 
@@ -441,11 +444,14 @@ mod tests {
     fn the_chain_goes_through_every_blocker_once_with_its_state() {
         let mut pg = row("postgres", "degraded", "unhealthy");
         pg.detail = Some("health check: pg_isready: no response".into());
+        // migrate ran to completion: stopped, its exited container kept.
+        let mut migrate = row("migrate", "stopped", "none");
+        migrate.container_id = Some("0123456789ab".into());
         let rows = [
             row("web", "stopped", "none"),
             row("api", "online", "healthy"),
             pg,
-            row("migrate", "stopped", "none"),
+            migrate,
         ];
         let waits: BTreeMap<String, Vec<Wait>> = [
             ("web".to_string(), vec![wait("api", Gate::Ready)]),
@@ -591,9 +597,12 @@ mod tests {
         assert!(
             render(&w).contains("last failure: EXIT_CONTAINER_FAILED: migrate exited with code 3")
         );
-        assert!(gate_met(
-            Gate::Completed,
-            &row("migrate", "stopped", "none")
-        ));
+        let mut ran = row("migrate", "stopped", "none");
+        ran.container_id = Some("0123456789ab".into());
+        assert!(gate_met(Gate::Completed, &ran));
+        assert!(
+            !gate_met(Gate::Completed, &row("migrate", "stopped", "none")),
+            "a job that never ran (no container) has not completed"
+        );
     }
 }
