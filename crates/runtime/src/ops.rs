@@ -84,8 +84,14 @@ pub fn record_refusal(root: &Path, e: &Error, running: &[String]) {
 /// ports and the engine's presence — no install, no directory, no record (`why` asks it).
 pub async fn dry_run(verb: Verb, req: &Request) -> Result<()> {
     let planned = plan_steps(verb, req)?;
-    let steps = &planned.plan.steps;
-    check_ports(steps, &planned.cat)?;
+    guards(&planned.plan.steps, &planned.cat).await
+}
+
+/// The checks a plan passes before anything is provisioned or touched (a dry run stops here):
+/// its ports are free (or held by what it replaces), and the engine answers when a container
+/// is to be launched.
+async fn guards(steps: &[crate::step::Step], cat: &Catalog) -> Result<()> {
+    check_ports(steps, cat)?;
     if steps
         .iter()
         .any(|s| s.kind == Kind::Dependency && s.action.launches())
@@ -102,13 +108,7 @@ async fn provision(planned: Planned) -> Result<Plan> {
         composes,
     } = planned;
     let steps = &mut plan.steps;
-    check_ports(steps, &cat)?;
-    if steps
-        .iter()
-        .any(|s| s.kind == Kind::Dependency && s.action.launches())
-    {
-        crate::deps::connect().await?;
-    }
+    guards(steps, &cat).await?;
 
     for step in steps
         .iter_mut()
