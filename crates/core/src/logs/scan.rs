@@ -322,13 +322,23 @@ impl Merger {
                 }
             }
         } else if let Some(k) = self.last {
+            // The cursor just read is still the heap's top: its next line replaces it in
+            // place (one sift down, and none when it is still the earliest, as a run of lines
+            // of one service is), or it leaves at its end.
             let c = &mut self.cursors[k];
             c.advance(&self.filter)?;
-            if let Some(t) = c.key() {
-                self.heap.push(std::cmp::Reverse((t, k)));
+            match c.key() {
+                Some(t) => {
+                    if let Some(mut top) = self.heap.peek_mut() {
+                        *top = std::cmp::Reverse((t, k));
+                    }
+                }
+                None => {
+                    self.heap.pop();
+                }
             }
         }
-        self.last = self.heap.pop().map(|std::cmp::Reverse((_, k))| k);
+        self.last = self.heap.peek().map(|std::cmp::Reverse((_, k))| *k);
         Ok(self.last)
     }
 }
