@@ -32,6 +32,7 @@ pub mod pm2_socket;
 pub mod pm2rpc;
 pub mod ports;
 pub mod prereq;
+pub mod proc;
 pub mod ready;
 pub mod rotation;
 pub mod sink;

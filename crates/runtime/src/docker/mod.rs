@@ -535,7 +535,7 @@ impl Engine {
         let looks = listed.into_iter().map(|c| async move {
             let id = c.id.clone().unwrap_or_default();
             let known = kept.get(&id);
-            let same = known.is_some_and(|k| crate::usage::same_process(k.pid, k.pid_start, &id));
+            let same = known.is_some_and(|k| crate::proc::same_process(k.pid, k.pid_start, &id));
             let seen = match from_list(&c, known, same) {
                 Some(o) => Some(o),
                 None => self.inspect(&id).await?,
@@ -547,7 +547,7 @@ impl Engine {
                 }
                 Some(Kept {
                     pid,
-                    pid_start: crate::usage::process_start(pid)?,
+                    pid_start: crate::proc::process_start(pid)?,
                     started_at: o.started_at?,
                     has_healthcheck: o
                         .health
