@@ -101,7 +101,8 @@ async function main() {
   const { values, positionals } = parsed;
   const [cmd, ...services] = positionals;
   if (values.version) {
-    process.stdout.write(`${require('../package.json').version}\n`);
+    const pkg = JSON.parse(require('fs').readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
+    process.stdout.write(`${pkg.version}\n`);
     return process.exit(0);
   }
   if (values.help || !cmd) {
