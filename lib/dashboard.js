@@ -6,9 +6,8 @@
 const path = require('path');
 const native = require('./native');
 const { normalize } = require('./errors');
-const { findRoot, loadEcosystem } = require('./workspace');
 const { locate, home } = require('./pm2');
-const { SUPERVISOR } = require('./operations');
+const { context, request } = require('./operations');
 
 const BIN = path.join(__dirname, '..', 'bin', 'orchestrator.js');
 
@@ -19,23 +18,8 @@ const BIN = path.join(__dirname, '..', 'bin', 'orchestrator.js');
 async function dashboard(opts = {}) {
   const command = opts.command || 'orchestrator dashboard';
   try {
-    const root = findRoot(opts.cwd || process.cwd());
-    const { file, ecosystem } = loadEcosystem(root, command);
-    const located = locate(root);
-    const req = {
-      workspaceRoot: root,
-      profile: opts.profile || undefined,
-      services: [],
-      all: true,
-      ecosystem,
-      ecosystemFile: file,
-      pm2: [],
-      nodeVersion: process.versions.node,
-      pm2Version: located ? located.version : undefined,
-      command,
-      dependencies: false,
-      supervisor: SUPERVISOR,
-    };
+    const ctx = context({ ...opts, command }, 'dashboard');
+    const req = request(ctx, { profile: opts.profile, all: true }, locate(ctx.root));
     const cli = [process.execPath, BIN, ...(opts.profile ? ['--profile', opts.profile] : [])];
     // A signal ends it as `q` does: the terminal is restored before the process exits.
     const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'];

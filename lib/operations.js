@@ -52,8 +52,9 @@ async function withPm2(ctx, fn, { onlyIfRunning = false, precheck = undefined } 
   }
 }
 
-/** The request every plan is made from. PM2's table is left empty: the addon reads it through
- * `list` (and without a daemon, the precheck plans against an empty table). */
+/** The request every plan is made from (and what `why` and `dashboard` read the workspace
+ * with). PM2's table is left empty: the addon reads it over PM2's socket (and without a daemon,
+ * the precheck plans against an empty table). */
 function request(ctx, opts, located) {
   return {
     workspaceRoot: ctx.root,
@@ -64,7 +65,7 @@ function request(ctx, opts, located) {
     ecosystemFile: ctx.ecosystemFile,
     pm2: [],
     nodeVersion: process.versions.node,
-    pm2Version: located.version,
+    pm2Version: located ? located.version : undefined,
     command: ctx.command,
     dependencies: Boolean(opts.dependencies),
     supervisor: SUPERVISOR,
@@ -195,4 +196,4 @@ async function test(opts = {}) {
   }
 }
 
-module.exports = { start, stop, restart, deploy, setup, test, SUPERVISOR };
+module.exports = { start, stop, restart, deploy, setup, test, context, request, SUPERVISOR };

@@ -4,9 +4,8 @@
 
 const native = require('./native');
 const { normalize, make } = require('./errors');
-const { findRoot, loadEcosystem } = require('./workspace');
 const { locate, home } = require('./pm2');
-const { SUPERVISOR } = require('./operations');
+const { context, request } = require('./operations');
 
 /**
  * @param {{ service?: string, cwd?: string, profile?: string, command?: string }} opts
@@ -22,23 +21,8 @@ async function why(opts = {}) {
         remediation: ['Name a service: `orchestrator why postgres`, or `nx run <service>:why`'],
       });
     }
-    const root = findRoot(opts.cwd || process.cwd());
-    const { file, ecosystem } = loadEcosystem(root, command);
-    const located = locate(root);
-    const req = {
-      workspaceRoot: root,
-      profile: opts.profile || undefined,
-      services: [opts.service],
-      all: false,
-      ecosystem,
-      ecosystemFile: file,
-      pm2: [],
-      nodeVersion: process.versions.node,
-      pm2Version: located ? located.version : undefined,
-      command,
-      dependencies: false,
-      supervisor: SUPERVISOR,
-    };
+    const ctx = context({ ...opts, command }, 'why');
+    const req = request(ctx, { profile: opts.profile, service: opts.service }, locate(ctx.root));
     return await native.why(req, opts.service, home());
   } catch (e) {
     throw normalize(e, { command });

@@ -251,7 +251,8 @@ impl Model {
         stream_ok && self.level.is_none_or(|min| e.severity >= min)
     }
 
-    fn matches(&self, l: &LogLine) -> bool {
+    /// Whether a line holds the search (the pane highlights it).
+    pub fn is_match(&self, l: &LogLine) -> bool {
         !self.search.is_empty() && contains_ci(&l.entry.line, &self.search)
     }
 
@@ -270,16 +271,11 @@ impl Model {
         out
     }
 
-    /// Whether `line` holds the search (the pane highlights it).
-    pub fn is_match(&self, l: &LogLine) -> bool {
-        self.matches(l)
-    }
-
     /// How many shown lines hold the search.
     pub fn match_count(&self) -> usize {
         self.logs
             .iter()
-            .filter(|l| self.shown(l) && self.matches(l))
+            .filter(|l| self.shown(l) && self.is_match(l))
             .count()
     }
 
@@ -323,12 +319,12 @@ impl Model {
                 .iter()
                 .rev()
                 .filter(|l| if from_newest { true } else { l.seq < bottom })
-                .find(|l| self.shown(l) && self.matches(l))
+                .find(|l| self.shown(l) && self.is_match(l))
         } else {
             self.logs
                 .iter()
                 .filter(|l| l.seq > bottom)
-                .find(|l| self.shown(l) && self.matches(l))
+                .find(|l| self.shown(l) && self.is_match(l))
         }
         .map(|l| l.seq);
         if let Some(seq) = found {

@@ -19,6 +19,7 @@ use crate::state;
 use crate::status::{self, ContainerObs, EngineObs, Probe, ServiceObs, Snapshot};
 use crate::step::{self, Verb};
 
+#[derive(Debug, Clone)]
 pub struct StatusRequest {
     pub workspace_root: PathBuf,
     pub profile: Option<String>,

@@ -131,7 +131,7 @@ pub async fn run(req: DashboardRequest) -> Result<()> {
                 // The look's memory goes to the task and comes back with its answer: a look
                 // never runs twice at once, and the loop keeps drawing meanwhile.
                 status_running = true;
-                let req = clone_status(&req.status);
+                let req = req.status.clone();
                 let tx = tx.clone();
                 let mut mem = std::mem::take(&mut memory);
                 tokio::spawn(async move {
@@ -193,17 +193,6 @@ pub async fn run(req: DashboardRequest) -> Result<()> {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(term);
     Ok(())
-}
-
-fn clone_status(r: &StatusRequest) -> StatusRequest {
-    StatusRequest {
-        workspace_root: r.workspace_root.clone(),
-        profile: r.profile.clone(),
-        service: None,
-        ecosystem: r.ecosystem.clone(),
-        ecosystem_file: r.ecosystem_file.clone(),
-        pm2_home: r.pm2_home.clone(),
-    }
 }
 
 /// The terminal's state for the key reader, from `poll(2)` on stdin.
