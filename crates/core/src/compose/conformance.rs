@@ -499,9 +499,10 @@ fn swarm_only_and_unknown_keys() {
     let c = one("services:\n  a:\n    image: x\n    develop: {watch: []}\n    gpus: all\n    deploy: {mode: global, update_config: {parallelism: 2}}\n  b:\n    image: x\n    imagee: typo\n");
     assert!(c.service("a").is_some(), "warnings never refuse a service");
     let w = warnings(&c).join("\n");
-    for k in ["develop", "gpus", "deploy.mode", "deploy.update_config"] {
+    for k in ["gpus", "deploy.mode", "deploy.update_config"] {
         assert!(w.contains(&format!("services.a.{k}")), "{k}: {w}");
     }
+    assert!(!w.contains("services.a.develop"), "develop is read: {w}");
     let e = errors(&c).join("\n");
     assert!(e.contains("services.b.imagee: is not a service key of the compose specification (did you mean `image`?)"), "{e}");
 }
@@ -586,4 +587,93 @@ fn a_workspace_without_compose_files_has_no_project() {
         compose_profiles: &[]
     })
     .is_none());
+}
+
+#[test]
+fn develop_watch_rules_as_the_specification_writes_them() {
+    let c = one(r#"services:
+  web:
+    build: ./web
+    develop:
+      watch:
+        - path: ./web/html
+          action: sync
+          target: /var/www
+          ignore:
+            - node_modules/
+          initial_sync: true
+        - path: web/package.json
+          action: rebuild
+        - action: sync+restart
+          path: ./web/conf
+          target: /etc/nginx/conf.d
+        - path: ./web/src
+          action: sync+exec
+          target: /src
+          include: ["*.js"]
+          exec:
+            command: kill -HUP 1
+        - path: ./web/restart-me
+          action: restart
+          x-note: extensions are fine
+"#);
+    assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+    let w = &svc(&c, "web").develop;
+    assert_eq!(w.len(), 5);
+    assert_eq!(w[0].path, std::path::PathBuf::from("/ws/web/html"));
+    assert_eq!(
+        (w[0].action.as_str(), w[0].target.as_deref()),
+        ("sync", Some("/var/www"))
+    );
+    assert_eq!(
+        (w[0].ignore.clone(), w[0].initial_sync),
+        (vec!["node_modules/".to_string()], true)
+    );
+    assert_eq!(
+        (w[1].path.to_str(), w[1].action.as_str()),
+        (Some("/ws/web/package.json"), "rebuild")
+    );
+    assert_eq!(w[2].action, "sync+restart");
+    assert_eq!(w[3].include, vec!["*.js"]);
+    assert_eq!(
+        w[3].exec.as_deref(),
+        Some(&["kill".to_string(), "-HUP".into(), "1".into()][..])
+    );
+    assert_eq!(w[4].action, "restart");
+}
+
+#[test]
+fn develop_watch_problems_are_errors_of_that_service_only() {
+    let c = one(r#"services:
+  web:
+    build: ./web
+    develop:
+      watch:
+        - path: ./src
+          action: copy
+        - action: sync
+          path: ./src
+        - path: ./x
+          action: sync+exec
+          target: /x
+        - action: rebuild
+        - path: ./y
+          action: rebuild
+          tagret: /y
+      wtach: []
+  db:
+    image: pg
+"#);
+    let e = errors(&c).join("\n");
+    for want in [
+        "services.web.develop.watch[0].action: \"copy\" is not an action",
+        "services.web.develop.watch[1].target: is required for `sync`",
+        "services.web.develop.watch[2].exec.command: is required for `sync+exec`",
+        "services.web.develop.watch[3].path: is required",
+        "services.web.develop.watch[4].tagret: is not a watch rule key",
+        "services.web.develop.wtach: is not a develop key",
+    ] {
+        assert!(e.contains(want), "{want}: {e}");
+    }
+    assert!(c.service("db").is_some(), "the other service is unaffected");
 }

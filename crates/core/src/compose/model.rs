@@ -356,6 +356,27 @@ pub struct ComposeService {
     /// `deploy.replicas` or `scale` (1 when absent).
     pub replicas: u32,
     pub engine: EngineOptions,
+    /// `develop.watch`: what `watch` does when files under a rule's path change.
+    pub develop: Vec<WatchRule>,
+}
+
+/// One `develop.watch` rule of the compose specification's Develop part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchRule {
+    /// The watched directory or file, resolved against the project directory.
+    pub path: PathBuf,
+    /// `sync`, `rebuild`, `restart`, `sync+restart` or `sync+exec`.
+    pub action: String,
+    /// Where `sync*` copies the files in the container.
+    pub target: Option<String>,
+    /// Patterns (`.dockerignore` syntax) relative to `path` that trigger nothing.
+    pub ignore: Vec<String>,
+    /// When not empty, only files matching one of these patterns trigger the rule.
+    pub include: Vec<String>,
+    /// `sync+exec`: the command run in the container after the files are copied.
+    pub exec: Option<Vec<String>>,
+    /// `initial_sync`: the whole path is copied in when `watch` begins.
+    pub initial_sync: bool,
 }
 
 impl ComposeService {

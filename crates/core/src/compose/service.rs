@@ -131,7 +131,6 @@ const NOT_APPLIED: &[(&str, &str)] = &[
         "real-time scheduler settings are not applied",
     ),
     ("credential_spec", "a Windows-only key"),
-    ("develop", "`docker compose watch` settings are not used"),
     (
         "external_links",
         "legacy links to containers outside the project are not created",
@@ -188,6 +187,7 @@ pub fn normalize(c: &mut Ctx, m: &Mapping) -> ComposeService {
         profiles: Vec::new(),
         replicas: 1,
         engine: EngineOptions::default(),
+        develop: Vec::new(),
     };
     let mut deploy_value = None;
     for (k, v) in m {
@@ -241,6 +241,7 @@ pub fn normalize(c: &mut Ctx, m: &Mapping) -> ComposeService {
                 }
             }
             "healthcheck" => s.healthcheck = healthcheck(c, v),
+            "develop" => s.develop = develop(c, v),
             "depends_on" => s.depends_on = depends_on(c, v),
             "restart" => match scalar(v) {
                 Some(r) if matches!(r.as_str(), "no" | "always" | "unless-stopped" | "on-failure") || r.strip_prefix("on-failure:").is_some_and(|n| n.parse::<u32>().is_ok()) => s.restart = Some(r),

@@ -553,3 +553,125 @@ pub(crate) fn build(c: &mut Ctx, v: &Value) -> Option<Build> {
     }
     Some(b)
 }
+
+/// `develop`: its `watch` rules (the Develop part of the specification). A rule with a problem
+/// is an error of this service and left out.
+pub(crate) fn develop(c: &mut Ctx, v: &Value) -> Vec<WatchRule> {
+    let Value::Mapping(m) = v else {
+        c.error("develop", "must be a mapping");
+        return Vec::new();
+    };
+    for k in m.keys().filter_map(Value::as_str) {
+        if k != "watch" && !k.starts_with("x-") {
+            c.error(&format!("develop.{k}"), "is not a develop key (watch)");
+        }
+    }
+    let mut out = Vec::new();
+    let rules = match m.get("watch") {
+        None | Some(Value::Null) => return out,
+        Some(Value::Sequence(items)) => items,
+        Some(_) => {
+            c.error("develop.watch", "must be a list of rules");
+            return out;
+        }
+    };
+    for (i, r) in rules.iter().enumerate() {
+        let key = format!("develop.watch[{i}]");
+        let Value::Mapping(r) = r else {
+            c.error(&key, "must be a mapping with path and action");
+            continue;
+        };
+        for k in r.keys().filter_map(Value::as_str) {
+            if ![
+                "path",
+                "action",
+                "target",
+                "ignore",
+                "include",
+                "exec",
+                "initial_sync",
+            ]
+            .contains(&k)
+                && !k.starts_with("x-")
+            {
+                c.error(
+                    &format!("{key}.{k}"),
+                    "is not a watch rule key (path, action, target, ignore, include, exec, initial_sync)",
+                );
+            }
+        }
+        let path = r
+            .get("path")
+            .and_then(|p| string(c, p, &format!("{key}.path")));
+        let action = r
+            .get("action")
+            .and_then(|a| string(c, a, &format!("{key}.action")));
+        let Some(path) = path.filter(|p| !p.is_empty()) else {
+            c.error(&format!("{key}.path"), "is required");
+            continue;
+        };
+        let action = match action.as_deref() {
+            Some(a @ ("sync" | "rebuild" | "restart" | "sync+restart" | "sync+exec")) => {
+                a.to_string()
+            }
+            Some(other) => {
+                c.error(
+                    &format!("{key}.action"),
+                    format!("\"{other}\" is not an action (sync, rebuild, restart, sync+restart, sync+exec)"),
+                );
+                continue;
+            }
+            None => {
+                c.error(&format!("{key}.action"), "is required");
+                continue;
+            }
+        };
+        let target = r
+            .get("target")
+            .and_then(|t| string(c, t, &format!("{key}.target")));
+        if action.starts_with("sync") && target.as_deref().is_none_or(str::is_empty) {
+            c.error(
+                &format!("{key}.target"),
+                format!("is required for `{action}` (where the files go in the container)"),
+            );
+            continue;
+        }
+        let exec = match r.get("exec") {
+            Some(Value::Mapping(e)) => e
+                .get("command")
+                .and_then(|x| words(c, x, &format!("{key}.exec.command"))),
+            Some(_) => {
+                c.error(&format!("{key}.exec"), "must be a mapping with command");
+                continue;
+            }
+            None => None,
+        };
+        if action == "sync+exec" && exec.is_none() {
+            c.error(
+                &format!("{key}.exec.command"),
+                "is required for `sync+exec`",
+            );
+            continue;
+        }
+        let list = |c: &mut Ctx, k: &str| match r.get(k) {
+            Some(x) => strings(c, x, &format!("{key}.{k}")),
+            None => Vec::new(),
+        };
+        let ignore = list(c, "ignore");
+        let include = list(c, "include");
+        let initial_sync = r
+            .get("initial_sync")
+            .and_then(|x| boolean(c, x, &format!("{key}.initial_sync")))
+            .unwrap_or(false);
+        out.push(WatchRule {
+            path: c.resolve(&path),
+            action,
+            target,
+            ignore,
+            include,
+            exec,
+            initial_sync,
+        });
+    }
+    out
+}
