@@ -492,6 +492,19 @@ export interface VerifyResult {
 }
 
 /**
+ * Watches the workspace `req` names (its services and ecosystem, as a start would see them).
+ * `pm2Home` defaults to `$PM2_HOME`, else `~/.pm2`. `cli` is the CLI as argv (`[node, bin]`):
+ * a cycle's reload runs its `restart`, exactly as a user would.
+ */
+export declare function watch(req: PrepareRequest, pm2Home: string | null, cli: string[]): Promise<undefined>
+
+/**
+ * Ends the running watch (a build in progress is stopped; a reload finishes first). The JS
+ * side calls it from its SIGTERM, SIGINT and SIGHUP handlers.
+ */
+export declare function watchQuit(): void
+
+/**
  * Why `service` is not up: the chain of what it waits on and each blocker's state, what a start
  * would refuse now, the health output, who holds its ports, its last lines and what to do. `req`
  * is the request a start would make (its services are replaced by `service`); `pm2Home`

@@ -859,4 +859,6 @@ module.exports.testService = nativeBinding.testService
 module.exports.validateName = nativeBinding.validateName
 module.exports.verify = nativeBinding.verify
 module.exports.verifyHook = nativeBinding.verifyHook
+module.exports.watch = nativeBinding.watch
+module.exports.watchQuit = nativeBinding.watchQuit
 module.exports.why = nativeBinding.why

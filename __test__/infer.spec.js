@@ -56,7 +56,7 @@ test('nx show projects: apps that are Nx projects, every dependency, the workspa
   assert.deepStrictEqual(Object.keys(db.targets).sort(), ['logs', 'restart', 'start', 'stop', 'why']);
   assert.ok(db.tags.includes('type:dependency'));
   const root = project('workspace');
-  for (const t of ['start', 'stop', 'start-all', 'stop-all', 'restart', 'deps:start', 'deps:stop', 'status', 'why', 'dashboard', 'logs', 'verify', 'deploy']) assert.ok(root.targets[t], `workspace:${t}`);
+  for (const t of ['start', 'stop', 'start-all', 'stop-all', 'restart', 'deps:start', 'deps:stop', 'status', 'why', 'dashboard', 'watch', 'logs', 'verify', 'deploy']) assert.ok(root.targets[t], `workspace:${t}`);
   assert.deepStrictEqual(root.targets['start-all'].options, { all: true });
   assert.strictEqual(root.root, '.');
 });

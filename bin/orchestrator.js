@@ -22,6 +22,9 @@ commands:
   dashboard            a live terminal view: every service with CPU and memory, their logs and
                        events; restart, stop, start or ask why from it (not a terminal: one
                        status table)
+  watch                keep the running services in step with the source: a change is built
+                       through Nx and reloads what it reaches, in dependency order, each ready
+                       before its dependents (until Ctrl-C; the services keep running)
   logs [service…]      log lines of services in time order (--since, --until, --tail, --stream,
                        --grep, --level, --json)
   verify               lint and dry-run the workflow without starting anything (a CI gate)
@@ -31,6 +34,7 @@ options:
   --profile <name>     registered profile (default: development)
   --all                every service instead of the default set
   --deps               every docker dependency (docker-compose.yml services)
+  --watch              start: then watch (as orchestrator watch does) until Ctrl-C
   --concurrency <n>    start/stop/restart/deploy: at most n PM2 calls and n engine operations at
                        once (default: cores × 4 each; stop: all)
   --cwd <dir>          a directory inside the workspace (default: .)
@@ -48,7 +52,7 @@ options:
   -V, --version        the package's version
   -h, --help           this text`;
 
-const COMMANDS = ['start', 'stop', 'restart', 'deploy', 'setup', 'test', 'status', 'why', 'dashboard', 'logs', 'verify'];
+const COMMANDS = ['start', 'stop', 'restart', 'deploy', 'setup', 'test', 'status', 'why', 'dashboard', 'watch', 'logs', 'verify'];
 
 function usageError(message, json) {
   const { make } = require('../lib/errors');
@@ -75,6 +79,7 @@ async function main() {
         profile: { type: 'string' },
         all: { type: 'boolean' },
         deps: { type: 'boolean' },
+        watch: { type: 'boolean' },
         concurrency: { type: 'string' },
         cwd: { type: 'string' },
         json: { type: 'boolean' },
@@ -137,6 +142,8 @@ async function main() {
   if (cmd === 'status') return status(values, services, command, json);
   if (cmd === 'why') return why(values, services, command, json);
   if (cmd === 'dashboard') return dashboard(values, services, command, json);
+  if (cmd === 'watch') return watch(values, services, command, json);
+  if (values.watch && cmd !== 'start') return usageError('--watch belongs to `start` (or run `orchestrator watch`)', json);
   if (cmd === 'verify') {
     if (services.length) return usageError('verify takes no service names (it checks the whole workspace)', json);
     try {
@@ -199,6 +206,7 @@ async function main() {
     });
     if (values.json) process.stdout.write(JSON.stringify(res) + '\n');
     else report.result(res);
+    if (values.watch) await require('../lib/watch').watch({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, command });
     process.exit(0);
   } catch (e) {
     const err = normalize(e, { command });
@@ -213,6 +221,20 @@ async function dashboard(values, positionals, command, json) {
   if (json) return usageError('--json belongs to the snapshot commands; for one snapshot use `orchestrator status --json`', json);
   try {
     await require('../lib/dashboard').dashboard({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, command });
+    return process.exit(0);
+  } catch (e) {
+    const err = require('../lib/errors').normalize(e, { command });
+    require('../lib/report').error(err, json);
+    return process.exit(err.exitCode);
+  }
+}
+
+/** `watch`: one addon call that returns when a signal ends it. */
+async function watch(values, positionals, command, json) {
+  if (positionals.length) return usageError('watch follows every running service; it takes no service names', json);
+  if (json) return usageError('--json belongs to the snapshot commands; watch prints one line per cycle', json);
+  try {
+    await require('../lib/watch').watch({ cwd: values.cwd ? path.resolve(values.cwd) : process.cwd(), profile: values.profile, command });
     return process.exit(0);
   } catch (e) {
     const err = require('../lib/errors').normalize(e, { command });

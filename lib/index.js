@@ -21,6 +21,7 @@ module.exports = {
   status: require('./status').status,
   why: (opts) => require('./why').why(opts),
   dashboard: (opts) => require('./dashboard').dashboard(opts),
+  watch: (opts) => require('./watch').watch(opts),
   verify: (opts) => require('./verify').verify(opts),
   logs: require('./logs').logs,
   logStream: require('./logs').logStream,

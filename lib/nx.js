@@ -116,6 +116,8 @@ async function runExecutor(verb, options, context) {
     const res = await operations[verb]({ cwd: context.root, profile, services: options.dependencies ? [] : services, all: options.all, dependencies: options.dependencies, command });
     if (options.json) process.stdout.write(JSON.stringify(res) + '\n');
     else report.result(res);
+    // `start --watch`: what started is then kept in step with the source until Ctrl-C.
+    if (verb === 'start' && options.watch) await require('./watch').watch({ cwd: context.root, profile, command });
     return { success: true };
   } catch (e) {
     const err = normalize(e, { command });
@@ -178,6 +180,19 @@ async function runDashboard(options, context) {
   }
 }
 
+/** `watch`: the development loop, until a signal ends it. */
+async function runWatch(options, context) {
+  options = given(options, context);
+  const command = commandLine(context, options, options.profile);
+  try {
+    await require('./watch').watch({ cwd: context.root, profile: options.profile, command });
+    return { success: true };
+  } catch (e) {
+    report.error(normalize(e, { command }));
+    return { success: false };
+  }
+}
+
 /** `logs`: the window printed (text or JSON lines). */
 async function runLogs(options, context) {
   options = given(options, context);
@@ -214,4 +229,4 @@ async function runVerify(options, context) {
   }
 }
 
-module.exports = { runExecutor, runStatus, runWhy, runDashboard, runLogs, runVerify };
+module.exports = { runExecutor, runStatus, runWhy, runDashboard, runWatch, runLogs, runVerify };

@@ -22,6 +22,7 @@ pub mod launch;
 pub mod logs;
 pub mod status;
 pub mod verify;
+pub mod watch;
 pub mod why;
 
 /// Our own diagnostics (`orchestrator_runtime::diagnostics`: `ORCHESTRATOR_LOG`).

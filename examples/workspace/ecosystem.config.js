@@ -7,6 +7,8 @@ module.exports = {
       cwd: 'apps/admin',
       script: 'node_modules/vite/bin/vite.js',
       exec_mode: 'fork',
+      // Vite's dev server reloads the page itself: `orchestrator watch` leaves it alone.
+      watch: false,
       env: { NODE_ENV: 'development', PORT: '5173' },
       env_development: { NODE_ENV: 'development' },
       env_staging: { NODE_ENV: 'production' },

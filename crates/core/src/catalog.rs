@@ -538,7 +538,7 @@ pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &Resol
     let mut app: Map<String, Value> = spec
         .app
         .iter()
-        .filter(|(k, _)| !k.starts_with("env_"))
+        .filter(|(k, _)| !k.starts_with("env_") && !WATCH_KEYS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let mut vars: BTreeMap<String, String> = env.values();
@@ -568,6 +568,9 @@ pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &Resol
     if app.get("merge_logs") != Some(&Value::Bool(false)) {
         app.insert("merge_logs".into(), Value::Bool(true));
     }
+    // One watcher, ours (`orchestrator watch`: a build through Nx, then a reload gated on
+    // readiness): PM2's restart-on-change is off, whatever the entry says.
+    app.insert("watch".into(), Value::Bool(false));
     // One restart policy, ours: the workspace agent restarts crashed services (policy.rs).
     app.insert("autorestart".into(), Value::Bool(false));
     // Every line PM2 writes starts with an RFC 3339 timestamp with milliseconds and the UTC
@@ -578,6 +581,15 @@ pub fn pm2_app(catalog: &Catalog, spec: &ServiceSpec, profile: &str, env: &Resol
     );
     Value::Object(app)
 }
+
+/// PM2's watch keys: they configure our watcher (`watch::WatchKeys`), never PM2's.
+pub const WATCH_KEYS: [&str; 5] = [
+    "watch",
+    "ignore_watch",
+    "ignoreWatch",
+    "watch_delay",
+    "watch_options",
+];
 
 pub const META_CONTAINER: &str = "ORCHESTRATOR_CONTAINER";
 /// The variables of an app's env that we set (names only, comma-separated).

@@ -643,6 +643,28 @@ pub fn event_line(json: &str) -> Option<EventLine> {
             s("restarts").unwrap_or_default(),
             s("windowSeconds").unwrap_or_default()
         ),
+        "watch_reloaded" => format!(
+            "watch: reloaded ({} changed)",
+            s("files").unwrap_or_default()
+        ),
+        "watch_build_failed" => format!("watch: build failed, previous version kept: {}", {
+            let e = s("error").unwrap_or_default();
+            e.lines()
+                .find(|l| l.to_ascii_lowercase().contains("error"))
+                .or_else(|| e.lines().next())
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        }),
+        "watch_reload_failed" | "watch_skipped" => format!(
+            "watch: {}: {}",
+            if event == "watch_skipped" {
+                "not reloaded"
+            } else {
+                "reload failed"
+            },
+            s("reason").unwrap_or_default()
+        ),
         other => other.replace('_', " "),
     };
     Some(EventLine {

@@ -21,6 +21,8 @@ pub enum Op {
     Events,
     Logs,
     Wait,
+    Copy,
+    Exec,
 }
 
 impl Op {
@@ -42,6 +44,8 @@ impl Op {
             Op::Events => "events",
             Op::Logs => "logs",
             Op::Wait => "wait",
+            Op::Copy => "copy files into",
+            Op::Exec => "exec in",
         }
     }
 }

@@ -249,6 +249,12 @@ pub fn infer(
             "A live terminal view: every service, CPU and memory, logs, events, actions",
         ),
         (
+            "watch",
+            "watch",
+            json!({}),
+            "Keep the running services in step with the source: build through Nx, reload what changed",
+        ),
+        (
             "verify",
             "verify",
             json!({}),

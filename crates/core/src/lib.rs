@@ -29,4 +29,5 @@ pub mod rotate;
 pub mod schedule;
 pub mod status;
 pub mod supervise;
+pub mod watch;
 pub mod why;

@@ -40,4 +40,5 @@ pub mod state;
 pub mod step;
 pub mod usage;
 pub mod verify;
+pub mod watch;
 pub mod why;

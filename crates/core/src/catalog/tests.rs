@@ -148,6 +148,38 @@ fn pm2_app_carries_env_metadata_and_log_paths() {
     assert_eq!(app["log_date_format"], LOG_DATE_FORMAT);
     assert_eq!(app["merge_logs"], true, "one file per stream by default");
     assert_eq!(app["autorestart"], false);
+    assert_eq!(app["watch"], false, "our watcher, never PM2's");
+}
+
+#[test]
+fn pm2_never_watches_an_entry_that_asks_our_watcher_does() {
+    let mut e = eco();
+    let admin = e["apps"][0].as_object_mut().unwrap();
+    admin.insert("watch".into(), serde_json::json!(["src"]));
+    admin.insert("ignore_watch".into(), serde_json::json!(["*.log"]));
+    admin.insert("watch_delay".into(), serde_json::json!(500));
+    admin.insert(
+        "watch_options".into(),
+        serde_json::json!({"usePolling": true}),
+    );
+    let c = catalog(e, PluginConfig::default()).unwrap();
+    let admin = &c.services[0];
+    let env = resolve_env(
+        admin,
+        "staging",
+        vec![],
+        Path::new("/ws/config/env/staging.env"),
+    );
+    let app = pm2_app(&c, admin, "staging", &env);
+    assert_eq!(app["watch"], false);
+    for k in ["ignore_watch", "watch_delay", "watch_options"] {
+        assert!(app.get(k).is_none(), "{k} reaches PM2");
+    }
+    let keys = crate::watch::WatchKeys::from_app(&admin.app);
+    assert_eq!(
+        (keys.paths, keys.delay_ms),
+        (vec!["src".to_string()], Some(500))
+    );
 }
 
 #[test]

@@ -385,6 +385,18 @@ fn supervision_events_read_as_short_lines() {
     )
     .unwrap();
     assert_eq!(e.text, "restart cancelled");
+    let e = event_line(
+        r#"{"time":"2026-12-03T01:00:00.000Z","event":"watch_reloaded","service":"api","files":3}"#,
+    )
+    .unwrap();
+    assert_eq!(e.text, "watch: reloaded (3 changed)");
+    let e = event_line(r#"{"time":"2026-12-03T01:00:00.000Z","event":"watch_build_failed","service":"api","error":"x.js:1\nSyntaxError: y\n    at z"}"#).unwrap();
+    assert_eq!(
+        e.text,
+        "watch: build failed, previous version kept: SyntaxError: y"
+    );
+    let e = event_line(r#"{"time":"2026-12-03T01:00:00.000Z","event":"watch_skipped","service":"api","reason":"not running"}"#).unwrap();
+    assert_eq!(e.text, "watch: not reloaded: not running");
     assert_eq!(event_line("not json"), None);
     assert_eq!(event_line(r#"{"event":"exited"}"#), None);
 }

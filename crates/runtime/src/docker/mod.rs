@@ -248,6 +248,95 @@ impl Engine {
         Ok(())
     }
 
+    /// Copies host files into a container (`develop.watch` sync): `(host file, path in the
+    /// container)`, one tar stream through the archive API; a host file that is gone is removed
+    /// in the container instead (`rm -rf`, as compose's sync does).
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id, files = files.len()))]
+    pub async fn copy_in(&self, id: &str, files: &[(std::path::PathBuf, String)]) -> DResult<()> {
+        let fail = |op: Op, m: String| DockerError {
+            op,
+            target: id.into(),
+            status: None,
+            message: m,
+        };
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut gone = Vec::new();
+        let mut any = false;
+        for (host, dest) in files {
+            let name = dest.trim_start_matches('/');
+            if host.is_file() {
+                tar.append_path_with_name(host, name)
+                    .map_err(|e| fail(Op::Copy, format!("{}: {e}", host.display())))?;
+                any = true;
+            } else if host.is_dir() {
+                tar.append_dir_all(name, host)
+                    .map_err(|e| fail(Op::Copy, format!("{}: {e}", host.display())))?;
+                any = true;
+            } else {
+                gone.push(dest.clone());
+            }
+        }
+        if any {
+            let body = tar
+                .into_inner()
+                .map_err(|e| fail(Op::Copy, e.to_string()))?;
+            let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+                .path("/")
+                .build();
+            self.docker
+                .upload_to_container(id, Some(opts), bollard::body_full(bytes::Bytes::from(body)))
+                .await
+                .map_err(|e| failed(Op::Copy, id, e))?;
+        }
+        if !gone.is_empty() {
+            let mut cmd = vec!["rm".to_string(), "-rf".into(), "--".into()];
+            cmd.extend(gone);
+            let (code, out) = self.exec(id, &cmd).await?;
+            if code != 0 {
+                return Err(fail(Op::Exec, format!("`rm -rf` exited {code}: {out}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a command in a running container to its end: its exit code and output.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
+    pub async fn exec(&self, id: &str, cmd: &[String]) -> DResult<(i64, String)> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| failed(Op::Exec, id, e))?;
+        let mut out = String::new();
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| failed(Op::Exec, id, e))?
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                out.push_str(&chunk.to_string());
+            }
+        }
+        let code = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| failed(Op::Exec, id, e))?
+            .exit_code
+            .unwrap_or(-1);
+        Ok((code, out))
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(image = %image))]
     pub async fn pull(&self, image: &str, progress: &mut (dyn FnMut(&str) + Send)) -> DResult<()> {
         let (repo, tag) = split_image(image);

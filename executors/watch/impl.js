@@ -1,0 +1,4 @@
+'use strict';
+const { runWatch } = require('../../lib/nx');
+
+module.exports = (options, context) => runWatch(options, context);
