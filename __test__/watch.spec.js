@@ -41,13 +41,22 @@ for (const dir of sources) {
 }
 if (fs.existsSync(path.join('apps', project, 'src', 'SLOW'))) execFileSync('sleep', ['4']);
 `;
-// An app: answers its own value and the shared library's, as of when it started.
+// An app: answers its own value and the shared library's, as of when it started. It writes
+// when it starts and when it listens (after DELAY ms) to one file, for the order of a reload.
 const MAIN = `const http = require('http');
+const fs = require('fs');
 const own = require('./own.js');
 let shared = 'none';
 try { shared = require('./version.js'); } catch (_) {}
-http.createServer((req, res) => res.end(JSON.stringify({ own, shared, pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');
+const say = (ev) => fs.appendFileSync(process.env.EVENTS, JSON.stringify({ app: process.env.APP, ev, t: Date.now() }) + '\\n');
+say('start');
+setTimeout(() => {
+  http.createServer((req, res) => res.end(JSON.stringify({ own, shared, pid: process.pid })))
+    .listen(Number(process.env.PORT), '127.0.0.1', () => say('listen'));
+}, Number(process.env.DELAY || 0));
 `;
+const EVENTS = path.join(ws, 'events.jsonl');
+const happened = () => fs.readFileSync(EVENTS, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
 function project(name, deps) {
   return JSON.stringify({
@@ -66,7 +75,8 @@ function project(name, deps) {
 }
 
 write('package.json', JSON.stringify({ name: `orch-test-watch-${process.pid}`, private: true }));
-write('nx.json', JSON.stringify({ useDaemonProcess: false }));
+// web uses api (it waits on it): a reload of both goes api first, web once api is ready.
+write('nx.json', JSON.stringify({ useDaemonProcess: false, pluginsConfig: { '@workspace/orchestrator': { services: { web: { dependsOn: ['api'] } } } } }));
 write('.gitignore', 'dist/\n*.tmp\nnode_modules\n');
 write('config/env/development.env', '');
 write('tools/build.js', BUILD);
@@ -80,10 +90,10 @@ for (const [name, deps] of [['api', ['shared']], ['web', ['shared']], ['solo', [
 write(
   'ecosystem.config.js',
   `module.exports = { apps: [
-  { name: 'api', cwd: 'apps/api', script: 'dist/main.js', exec_mode: 'cluster', instances: 2, env: { PORT: '${PORTS.api}' } },
-  { name: 'web', cwd: 'apps/web', script: 'dist/main.js', env: { PORT: '${PORTS.web}' } },
+  { name: 'api', cwd: 'apps/api', script: 'dist/main.js', exec_mode: 'cluster', instances: 2, env: { PORT: '${PORTS.api}', APP: 'api', DELAY: '800', EVENTS: '${EVENTS}' } },
+  { name: 'web', cwd: 'apps/web', script: 'dist/main.js', env: { PORT: '${PORTS.web}', APP: 'web', EVENTS: '${EVENTS}' } },
   // PM2's watch keys: our watcher honours them (with a build and readiness); PM2 never watches.
-  { name: 'solo', cwd: 'apps/solo', script: 'dist/main.js', env: { PORT: '${PORTS.solo}' }, watch: true, ignore_watch: ['*.md', 'notes'], watch_delay: 600 },
+  { name: 'solo', cwd: 'apps/solo', script: 'dist/main.js', env: { PORT: '${PORTS.solo}', APP: 'solo', EVENTS: '${EVENTS}' }, watch: true, ignore_watch: ['*.md', 'notes'], watch_delay: 600 },
 ] };\n`,
 );
 fs.symlinkSync(path.join(h.EXAMPLE, 'node_modules'), path.join(ws, 'node_modules'));
@@ -164,9 +174,10 @@ test('one app: its file changes, its build runs through Nx, it alone reloads and
   assert.deepStrictEqual(last.changed, ['apps/web/src/own.js']);
 });
 
-test('a shared library: exactly the two apps that use it rebuild and reload', async () => {
+test('a shared library: exactly the two apps that use it rebuild and reload, api ready before web goes', async () => {
   const before = await pids();
   const n = cycles().length;
+  const since = Date.now();
   write('libs/shared/src/version.js', "module.exports = 'shared-2';\n");
   const line = await nextCycle(n, 'a cycle after the library edit');
   assert.match(line, /built api, web .* reloaded api, web/);
@@ -175,6 +186,11 @@ test('a shared library: exactly the two apps that use it rebuild and reload', as
   const after = await pids();
   assert.deepStrictEqual(after.solo, before.solo, 'solo does not use the library');
   assert.notDeepStrictEqual(after.api, before.api, 'api reloaded its workers');
+  const seen = happened().filter((e) => e.t >= since);
+  const apiListens = seen.filter((e) => e.app === 'api' && e.ev === 'listen').map((e) => e.t);
+  const webStart = seen.find((e) => e.app === 'web' && e.ev === 'start');
+  assert.strictEqual(apiListens.length, 2, `both api workers were replaced: ${JSON.stringify(seen)}`);
+  assert.ok(webStart && webStart.t >= Math.max(...apiListens), `web started after api was ready: ${JSON.stringify(seen)}`);
 });
 
 test('a file .gitignore names causes no cycle, nor does a file ignore_watch names', async () => {
