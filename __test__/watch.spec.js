@@ -214,6 +214,14 @@ test('watch: true with watch_delay: the entry is watched by ours, with its own d
   assert.strictEqual((await serving('solo')).own, 'solo-2');
 });
 
+test('a file written into a new directory at once (before its watch is in place) is seen', async () => {
+  const n = cycles().length;
+  write('apps/solo/src/deep/er/mod.js', "module.exports = 'new';\n");
+  const line = await nextCycle(n, 'a cycle for the new directory');
+  assert.match(line, /apps\/solo\/src\/deep\/er\/mod\.js/);
+  assert.match(line, /reloaded solo/);
+});
+
 test('a build that fails keeps the running version serving; the fix reloads', async () => {
   const before = await pids();
   const n = cycles().length;

@@ -20,7 +20,7 @@ const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const GROUPS = ['status', 'nx', 'logs', 'supervision', 'compose', 'scale'];
+const GROUPS = ['status', 'nx', 'logs', 'supervision', 'compose', 'scale', 'watch'];
 // Named only: `dashboard` takes the minutes it is given (default 10).
 const ON_REQUEST = ['dashboard'];
 

@@ -113,11 +113,17 @@ impl Graph {
 
     /// The project itself and everything it depends on, transitively (each once).
     pub fn closure(&self, name: &str) -> Vec<&Project> {
+        self.closure_until(name, &|_| false)
+    }
+
+    /// The project itself and what it depends on, transitively, without entering a project
+    /// `stop` names (another service: it is watched, built and reloaded as itself).
+    pub fn closure_until(&self, name: &str, stop: &dyn Fn(&str) -> bool) -> Vec<&Project> {
         let mut seen = BTreeSet::new();
         let mut stack = vec![name.to_string()];
         let mut out = Vec::new();
         while let Some(n) = stack.pop() {
-            if !seen.insert(n.clone()) {
+            if !seen.insert(n.clone()) || (n != name && stop(&n)) {
                 continue;
             }
             if let Some(p) = self.projects.get(&n) {
@@ -210,8 +216,16 @@ impl WatchKeys {
 /// Pure: what to watch for a service whose directory is `cwd` (workspace-relative): the paths
 /// its ecosystem entry names, else its Nx project's root and those of every project it depends
 /// on (the root project's whole tree only when the service lives at the root), else its
-/// directory. `None` with `watch: false`.
-pub fn watched(graph: &Graph, service: &str, cwd: &str, keys: &WatchKeys) -> Option<Watched> {
+/// directory. The graph is not followed into another service's project (`services`: their
+/// names): an app that waits on another talks to it, and is not rebuilt when its code changes.
+/// `None` with `watch: false`.
+pub fn watched(
+    graph: &Graph,
+    service: &str,
+    cwd: &str,
+    keys: &WatchKeys,
+    services: &BTreeSet<String>,
+) -> Option<Watched> {
     if keys.off {
         return None;
     }
@@ -223,7 +237,7 @@ pub fn watched(graph: &Graph, service: &str, cwd: &str, keys: &WatchKeys) -> Opt
         keys.paths.iter().map(|p| clean(&join(&cwd, p))).collect()
     } else if let Some(p) = project {
         graph
-            .closure(&p.name)
+            .closure_until(&p.name, &|n| services.contains(n))
             .into_iter()
             .filter(|q| !q.root.is_empty() || q.name == p.name)
             .map(|q| q.root.clone())

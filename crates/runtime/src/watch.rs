@@ -347,9 +347,12 @@ async fn scope(req: &StatusRequest, report: &(dyn Fn(&str) + Send + Sync)) -> Re
         }
     };
     let mut watched = Vec::new();
+    let services: BTreeSet<String> = cat.services.iter().map(|s| s.name.clone()).collect();
     for spec in cat.services.iter().filter(|s| s.kind == Kind::App) {
         let keys = WatchKeys::from_app(&spec.app);
-        if let Some(w) = decide::watched(&graph, &spec.name, &rel(root, &spec.cwd), &keys) {
+        if let Some(w) =
+            decide::watched(&graph, &spec.name, &rel(root, &spec.cwd), &keys, &services)
+        {
             watched.push(w);
         }
     }
@@ -458,6 +461,35 @@ fn watch_tree(
             }
         }
     }
+}
+
+/// A directory that appeared (or came back): watched afresh, and the files already in it —
+/// written before its watch was in place (`mkdir -p a/b && echo > a/b/c.js`) — returned as
+/// changes, workspace-relative.
+fn appeared(
+    root: &Path,
+    scope: &mut Scope,
+    watcher: &mut notify::RecommendedWatcher,
+    dirs: &mut BTreeSet<PathBuf>,
+    dir: &Path,
+) -> Vec<String> {
+    // Watches under a directory that was removed went with it (inotify drops them).
+    dirs.retain(|d| !d.starts_with(dir));
+    watch_tree(root, scope, watcher, dirs, dir);
+    let mut out = Vec::new();
+    for d in dirs.iter().filter(|d| d.starts_with(dir)) {
+        if let Ok(rd) = std::fs::read_dir(d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if e.file_type().map(|t| t.is_file()).unwrap_or(false)
+                    && !scope.ignores.ignored(&p, false)
+                {
+                    out.push(rel(root, &p));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn watch_all(
@@ -763,7 +795,11 @@ pub async fn run(req: WatchRequest) -> Result<()> {
             }
         }
         for d in new_dirs.drain(..) {
-            watch_tree(&root, &mut scope, &mut watcher, &mut dirs, &d);
+            let found = appeared(&root, &mut scope, &mut watcher, &mut dirs, &d);
+            if !found.is_empty() {
+                last_change = Utc::now();
+            }
+            pending.extend(found);
         }
         if quit {
             break;
@@ -790,7 +826,11 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 _ = tokio::time::sleep(Duration::from_millis(left.max(1) as u64)) => {}
             }
             for d in new_dirs.drain(..) {
-                watch_tree(&root, &mut scope, &mut watcher, &mut dirs, &d);
+                let found = appeared(&root, &mut scope, &mut watcher, &mut dirs, &d);
+                if !found.is_empty() {
+                    last_change = Utc::now();
+                }
+                pending.extend(found);
             }
             if quit {
                 break;
@@ -867,7 +907,12 @@ pub async fn run(req: WatchRequest) -> Result<()> {
             restarts = 0;
             continue;
         }
+        let t_states = Instant::now();
         let mut seen = states(&req.status).await;
+        tracing::debug!(
+            ms = t_states.elapsed().as_millis() as u64,
+            "watch: status look"
+        );
         seen.looping.extend(broken.iter().cloned());
         let cycle = decide::plan(
             &scope.graph,
@@ -917,7 +962,11 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                         break;
                     }
                     for d in new_dirs.drain(..) {
-                        watch_tree(&root, &mut scope, &mut watcher, &mut dirs, &d);
+                        let found = appeared(&root, &mut scope, &mut watcher, &mut dirs, &d);
+                        if !found.is_empty() {
+                            last_change = Utc::now();
+                        }
+                        pending.extend(found);
                     }
                     continue;
                 }
@@ -957,7 +1006,9 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 .args(&cycle.reload)
                 .arg("--json")
                 .current_dir(&root);
+            let t_restart = Instant::now();
             let out = cmd.stdin(Stdio::null()).output().await;
+            tracing::debug!(ms = t_restart.elapsed().as_millis() as u64, services = ?cycle.reload, "watch: restart");
             let error = match out {
                 Ok(o) if o.status.success() => None,
                 Ok(o) => {
@@ -994,7 +1045,11 @@ pub async fn run(req: WatchRequest) -> Result<()> {
             }
         }
         for d in new_dirs.drain(..) {
-            watch_tree(&root, &mut scope, &mut watcher, &mut dirs, &d);
+            let found = appeared(&root, &mut scope, &mut watcher, &mut dirs, &d);
+            if !found.is_empty() {
+                last_change = Utc::now();
+            }
+            pending.extend(found);
         }
         if quit {
             break;

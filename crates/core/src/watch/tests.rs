@@ -71,15 +71,15 @@ fn closure_is_the_project_and_its_libraries_transitively() {
 #[test]
 fn a_service_watches_its_project_and_libraries_never_the_whole_root() {
     let g = graph();
-    let w = watched(&g, "api", "apps/api", &keys()).unwrap();
+    let w = watched(&g, "api", "apps/api", &keys(), &BTreeSet::new()).unwrap();
     assert_eq!(w.project.as_deref(), Some("api"));
     assert_eq!(w.paths, vec!["apps/api", "libs/shared", "libs/util"]);
     assert_eq!(w.delay_ms, DEFAULT_DELAY_MS);
     // A directory no project holds: the directory itself.
-    let w = watched(&g, "tool", "./tools/tool/", &keys()).unwrap();
+    let w = watched(&g, "tool", "./tools/tool/", &keys(), &BTreeSet::new()).unwrap();
     assert_eq!((w.project, w.paths), (None, vec!["tools/tool".to_string()]));
     // A service at the root is the root project: everything (the ignore rules apply).
-    let w = watched(&g, "mono", ".", &keys()).unwrap();
+    let w = watched(&g, "mono", ".", &keys(), &BTreeSet::new()).unwrap();
     assert_eq!(
         (w.project.as_deref(), w.paths),
         (Some("workspace"), vec!["".to_string()])
@@ -91,11 +91,11 @@ fn pm2_watch_keys_mean_what_pm2_says() {
     let app = |v: Value| v.as_object().unwrap().clone();
     let k = WatchKeys::from_app(&app(json!({"watch": false})));
     assert!(k.off);
-    assert!(watched(&graph(), "api", "apps/api", &k).is_none());
+    assert!(watched(&graph(), "api", "apps/api", &k, &BTreeSet::new()).is_none());
     let k = WatchKeys::from_app(&app(
         json!({"watch": ["src", "./config/"], "ignore_watch": ["*.log", "tmp"], "watch_delay": 1500}),
     ));
-    let w = watched(&graph(), "api", "apps/api", &k).unwrap();
+    let w = watched(&graph(), "api", "apps/api", &k, &BTreeSet::new()).unwrap();
     assert_eq!(w.paths, vec!["apps/api/config", "apps/api/src"]);
     assert_eq!(
         (w.delay_ms, w.ignore.clone()),
@@ -121,7 +121,7 @@ fn a_change_in_a_library_reaches_exactly_the_services_that_use_it() {
         ("admin", "apps/admin"),
     ]
     .iter()
-    .map(|(s, d)| watched(&g, s, d, &keys()).unwrap())
+    .map(|(s, d)| watched(&g, s, d, &keys(), &BTreeSet::new()).unwrap())
     .collect();
     let none = |_: &Watched, _: &str| false;
     let r = reach(&ws, &set(&["libs/util/index.js"]), &none);
@@ -138,9 +138,9 @@ fn a_change_in_a_library_reaches_exactly_the_services_that_use_it() {
 #[test]
 fn the_debounce_is_the_longest_delay_of_what_the_changes_reach() {
     let g = graph();
-    let mut slow = watched(&g, "api", "apps/api", &keys()).unwrap();
+    let mut slow = watched(&g, "api", "apps/api", &keys(), &BTreeSet::new()).unwrap();
     slow.delay_ms = 2000;
-    let fast = watched(&g, "web", "apps/web", &keys()).unwrap();
+    let fast = watched(&g, "web", "apps/web", &keys(), &BTreeSet::new()).unwrap();
     let ws = vec![slow, fast];
     let none = |_: &Watched, _: &str| false;
     assert_eq!(
@@ -165,7 +165,7 @@ fn a_cycle_builds_what_changed_and_reloads_only_what_runs() {
         ("admin", "apps/admin"),
     ]
     .iter()
-    .map(|(s, d)| watched(&g, s, d, &keys()).unwrap())
+    .map(|(s, d)| watched(&g, s, d, &keys(), &BTreeSet::new()).unwrap())
     .collect();
     let reached: BTreeMap<String, Vec<String>> = [
         ("api".to_string(), vec!["libs/shared/a.js".to_string()]),
@@ -196,7 +196,7 @@ fn a_cycle_builds_what_changed_and_reloads_only_what_runs() {
 #[test]
 fn a_crash_looping_service_waits_for_its_own_source_to_change() {
     let g = graph();
-    let ws = vec![watched(&g, "api", "apps/api", &keys()).unwrap()];
+    let ws = vec![watched(&g, "api", "apps/api", &keys(), &BTreeSet::new()).unwrap()];
     let running = set(&["api", "worker"]);
     let looping = set(&["api", "worker"]);
     // Reached only as a cascade (a dependency it restarts with was reloaded): left alone.
@@ -483,4 +483,17 @@ fn develop_watch_rebuild_replaces_the_syncs_of_that_service() {
         summary(&o),
         "watch: 1 file changed (db/init/1.sql) · synced db (1 file) · 0.3 s"
     );
+}
+
+#[test]
+fn the_graph_is_not_followed_into_another_service() {
+    // web waits on api (an edge the plugin adds for dependsOn): api's code is not web's source.
+    let mut g = graph();
+    g.projects.get_mut("web").unwrap().deps.push("api".into());
+    let services = set(&["api", "web"]);
+    let w = watched(&g, "web", "apps/web", &keys(), &services).unwrap();
+    assert_eq!(w.paths, vec!["apps/web", "libs/shared", "libs/util"]);
+    // Without the services named, the edge is followed (what the graph alone says).
+    let w = watched(&g, "web", "apps/web", &keys(), &BTreeSet::new()).unwrap();
+    assert!(w.paths.contains(&"apps/api".to_string()));
 }
