@@ -132,6 +132,11 @@ export interface LaunchOptions {
    * launch, every service for a stop).
    */
   concurrency?: number
+  /**
+   * An app whose new process exits before it is ready fails at once (`--fail-fast`), without
+   * waiting for the restart policy's restarts.
+   */
+  failFast?: boolean
 }
 
 export interface LogEntry {

@@ -78,6 +78,7 @@ write('package.json', JSON.stringify({ name: `orch-test-watch-${process.pid}`, p
 // web uses api (it waits on it): a reload of both goes api first, web once api is ready.
 write('nx.json', JSON.stringify({ useDaemonProcess: false, pluginsConfig: { '@workspace/orchestrator': { services: { web: { dependsOn: ['api'] } } } } }));
 write('.gitignore', 'dist/\n*.tmp\nnode_modules\n');
+write('.nxignore', 'apps/api/generated/\n');
 write('config/env/development.env', '');
 write('tools/build.js', BUILD);
 write('libs/shared/project.json', JSON.stringify({ name: 'shared', projectType: 'library' }));
@@ -193,10 +194,11 @@ test('a shared library: exactly the two apps that use it rebuild and reload, api
   assert.ok(webStart && webStart.t >= Math.max(...apiListens), `web started after api was ready: ${JSON.stringify(seen)}`);
 });
 
-test('a file .gitignore names causes no cycle, nor does a file ignore_watch names', async () => {
+test('a file .gitignore or .nxignore names causes no cycle, nor does a file ignore_watch names', async () => {
   const before = await pids();
   const n = cycles().length;
   write('apps/api/src/scratch.tmp', 'x');
+  write('apps/api/generated/types.js', 'module.exports = {};\n');
   write('apps/solo/README.md', '# notes\n');
   write('apps/solo/notes/today.txt', 'x');
   await new Promise((r) => setTimeout(r, 2500));
@@ -240,6 +242,21 @@ test('a build that fails keeps the running version serving; the fix reloads', as
   const fixed = await nextCycle(n + 1, 'a cycle after the fix');
   assert.match(fixed, /built api .* reloaded api/);
   assert.strictEqual((await serving('api')).own, 'api-3');
+});
+
+test('new code that crashes at start: the reload fails and says why; its next source change reloads it', async () => {
+  const n = cycles().length;
+  write('apps/solo/src/own.js', "throw new Error('boom at start');\n");
+  const line = await nextCycle(n, 'a cycle whose reload fails');
+  assert.match(line, /built solo .* solo FAILED: .*exited during start/, line);
+  const events = fs.readFileSync(path.join(ws, 'apps', 'logs', 'solo', 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const failed = events.filter((e) => e.event === 'watch_reload_failed').pop();
+  assert.ok(failed, 'a watch_reload_failed event');
+  contract.check('event', failed, 'the reload failure event');
+  write('apps/solo/src/own.js', "module.exports = 'solo-3';\n");
+  const fixed = await nextCycle(n + 1, 'a cycle after the fix');
+  assert.match(fixed, /reloaded solo/, fixed);
+  await h.until('solo serves the fix', async () => (await serving('solo').catch(() => ({}))).own === 'solo-3', 30000);
 });
 
 test('an edit in the middle of a cycle starts the cycle again with both edits', async () => {

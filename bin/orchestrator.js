@@ -35,6 +35,8 @@ options:
   --all                every service instead of the default set
   --deps               every docker dependency (docker-compose.yml services)
   --watch              start: then watch (as orchestrator watch does) until Ctrl-C
+  --fail-fast          start/restart/deploy: an app whose new process exits before it is ready
+                       fails the command at once (the restart policy still restarts it)
   --concurrency <n>    start/stop/restart/deploy: at most n PM2 calls and n engine operations at
                        once (default: cores × 4 each; stop: all)
   --cwd <dir>          a directory inside the workspace (default: .)
@@ -80,6 +82,7 @@ async function main() {
         all: { type: 'boolean' },
         deps: { type: 'boolean' },
         watch: { type: 'boolean' },
+        'fail-fast': { type: 'boolean' },
         concurrency: { type: 'string' },
         cwd: { type: 'string' },
         json: { type: 'boolean' },
@@ -144,6 +147,7 @@ async function main() {
   if (cmd === 'dashboard') return dashboard(values, services, command, json);
   if (cmd === 'watch') return watch(values, services, command, json);
   if (values.watch && cmd !== 'start') return usageError('--watch belongs to `start` (or run `orchestrator watch`)', json);
+  if (values['fail-fast'] && !['start', 'restart', 'deploy'].includes(cmd)) return usageError('--fail-fast belongs to start, restart and deploy', json);
   if (cmd === 'verify') {
     if (services.length) return usageError('verify takes no service names (it checks the whole workspace)', json);
     try {
@@ -202,6 +206,7 @@ async function main() {
       all: values.all,
       dependencies: values.deps,
       concurrency: values.concurrency !== undefined ? Number(values.concurrency) : undefined,
+      failFast: values['fail-fast'],
       command,
     });
     if (values.json) process.stdout.write(JSON.stringify(res) + '\n');

@@ -73,13 +73,15 @@ function request(ctx, opts, located) {
 }
 
 /** What the addon needs to carry a plan out: the supervisor (the agent) and PM2_HOME, the preload of
- * Node apps, the bound on concurrent starts and stops. */
+ * Node apps, the bound on concurrent starts and stops, and whether an app's process that exits
+ * before it is ready fails the command at once (`failFast`). */
 function launchOptions(opts) {
   return {
     supervisor: SUPERVISOR,
     pm2Home: home(),
     preload: path.join(__dirname, 'preload.js'),
     concurrency: opts.concurrency ? Number(opts.concurrency) : undefined,
+    failFast: Boolean(opts.failFast),
   };
 }
 

@@ -30,6 +30,9 @@ pub struct LaunchOptions {
     /// At most this many services are launched or stopped at once (default: cores × 4 for a
     /// launch, every service for a stop).
     pub concurrency: Option<u32>,
+    /// An app whose new process exits before it is ready fails at once (`--fail-fast`), without
+    /// waiting for the restart policy's restarts.
+    pub fail_fast: Option<bool>,
 }
 
 /// One PM2 call, for `act`: `op` is `start` | `delete` | `stop` | `restart` | `reload`; `app`
@@ -82,6 +85,7 @@ fn options(o: LaunchOptions) -> launch::Options {
         pm2_home: o.pm2_home,
         preload: o.preload.map(PathBuf::from),
         progress: std::sync::Arc::new(|line: &str| eprintln!("{line}")),
+        fail_fast: o.fail_fast.unwrap_or(false),
     }
 }
 

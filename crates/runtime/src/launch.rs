@@ -102,6 +102,9 @@ pub struct Options {
     /// Node apps are launched with this preload (`lib/preload.js`).
     pub preload: Option<PathBuf>,
     pub progress: Progress,
+    /// `--fail-fast`: an app whose new process exits before it is ready fails at once, without
+    /// waiting for the restart policy's restarts (`ready::ReadyTarget::fail_fast`).
+    pub fail_fast: bool,
 }
 
 /// The default bound: the number of cores × 4.
@@ -366,6 +369,7 @@ impl Run<'_> {
             workspace: Some(self.plan.workspace_root.clone()),
             timeout,
             error_log: step.error_log.clone(),
+            fail_fast: self.opts.fail_fast,
         };
         let r = crate::ready::wait_ready(vec![target]).await?;
         let ready_ms = r.first().map(|r| r.ready_ms);

@@ -23,6 +23,10 @@ pub struct ReadyTarget {
     pub workspace: Option<PathBuf>,
     pub timeout: Duration,
     pub error_log: PathBuf,
+    /// A process that exits before it is ready fails the wait at once, even while the restart
+    /// policy brings it back (`--fail-fast`; `watch` uses it: new code that crashes at start is
+    /// said at once, and its next change is not held up by the policy's backoff).
+    pub fail_fast: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -228,6 +232,14 @@ async fn wait_one(t: ReadyTarget) -> Result<ReadyReport> {
                 Supervision::None | Supervision::Failed(_) => {
                     return Err(exited(&t, "its process exited during start"))
                 }
+                Supervision::Waiting(p) if t.fail_fast => {
+                    return Err(exited(
+                        &t,
+                        &format!(
+                        "its process exited during start ({p}; --fail-fast did not wait for it)"
+                    ),
+                    ))
+                }
                 Supervision::Waiting(p) => {
                     down_since = None;
                     last_problem = p;
@@ -389,6 +401,7 @@ mod tests {
             workspace: None,
             timeout: Duration::from_secs(5),
             error_log: PathBuf::from("/nonexistent"),
+            fail_fast: false,
         };
         assert_eq!(wait_ready(vec![t.clone()]).await.unwrap()[0].service, "svc");
         drop(sock);
@@ -417,5 +430,59 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+    #[tokio::test]
+    async fn fail_fast_does_not_wait_for_the_restart_policy() {
+        use crate::supervise::{Desired, Phase};
+        let root = std::env::temp_dir().join(format!("orch-ready-ff-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let now = chrono::Utc::now();
+        crate::state::update(&root, "svc", now, |rec| {
+            rec.desired = Desired::Running;
+            rec.phase = Phase::Backoff {
+                due_at: now + chrono::Duration::seconds(30),
+                delay_ms: 30000,
+                attempt: 2,
+                pm_ids: vec!["0".into()],
+            };
+            ((), Default::default())
+        })
+        .unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let t = ReadyTarget {
+            service: "svc".into(),
+            ports: vec![],
+            health_http: None,
+            health_tcp: None,
+            pids: vec![pid],
+            pid_files: vec![],
+            workspace: Some(root.clone()),
+            timeout: Duration::from_secs(20),
+            error_log: PathBuf::from("/nonexistent"),
+            fail_fast: true,
+        };
+        let started = std::time::Instant::now();
+        let err = wait_ready(vec![t.clone()]).await.unwrap_err();
+        assert!(err.message().contains("--fail-fast"), "{}", err.message());
+        assert!(err.message().contains("restart 2 in"), "{}", err.message());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "it did not wait out the backoff"
+        );
+        // Without it, the wait goes on while the policy restarts it (here: until the timeout).
+        let patient = ReadyTarget {
+            fail_fast: false,
+            timeout: Duration::from_millis(500),
+            ..t
+        };
+        let err = wait_ready(vec![patient]).await.unwrap_err();
+        assert!(
+            err.message().contains("not ready within"),
+            "{}",
+            err.message()
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

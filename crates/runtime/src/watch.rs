@@ -873,6 +873,7 @@ pub async fn run(req: WatchRequest) -> Result<()> {
         let mut synced = Vec::new();
         let mut sync_failed = Vec::new();
         let mut by_service: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
+        let work_files: Vec<String> = work.sync.iter().map(|f| f.file.clone()).collect();
         for f in &work.sync {
             by_service
                 .entry(f.service.clone())
@@ -922,8 +923,16 @@ pub async fn run(req: WatchRequest) -> Result<()> {
             &seen.running,
             &seen.looping,
         );
+        // What changed, as far as this cycle is concerned: the files that reached a service
+        // (a file beside the projects, e.g. a log at the root, is not news).
+        let mut relevant: BTreeSet<String> = reached.values().flatten().cloned().collect();
+        relevant.extend(work_files.iter().cloned());
+        relevant.extend(files.iter().filter(|f| is_meta(f)).cloned());
+        if relevant.is_empty() {
+            relevant = files.clone();
+        }
         let mut outcome = Outcome {
-            changed: files.iter().cloned().collect(),
+            changed: relevant.into_iter().collect(),
             skipped: cycle.skipped.clone(),
             synced,
             failed: sync_failed,
@@ -1004,7 +1013,7 @@ pub async fn run(req: WatchRequest) -> Result<()> {
             cmd.args(args)
                 .arg("restart")
                 .args(&cycle.reload)
-                .arg("--json")
+                .args(["--json", "--fail-fast"])
                 .current_dir(&root);
             let t_restart = Instant::now();
             let out = cmd.stdin(Stdio::null()).output().await;
@@ -1013,10 +1022,12 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 Ok(o) if o.status.success() => None,
                 Ok(o) => {
                     let text = String::from_utf8_lossy(&o.stdout);
+                    // `--json` prints the actionable error as `{"error": {...}}`.
                     Some(
                         text.lines()
                             .rev()
                             .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                            .map(|v| v.get("error").cloned().unwrap_or(v))
                             .filter(|v| v.get("code").is_some())
                             .unwrap_or_else(|| {
                                 serde_json::json!({ "message": tail(&String::from_utf8_lossy(&o.stderr), 3) })
