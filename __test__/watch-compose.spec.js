@@ -23,7 +23,9 @@ w('package.json', JSON.stringify({ name: project, private: true }));
 w('box/Dockerfile', 'FROM orchestrator-local/busybox:1\nCOPY www /www\nCMD ["httpd", "-f", "-p", "80", "-h", "/www"]\n');
 w('box/www/index.html', 'version 1\n');
 w('box/www/static/note.txt', 'note 1\n');
-w('box/.dockerignore', 'scratch\n');
+w('box/.dockerignore', 'scratch\nseed\n');
+w('box/seed/hello.txt', 'seeded\n');
+w('box/conf/box.conf', 'level=1\n');
 w(
   'compose.yaml',
   `services:
@@ -44,6 +46,13 @@ w(
           action: rebuild
           ignore:
             - static/
+        - path: ./box/conf
+          action: sync+restart
+          target: /etc/box
+        - path: ./box/seed
+          action: sync
+          target: /www/seed
+          initial_sync: true
   consumer:
     image: orchestrator-local/busybox:1
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
@@ -97,6 +106,11 @@ test('the watcher names the dependencies it watches through develop.watch', () =
   assert.doesNotMatch(lines.find((l) => l.startsWith('watch: watching')), /consumer/, 'consumer has no develop.watch');
 });
 
+test('initial_sync: the path is copied in when the watch begins', async () => {
+  assert.ok(lines.some((l) => /box: box\/seed copied to \/www\/seed \(initial_sync\)/.test(l)), lines.join('\n'));
+  assert.strictEqual(await body('/seed/hello.txt'), 'seeded\n');
+});
+
 test('sync: the file is copied into the running container; nothing is recreated', async () => {
   const before = { box: id('box'), consumer: id('consumer') };
   const n = cycles().length;
@@ -120,6 +134,18 @@ test('rebuild: a change in the build context rebuilds the image and replaces the
   const events = fs.readFileSync(path.join(ws, 'apps', 'logs', 'box', 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.ok(events.some((e) => e.event === 'watch_reloaded' && e.changed.includes('box/www/index.html')));
   assert.ok(events.some((e) => e.event === 'watch_synced'));
+});
+
+test('sync+restart: the file is copied, then the service restarts (and its restart: true dependent after it)', async () => {
+  const before = { box: id('box'), consumer: id('consumer') };
+  const n = cycles().length;
+  w('box/conf/box.conf', 'level=2\n');
+  const line = await nextCycle(n, 'a sync+restart cycle');
+  assert.match(line, /synced box \(1 file\) · reloaded box, consumer/);
+  assert.ok(lines.some((l) => /develop\.watch\[2\]: `sync\+restart` restarts by replacing the container/.test(l)), 'the difference from compose is said');
+  assert.notStrictEqual(id('box'), before.box);
+  assert.notStrictEqual(id('consumer'), before.consumer);
+  assert.strictEqual(h.docker(['exec', id('box'), 'cat', '/etc/box/box.conf']).stdout, 'level=2\n');
 });
 
 test('a file the build context ignores (.dockerignore) starts nothing', async () => {

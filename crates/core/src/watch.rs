@@ -350,6 +350,7 @@ pub fn dep_work(
 ) -> DepWork {
     let mut w = DepWork::default();
     let mut execs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut rebuilt: BTreeSet<String> = BTreeSet::new();
     for f in changed {
         for r in rules.iter().filter(|r| under(f, &r.path) && !ignored(r, f)) {
             if r.action == "rebuild" || r.action.ends_with("restart") {
@@ -357,6 +358,9 @@ pub fn dep_work(
                     .entry(r.service.clone())
                     .or_default()
                     .push(f.clone());
+            }
+            if r.action == "rebuild" {
+                rebuilt.insert(r.service.clone());
             }
             if let (true, Some(target)) = (r.action.starts_with("sync"), &r.target) {
                 let inner = f[r.path.len()..].trim_start_matches('/');
@@ -376,23 +380,15 @@ pub fn dep_work(
             }
         }
     }
-    let rebuilt: BTreeSet<&String> = w.restart.keys().collect();
-    w.sync
-        .retain(|s| !rebuilt.contains(&s.service) || is_restart_only(rules, &s.service));
+    // A service rebuilt in this cycle gets its files through its new image; one that only
+    // restarts (`sync+restart`) gets them copied first, as compose copies and then restarts.
+    w.sync.retain(|s| !rebuilt.contains(&s.service));
     w.sync.dedup();
     w.exec = execs
         .into_iter()
         .filter(|(s, _)| !rebuilt.contains(s))
         .collect();
     w
-}
-
-/// Whether a service's restarting rules are only `restart` / `sync+restart` (no `rebuild`):
-/// its syncs still go first, as compose copies and then restarts.
-fn is_restart_only(rules: &[DepRule], service: &str) -> bool {
-    !rules
-        .iter()
-        .any(|r| r.service == service && r.action == "rebuild")
 }
 
 /// What one cycle does.

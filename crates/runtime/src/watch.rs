@@ -385,7 +385,13 @@ async fn scope(req: &StatusRequest, report: &(dyn Fn(&str) + Send + Sync)) -> Re
                     s.name
                 ));
             }
-            for rule in &s.develop {
+            for (i, rule) in s.develop.iter().enumerate() {
+                if rule.action == "restart" || rule.action == "sync+restart" {
+                    report(&format!(
+                        "watch: services.{}.develop.watch[{i}]: `{}` restarts by replacing the container (make-before-break, its image rebuilt when its build context changed), not in place as compose does; the synced files are copied into the new container once it runs",
+                        s.name, rule.action
+                    ));
+                }
                 let r = DepRule {
                     service: s.name.clone(),
                     path: rel(root, &rule.path),
@@ -883,6 +889,14 @@ pub async fn run(req: WatchRequest) -> Result<()> {
         for (service, _) in &work.exec {
             by_service.entry(service.clone()).or_default();
         }
+        // Files a restart-type rule copied in: the restart replaces the container, so they are
+        // copied again into its successor once it runs.
+        let mut resync: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
+        for (service, list) in &by_service {
+            if work.restart.contains_key(service) && !list.is_empty() {
+                resync.insert(service.clone(), list.clone());
+            }
+        }
         for (service, list) in by_service {
             let exec = work
                 .exec
@@ -1042,6 +1056,13 @@ pub async fn run(req: WatchRequest) -> Result<()> {
             }
             for (s, _) in &failed {
                 broken.insert(s.clone());
+            }
+            for s in ok.iter().filter(|s| resync.contains_key(*s)) {
+                if let Err(e) = sync_into(&root, s, &resync[s], None).await {
+                    outcome
+                        .failed
+                        .push((s.clone(), format!("sync after the restart: {e}")));
+                }
             }
             outcome.reloaded = ok;
             outcome.failed.extend(failed);

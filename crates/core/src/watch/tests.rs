@@ -473,6 +473,13 @@ fn develop_watch_rebuild_replaces_the_syncs_of_that_service() {
         w.sync
     );
     assert_eq!(w.sync[0].service, "db");
+    // A service with a rebuild rule that is not triggered: its sync+restart copies first.
+    let rules = vec![
+        rule("web", "web/package.json", "rebuild", None),
+        rule("web", "web/conf", "sync+restart", Some("/etc/web")),
+    ];
+    let w = dep_work(&rules, &set(&["web/conf/a.conf"]), &none);
+    assert_eq!((w.sync.len(), w.restart.len()), (1, 1), "{w:?}");
     let o = Outcome {
         changed: vec!["db/init/1.sql".into()],
         synced: vec![("db".into(), 1)],
