@@ -21,7 +21,8 @@ function write(rel, text) {
 
 // The build of an app: its src/*.js and the shared library's files checked (`node --check`:
 // a syntax error fails the build) and copied into its dist/, which PM2 runs. A file named SLOW
-// in its src/ makes the build take 4 s (for an edit in the middle of a cycle).
+// in its src/ makes the build take 4 s (for an edit in the middle of a cycle); one named
+// SCRIBBLE makes it write into src/ itself.
 const BUILD = `const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
@@ -40,6 +41,8 @@ for (const dir of sources) {
   }
 }
 if (fs.existsSync(path.join('apps', project, 'src', 'SLOW'))) execFileSync('sleep', ['4']);
+// A build that writes into its own sources (an output nobody declared).
+if (fs.existsSync(path.join('apps', project, 'src', 'SCRIBBLE'))) fs.writeFileSync(path.join('apps', project, 'src', 'scribble.txt'), String(Date.now()));
 `;
 // An app: answers its own value and the shared library's, as of when it started. It writes
 // when it starts and when it listens (after DELAY ms) to one file, for the order of a reload.
@@ -272,6 +275,17 @@ test('an edit in the middle of a cycle starts the cycle again with both edits', 
   assert.strictEqual(cycles().length, n + 1, 'one cycle, not two');
   assert.strictEqual((await serving('web')).own, 'web-4');
   fs.rmSync(path.join(ws, 'apps/web/src/SLOW'));
+});
+
+test('a build that writes into its own sources is stopped a few times at most, then finishes', async () => {
+  const n = cycles().length;
+  write('apps/web/src/SCRIBBLE', '');
+  write('apps/web/src/own.js', "module.exports = 'web-5';\n");
+  const line = await nextCycle(n, 'a cycle that ends in spite of the build writing into its sources');
+  assert.match(line, /restarted 3 times by newer changes · built web .* reloaded web/, line);
+  assert.ok(lines.some((l) => /files kept changing while the build ran \(3 restarts\): letting this build finish/.test(l)));
+  assert.strictEqual((await serving('web')).own, 'web-5');
+  fs.rmSync(path.join(ws, 'apps/web/src/SCRIBBLE'));
 });
 
 test('SIGINT ends the watch; the services keep running', async () => {

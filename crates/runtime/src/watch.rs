@@ -55,6 +55,9 @@ pub fn quit() {
     }
 }
 
+/// How many times in a row newer changes may stop a build and begin the cycle again.
+const MAX_RESTARTS: u32 = 3;
+
 /// Directories never watched whatever the ignore files say: dependencies, git, Nx's cache.
 const NEVER: [&str; 4] = ["node_modules", ".git", ".nx", ".orchestrator"];
 
@@ -962,15 +965,39 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 .arg(format!("--projects={}", cycle.build.join(",")))
                 .current_dir(&root);
             let mut more = BTreeSet::new();
+            // A change stops the build only when it reaches a service, and only so many times
+            // in a row: a build that writes into its own sources (an undeclared output) must
+            // not be stopped forever. Past that, it finishes and the changes make the next cycle.
+            let may_stop = restarts < MAX_RESTARTS;
+            if !may_stop {
+                report(&format!(
+                    "watch: files kept changing while the build ran ({restarts} restarts): letting this build finish. A build that writes into the watched sources starts the next cycle itself: declare its outputs, or ignore those files"
+                ));
+            }
             let mut interrupt = |i: Input| {
-                take(
+                let mattered = take(
                     i,
                     &mut more,
                     &mut last_change,
                     &scope,
                     &mut new_dirs,
                     &mut quit,
-                )
+                );
+                if quit {
+                    return true;
+                }
+                mattered
+                    && may_stop
+                    && (!decide::reach(&scope.watched, &more, &|w, f| {
+                        scope
+                            .app_ignores
+                            .get(&w.service)
+                            .is_some_and(|i| i.ignored(&root, w, f))
+                    })
+                    .is_empty()
+                        || !decide::dep_work(&scope.dep_rules, &more, &|_, _| false)
+                            .restart
+                            .is_empty())
             };
             let ran = run_or_interrupt(cmd, &mut rx, &mut interrupt).await;
             outcome.built = cycle.build.clone();
