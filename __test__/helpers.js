@@ -243,4 +243,40 @@ function alive(pid) {
   }
 }
 
-module.exports = { BIN, PM2_CLI, copyTree, until, services, agents, assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };
+/**
+ * `orchestrator watch` (or `args`) running in `cwd`, its output kept as lines. Resolves once it
+ * watches, with `child`, `lines`, `cycles()` (one summary line a cycle), `nextCycle(after, what)`
+ * (the summary line of cycle `after`, waited for) and `stop()` (SIGINT, then its exit).
+ */
+async function watchProcess(cwd, args = ['watch']) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv() });
+  const lines = [];
+  let buf = '';
+  const take = (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop();
+    lines.push(...parts);
+  };
+  child.stdout.on('data', take);
+  child.stderr.on('data', take);
+  const cycles = () => lines.filter((l) => l.startsWith('watch: ') && / · \d+\.\d s$/.test(l));
+  const w = {
+    child,
+    lines,
+    cycles,
+    async nextCycle(after, what) {
+      await until(what, () => cycles().length > after, 120000, () => lines.slice(-10).join('\n'));
+      return cycles()[after];
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGINT');
+      await until('the watcher ends on SIGINT', () => child.exitCode !== null, 20000, () => lines.slice(-5).join('\n'));
+    },
+  };
+  await until('the watcher watches', () => lines.some((l) => l.startsWith('watch: watching')), 60000, () => lines.join('\n'));
+  return w;
+}
+
+module.exports = { watchProcess, BIN, PM2_CLI, copyTree, until, services, agents, assertNothingLeft, withoutZitadel, docker, removeContainers, removeAllContainers, ourContainers, childEnv, ROOT, EXAMPLE, RUN_DIR, PM2_HOME, nx, cli, list, snapshot, call, killPm2, tempWorkspace, edit, get, alive };

@@ -9,7 +9,6 @@ const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('fs');
 const path = require('path');
-const { spawn } = require('child_process');
 const h = require('./helpers');
 
 const ws = path.join(h.RUN_DIR, 'watch-compose');
@@ -68,46 +67,30 @@ const id = (service) => h.docker(['ps', '-q', '--filter', `label=dev.orchestrato
 const body = async (p) => (await h.get(`http://127.0.0.1:${PORT}${p}`)).body;
 
 let watcher;
-const lines = [];
-const cycles = () => lines.filter((l) => l.startsWith('watch: ') && / · \d+\.\d s$/.test(l));
-async function nextCycle(after, what) {
-  await h.until(what, () => cycles().length > after, 120000, () => lines.slice(-10).join('\n'));
-  return cycles()[after];
-}
+const lines = () => watcher.lines;
+const cycles = () => watcher.cycles();
+const nextCycle = (after, what) => watcher.nextCycle(after, what);
 
 test.before(async () => {
   const r = h.cli(['start', '--all'], ws);
   assert.strictEqual(r.code, 0, r.out);
-  watcher = spawn(process.execPath, [h.BIN, 'watch'], { cwd: ws, env: h.childEnv() });
-  let buf = '';
-  const take = (d) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop();
-    lines.push(...parts);
-  };
-  watcher.stdout.on('data', take);
-  watcher.stderr.on('data', take);
-  await h.until('the watcher watches', () => lines.some((l) => l.startsWith('watch: watching')), 60000, () => lines.join('\n'));
+  watcher = await h.watchProcess(ws);
 });
 
 test.after(async () => {
-  if (watcher && watcher.exitCode === null) {
-    watcher.kill('SIGINT');
-    await h.until('the watcher ends', () => watcher.exitCode !== null, 20000);
-  }
+  if (watcher) await watcher.stop();
   h.cli(['stop', '--all'], ws);
   await h.assertNothingLeft(ws);
   h.docker(['image', 'rm', '-f', `${project}-box`]);
 });
 
 test('the watcher names the dependencies it watches through develop.watch', () => {
-  assert.match(lines.find((l) => l.startsWith('watch: watching')), /box/);
-  assert.doesNotMatch(lines.find((l) => l.startsWith('watch: watching')), /consumer/, 'consumer has no develop.watch');
+  assert.match(lines().find((l) => l.startsWith('watch: watching')), /box/);
+  assert.doesNotMatch(lines().find((l) => l.startsWith('watch: watching')), /consumer/, 'consumer has no develop.watch');
 });
 
 test('initial_sync: the path is copied in when the watch begins', async () => {
-  assert.ok(lines.some((l) => /box: box\/seed copied to \/www\/seed \(initial_sync\)/.test(l)), lines.join('\n'));
+  assert.ok(lines().some((l) => /box: box\/seed copied to \/www\/seed \(initial_sync\)/.test(l)), lines().join('\n'));
   assert.strictEqual(await body('/seed/hello.txt'), 'seeded\n');
 });
 
@@ -142,7 +125,7 @@ test('sync+restart: the file is copied, then the service restarts (and its resta
   w('box/conf/box.conf', 'level=2\n');
   const line = await nextCycle(n, 'a sync+restart cycle');
   assert.match(line, /synced box \(1 file\) · reloaded box, consumer/);
-  assert.ok(lines.some((l) => /develop\.watch\[2\]: `sync\+restart` restarts by replacing the container/.test(l)), 'the difference from compose is said');
+  assert.ok(lines().some((l) => /develop\.watch\[2\]: `sync\+restart` restarts by replacing the container/.test(l)), 'the difference from compose is said');
   assert.notStrictEqual(id('box'), before.box);
   assert.notStrictEqual(id('consumer'), before.consumer);
   assert.strictEqual(h.docker(['exec', id('box'), 'cat', '/etc/box/box.conf']).stdout, 'level=2\n');

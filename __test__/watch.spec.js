@@ -107,15 +107,10 @@ async function serving(name) {
   return JSON.parse(r.body);
 }
 
-let watcher;
-let lines = [];
-function cycles() {
-  return lines.filter((l) => l.startsWith('watch: ') && / · \d+\.\d s$/.test(l));
-}
-async function nextCycle(after, what) {
-  await h.until(what, () => cycles().length > after, 90000, () => lines.slice(-10).join('\n'));
-  return cycles()[after];
-}
+let w;
+const lines = () => w.lines;
+const cycles = () => w.cycles();
+const nextCycle = (after, what) => w.nextCycle(after, what);
 async function pids() {
   const out = {};
   for (const p of await h.list()) (out[p.name] ||= []).push(p.pid);
@@ -130,30 +125,17 @@ test.before(async () => {
   }
   const s = h.cli(['start', '--all'], ws);
   assert.strictEqual(s.code, 0, s.out);
-  watcher = spawn(process.execPath, [h.BIN, 'watch'], { cwd: ws, env: h.childEnv() });
-  let buf = '';
-  const take = (d) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop();
-    lines.push(...parts);
-  };
-  watcher.stdout.on('data', take);
-  watcher.stderr.on('data', take);
-  await h.until('the watcher watches', () => lines.some((l) => l.startsWith('watch: watching')), 60000, () => lines.join('\n'));
+  w = await h.watchProcess(ws);
 });
 
 test.after(async () => {
-  if (watcher && watcher.exitCode === null) {
-    watcher.kill('SIGINT');
-    await h.until('the watcher ends on SIGINT', () => watcher.exitCode !== null, 20000, () => lines.slice(-5).join('\n'));
-  }
+  if (w) await w.stop();
   h.cli(['stop', '--all'], ws);
   await h.killPm2();
 });
 
 test('the watcher says what it watches; PM2 never watches, even for an entry with watch: true', async () => {
-  const first = lines.find((l) => l.startsWith('watch: watching'));
+  const first = lines().find((l) => l.startsWith('watch: watching'));
   assert.match(first, /api, web, solo/);
   const procs = await h.call('list');
   const solo = procs.find((p) => p.name === 'solo');
@@ -234,7 +216,7 @@ test('a build that fails keeps the running version serving; the fix reloads', as
   const line = await nextCycle(n, 'a cycle with a failed build');
   assert.match(line, /build of api FAILED/);
   assert.match(line, /the running version keeps serving/);
-  assert.ok(lines.some((l) => /SyntaxError/.test(l)), `the build error is shown:\n${lines.slice(-30).join('\n')}`);
+  assert.ok(lines().some((l) => /SyntaxError/.test(l)), `the build error is shown:\n${lines().slice(-30).join('\n')}`);
   assert.strictEqual((await serving('api')).own, 'api-1');
   assert.deepStrictEqual((await pids()).api, before.api);
   const failed = fs.readFileSync(path.join(ws, 'apps', 'logs', 'api', 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).pop();
@@ -283,16 +265,16 @@ test('a build that writes into its own sources is stopped a few times at most, t
   write('apps/web/src/own.js', "module.exports = 'web-5';\n");
   const line = await nextCycle(n, 'a cycle that ends in spite of the build writing into its sources');
   assert.match(line, /restarted 3 times by newer changes · built web .* reloaded web/, line);
-  assert.ok(lines.some((l) => /files kept changing while the build ran \(3 restarts\): letting this build finish/.test(l)));
+  assert.ok(lines().some((l) => /files kept changing while the build ran \(3 restarts\): letting this build finish/.test(l)));
   assert.strictEqual((await serving('web')).own, 'web-5');
   fs.rmSync(path.join(ws, 'apps/web/src/SCRIBBLE'));
 });
 
 test('SIGINT ends the watch; the services keep running', async () => {
-  watcher.kill('SIGINT');
-  await h.until('the watcher ends', () => watcher.exitCode !== null, 20000, () => lines.slice(-5).join('\n'));
-  assert.strictEqual(watcher.exitCode, 0);
-  assert.ok(lines.some((l) => /stopped watching; the services keep running/.test(l)));
+  w.child.kill('SIGINT');
+  await h.until('the watcher ends', () => w.child.exitCode !== null, 20000, () => lines().slice(-5).join('\n'));
+  assert.strictEqual(w.child.exitCode, 0);
+  assert.ok(lines().some((l) => /stopped watching; the services keep running/.test(l)));
   assert.strictEqual((await serving('api')).own, 'api-3');
 });
 

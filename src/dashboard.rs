@@ -2,13 +2,11 @@
 //! terminal UI is. The promise settles when the user quits (`q`, Ctrl-C) or a signal ends it;
 //! the terminal is restored either way. Not a terminal: one status table, printed.
 
-use std::path::PathBuf;
-
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::boundary::{self, js_error};
-use crate::{to_request, PrepareRequest};
+use crate::{status_of, to_request, PrepareRequest};
 
 /// The dashboard of the workspace `req` names (its services, profile and ecosystem, as a start
 /// would see them). `pm2Home` defaults to `$PM2_HOME`, else `~/.pm2`. `cli` is the CLI as argv
@@ -24,18 +22,8 @@ pub fn dashboard<'env>(
 ) -> Result<PromiseRaw<'env, ()>> {
     boundary::promise(env, async move {
         let command = req.command.clone();
-        let pm2_home = pm2_home
-            .map(PathBuf::from)
-            .unwrap_or_else(orchestrator_core::layout::pm2_home);
         let prepare = to_request(req);
-        let status = orchestrator_runtime::observe::StatusRequest {
-            workspace_root: prepare.workspace_root.clone(),
-            profile: prepare.profile.clone(),
-            service: None,
-            ecosystem: prepare.ecosystem.clone(),
-            ecosystem_file: prepare.ecosystem_file.clone(),
-            pm2_home,
-        };
+        let status = status_of(&prepare, pm2_home);
         orchestrator_runtime::dashboard::run(orchestrator_runtime::dashboard::DashboardRequest {
             status,
             prepare,

@@ -180,6 +180,24 @@ fn to_request(r: PrepareRequest) -> step::Request {
     }
 }
 
+/// The status look at the workspace `prepare` names, every service (`dashboard`, `watch`):
+/// PM2_HOME as given, else `$PM2_HOME`, else `~/.pm2`.
+fn status_of(
+    prepare: &step::Request,
+    pm2_home: Option<String>,
+) -> orchestrator_runtime::observe::StatusRequest {
+    orchestrator_runtime::observe::StatusRequest {
+        workspace_root: prepare.workspace_root.clone(),
+        profile: prepare.profile.clone(),
+        service: None,
+        ecosystem: prepare.ecosystem.clone(),
+        ecosystem_file: prepare.ecosystem_file.clone(),
+        pm2_home: pm2_home
+            .map(PathBuf::from)
+            .unwrap_or_else(orchestrator_core::layout::pm2_home),
+    }
+}
+
 fn to_plan(p: step::Plan) -> Plan {
     let workspace_root = p.workspace_root.display().to_string();
     Plan {

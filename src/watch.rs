@@ -2,14 +2,13 @@
 //! signal ends it (`watchQuit`); the services keep running. Its lines (one per cycle) go to
 //! stdout as they come.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::boundary::{self, js_error};
-use crate::{to_request, PrepareRequest};
+use crate::{status_of, to_request, PrepareRequest};
 
 /// Watches the workspace `req` names (its services and ecosystem, as a start would see them).
 /// `pm2Home` defaults to `$PM2_HOME`, else `~/.pm2`. `cli` is the CLI as argv (`[node, bin]`):
@@ -23,18 +22,7 @@ pub fn watch<'env>(
 ) -> Result<PromiseRaw<'env, ()>> {
     boundary::promise(env, async move {
         let command = req.command.clone();
-        let pm2_home = pm2_home
-            .map(PathBuf::from)
-            .unwrap_or_else(orchestrator_core::layout::pm2_home);
-        let prepare = to_request(req);
-        let status = orchestrator_runtime::observe::StatusRequest {
-            workspace_root: prepare.workspace_root,
-            profile: prepare.profile,
-            service: None,
-            ecosystem: prepare.ecosystem,
-            ecosystem_file: prepare.ecosystem_file,
-            pm2_home,
-        };
+        let status = status_of(&to_request(req), pm2_home);
         orchestrator_runtime::watch::run(orchestrator_runtime::watch::WatchRequest {
             status,
             cli,

@@ -290,6 +290,27 @@ struct Scope {
     initial: Vec<(String, PathBuf, String)>,
 }
 
+impl Scope {
+    /// What the changed files reach, each app's own `ignore_watch` applied.
+    fn reach(&self, root: &Path, files: &BTreeSet<String>) -> BTreeMap<String, Vec<String>> {
+        decide::reach(&self.watched, files, &|w, f| {
+            self.app_ignores
+                .get(&w.service)
+                .is_some_and(|i| i.ignored(root, w, f))
+        })
+    }
+
+    /// What the changed files ask of the dependencies, each rule's filters applied.
+    fn dep_work(&self, root: &Path, files: &BTreeSet<String>) -> decide::DepWork {
+        decide::dep_work(&self.dep_rules, files, &|r, f| {
+            self.dep_rules
+                .iter()
+                .position(|x| std::ptr::eq(x, r))
+                .is_some_and(|i| self.rule_filters[i].ignored(root, f))
+        })
+    }
+}
+
 /// `nx graph --file`: Nx's own project graph (inferred dependencies included). `None` when
 /// the workspace has no Nx (each app then watches its directory and nothing is built).
 async fn nx_graph(root: &Path) -> std::result::Result<Option<Graph>, String> {
@@ -424,104 +445,99 @@ async fn scope(req: &StatusRequest, report: &(dyn Fn(&str) + Send + Sync)) -> Re
     })
 }
 
-/// Watches every directory under the watched paths that the rules leave in, one by one (not
-/// recursively: an ignored `dist/` or `node_modules/` costs nothing), reading the ignore files
-/// it meets on the way. Returns how many directories are watched.
-fn watch_tree(
-    root: &Path,
-    scope: &mut Scope,
-    watcher: &mut notify::RecommendedWatcher,
-    dirs: &mut BTreeSet<PathBuf>,
-    from: &Path,
-) {
-    if from.is_file() {
-        if dirs.insert(from.to_path_buf()) {
-            let _ = watcher.watch(from, RecursiveMode::NonRecursive);
+/// The directories under watch, one non-recursive OS watch each (an ignored `dist/` or
+/// `node_modules/` costs nothing).
+struct Tree {
+    watcher: notify::RecommendedWatcher,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Tree {
+    /// Watches every directory under `from` that the rules leave in, reading the ignore files it
+    /// meets on the way (and those of the directories above it).
+    fn add(&mut self, root: &Path, scope: &mut Scope, from: &Path) {
+        if from.is_file() {
+            if !self.dirs.contains(from)
+                && self
+                    .watcher
+                    .watch(from, RecursiveMode::NonRecursive)
+                    .is_ok()
+            {
+                self.dirs.insert(from.to_path_buf());
+            }
+            return;
         }
-        return;
-    }
-    let mut stack = vec![from.to_path_buf()];
-    // The ignore files of the directories above the first one apply too.
-    let mut up = from.parent();
-    while let Some(d) = up {
-        if !d.starts_with(root) {
-            break;
+        let mut up = from.parent();
+        while let Some(d) = up.filter(|d| d.starts_with(root)) {
+            scope.ignores.add_dir(d);
+            up = d.parent();
         }
-        scope.ignores.add_dir(d);
-        up = d.parent();
-    }
-    while let Some(dir) = stack.pop() {
-        if scope.ignores.ignored(&dir, true) && dir != root {
-            continue;
-        }
-        scope.ignores.add_dir(&dir);
-        if !dirs.insert(dir.clone()) {
-            continue;
-        }
-        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-            tracing::debug!(dir = %dir.display(), error = %e, "not watched");
-            continue;
-        }
-        if let Ok(rd) = std::fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    stack.push(e.path());
+        let mut stack = vec![from.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            if (dir != root && scope.ignores.ignored(&dir, true)) || self.dirs.contains(&dir) {
+                continue;
+            }
+            scope.ignores.add_dir(&dir);
+            if let Err(e) = self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                tracing::debug!(dir = %dir.display(), error = %e, "not watched");
+                continue;
+            }
+            self.dirs.insert(dir.clone());
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        stack.push(e.path());
+                    }
                 }
             }
         }
     }
-}
 
-/// A directory that appeared (or came back): watched afresh, and the files already in it —
-/// written before its watch was in place (`mkdir -p a/b && echo > a/b/c.js`) — returned as
-/// changes, workspace-relative.
-fn appeared(
-    root: &Path,
-    scope: &mut Scope,
-    watcher: &mut notify::RecommendedWatcher,
-    dirs: &mut BTreeSet<PathBuf>,
-    dir: &Path,
-) -> Vec<String> {
-    // Watches under a directory that was removed went with it (inotify drops them).
-    dirs.retain(|d| !d.starts_with(dir));
-    watch_tree(root, scope, watcher, dirs, dir);
-    let mut out = Vec::new();
-    for d in dirs.iter().filter(|d| d.starts_with(dir)) {
-        if let Ok(rd) = std::fs::read_dir(d) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if e.file_type().map(|t| t.is_file()).unwrap_or(false)
-                    && !scope.ignores.ignored(&p, false)
-                {
-                    out.push(rel(root, &p));
+    /// Everything the scope names, afresh: its services' paths, its rules' paths, and the
+    /// root's own files (nx.json, the ecosystem file), whose change reads the workspace again.
+    fn all(&mut self, root: &Path, scope: &mut Scope) {
+        for d in std::mem::take(&mut self.dirs) {
+            let _ = self.watcher.unwatch(&d);
+        }
+        let _ = self.watcher.watch(root, RecursiveMode::NonRecursive);
+        let paths: BTreeSet<String> = scope
+            .watched
+            .iter()
+            .flat_map(|w| w.paths.iter().cloned())
+            .chain(scope.dep_rules.iter().map(|r| r.path.clone()))
+            .collect();
+        for p in paths {
+            self.add(root, scope, &root.join(p));
+        }
+    }
+
+    /// Directories that appeared (or came back): watched afresh, and the files already in them —
+    /// written before their watch was in place (`mkdir -p a/b && echo > a/b/c.js`) — added to
+    /// `pending` as changes.
+    fn appeared(
+        &mut self,
+        root: &Path,
+        scope: &mut Scope,
+        new_dirs: &mut Vec<PathBuf>,
+        pending: &mut BTreeSet<String>,
+        last_change: &mut chrono::DateTime<Utc>,
+    ) {
+        for dir in new_dirs.drain(..) {
+            // Watches under a directory that was removed went with it (inotify drops them).
+            self.dirs.retain(|d| !d.starts_with(&dir));
+            self.add(root, scope, &dir);
+            for d in self.dirs.iter().filter(|d| d.starts_with(&dir)) {
+                for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                    let p = e.path();
+                    if e.file_type().map(|t| t.is_file()).unwrap_or(false)
+                        && !scope.ignores.ignored(&p, false)
+                    {
+                        pending.insert(rel(root, &p));
+                        *last_change = Utc::now();
+                    }
                 }
             }
         }
-    }
-    out
-}
-
-fn watch_all(
-    root: &Path,
-    scope: &mut Scope,
-    watcher: &mut notify::RecommendedWatcher,
-    dirs: &mut BTreeSet<PathBuf>,
-) {
-    for d in std::mem::take(dirs) {
-        let _ = watcher.unwatch(&d);
-    }
-    // The root's own files: nx.json, the ecosystem file, the lockfile.
-    if watcher.watch(root, RecursiveMode::NonRecursive).is_ok() {
-        dirs.insert(root.to_path_buf());
-    }
-    let paths: BTreeSet<String> = scope
-        .watched
-        .iter()
-        .flat_map(|w| w.paths.iter().cloned())
-        .chain(scope.dep_rules.iter().map(|r| r.path.clone()))
-        .collect();
-    for p in paths {
-        watch_tree(root, scope, watcher, dirs, &root.join(p));
     }
 }
 
@@ -682,7 +698,7 @@ pub async fn run(req: WatchRequest) -> Result<()> {
         *g = Some(tx.clone());
     }
     let fs_tx = tx.clone();
-    let mut watcher = notify::recommended_watcher(move |ev| {
+    let watcher = notify::recommended_watcher(move |ev| {
         let _ = fs_tx.send(Input::Fs(ev));
     })
     .map_err(|e| Error::Usage {
@@ -691,8 +707,11 @@ pub async fn run(req: WatchRequest) -> Result<()> {
             .into(),
     })?;
     let mut scope = scope(&req.status, &*report).await?;
-    let mut dirs = BTreeSet::new();
-    watch_all(&root, &mut scope, &mut watcher, &mut dirs);
+    let mut tree = Tree {
+        watcher,
+        dirs: BTreeSet::new(),
+    };
+    tree.all(&root, &mut scope);
     for (service, host, target) in scope.initial.clone() {
         match sync_into(&root, &service, &[(host.clone(), target.clone())], None).await {
             Ok(()) => report(&format!(
@@ -714,7 +733,7 @@ pub async fn run(req: WatchRequest) -> Result<()> {
     report(&format!(
         "watch: watching {} ({} directories); a change is built through Nx and reloads what it reaches, in dependency order. Ctrl-C stops watching; the services keep running.",
         if names.is_empty() { "no app".to_string() } else { names.join(", ") },
-        dirs.len()
+        tree.dirs.len()
     ));
 
     let mut pending: BTreeSet<String> = BTreeSet::new();
@@ -803,25 +822,20 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 None => break,
             }
         }
-        for d in new_dirs.drain(..) {
-            let found = appeared(&root, &mut scope, &mut watcher, &mut dirs, &d);
-            if !found.is_empty() {
-                last_change = Utc::now();
-            }
-            pending.extend(found);
-        }
+        tree.appeared(
+            &root,
+            &mut scope,
+            &mut new_dirs,
+            &mut pending,
+            &mut last_change,
+        );
         if quit {
             break;
         }
         if pending.is_empty() {
             continue;
         }
-        let reach_now = decide::reach(&scope.watched, &pending, &|w, f| {
-            scope
-                .app_ignores
-                .get(&w.service)
-                .is_some_and(|i| i.ignored(&root, w, f))
-        });
+        let reach_now = scope.reach(&root, &pending);
         let wait = decide::delay(&scope.watched, &reach_now);
         let now = Utc::now();
         if !decide::due(last_change, wait, now) {
@@ -834,13 +848,13 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 }
                 _ = tokio::time::sleep(Duration::from_millis(left.max(1) as u64)) => {}
             }
-            for d in new_dirs.drain(..) {
-                let found = appeared(&root, &mut scope, &mut watcher, &mut dirs, &d);
-                if !found.is_empty() {
-                    last_change = Utc::now();
-                }
-                pending.extend(found);
-            }
+            tree.appeared(
+                &root,
+                &mut scope,
+                &mut new_dirs,
+                &mut pending,
+                &mut last_change,
+            );
             if quit {
                 break;
             }
@@ -854,7 +868,7 @@ pub async fn run(req: WatchRequest) -> Result<()> {
             match self::scope(&req.status, &*report).await {
                 Ok(s) => {
                     scope = s;
-                    watch_all(&root, &mut scope, &mut watcher, &mut dirs);
+                    tree.all(&root, &mut scope);
                 }
                 Err(e) => report(&format!(
                     "watch: the workspace could not be read again ({}); watching as before",
@@ -862,23 +876,12 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 )),
             }
         }
-        let mut reached = decide::reach(&scope.watched, &files, &|w, f| {
-            scope
-                .app_ignores
-                .get(&w.service)
-                .is_some_and(|i| i.ignored(&root, w, f))
-        });
+        let mut reached = scope.reach(&root, &files);
         for (s, f) in std::mem::take(&mut owed) {
             reached.entry(s).or_default().extend(f);
         }
         // compose `develop.watch`: the syncs now; the restarts and rebuilds join the reload.
-        let work = decide::dep_work(&scope.dep_rules, &files, &|r, f| {
-            scope
-                .dep_rules
-                .iter()
-                .position(|x| x == r)
-                .is_some_and(|i| scope.rule_filters[i].ignored(&root, f))
-        });
+        let work = scope.dep_work(&root, &files);
         let mut synced = Vec::new();
         let mut sync_failed = Vec::new();
         let mut by_service: BTreeMap<String, Vec<(PathBuf, String)>> = BTreeMap::new();
@@ -988,16 +991,8 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 }
                 mattered
                     && may_stop
-                    && (!decide::reach(&scope.watched, &more, &|w, f| {
-                        scope
-                            .app_ignores
-                            .get(&w.service)
-                            .is_some_and(|i| i.ignored(&root, w, f))
-                    })
-                    .is_empty()
-                        || !decide::dep_work(&scope.dep_rules, &more, &|_, _| false)
-                            .restart
-                            .is_empty())
+                    && (!scope.reach(&root, &more).is_empty()
+                        || !scope.dep_work(&root, &more).restart.is_empty())
             };
             let ran = run_or_interrupt(cmd, &mut rx, &mut interrupt).await;
             outcome.built = cycle.build.clone();
@@ -1011,13 +1006,13 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                     if quit {
                         break;
                     }
-                    for d in new_dirs.drain(..) {
-                        let found = appeared(&root, &mut scope, &mut watcher, &mut dirs, &d);
-                        if !found.is_empty() {
-                            last_change = Utc::now();
-                        }
-                        pending.extend(found);
-                    }
+                    tree.appeared(
+                        &root,
+                        &mut scope,
+                        &mut new_dirs,
+                        &mut pending,
+                        &mut last_change,
+                    );
                     continue;
                 }
                 Ok(Some(r)) if r.ok => {}
@@ -1103,13 +1098,13 @@ pub async fn run(req: WatchRequest) -> Result<()> {
                 tracing::debug!(service = %service, error = %e.message(), "watch event not kept");
             }
         }
-        for d in new_dirs.drain(..) {
-            let found = appeared(&root, &mut scope, &mut watcher, &mut dirs, &d);
-            if !found.is_empty() {
-                last_change = Utc::now();
-            }
-            pending.extend(found);
-        }
+        tree.appeared(
+            &root,
+            &mut scope,
+            &mut new_dirs,
+            &mut pending,
+            &mut last_change,
+        );
         if quit {
             break;
         }

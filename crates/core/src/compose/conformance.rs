@@ -677,3 +677,28 @@ fn develop_watch_problems_are_errors_of_that_service_only() {
     }
     assert!(c.service("db").is_some(), "the other service is unaffected");
 }
+
+#[test]
+fn develop_watch_shapes_from_public_files() {
+    // The whole project directory, `**` ignores, a relative target.
+    let c = one(r#"services:
+  api:
+    build: .
+    develop:
+      watch:
+        - path: ./
+          action: sync+restart
+          target: /etc/connector
+        - action: sync
+          path: ./src
+          target: app/src
+          ignore:
+            - "**/__pycache__"
+            - "**/*.pyc"
+"#);
+    assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+    let w = &svc(&c, "api").develop;
+    assert_eq!(w[0].path, std::path::PathBuf::from("/ws"));
+    assert_eq!(w[1].target.as_deref(), Some("app/src"));
+    assert_eq!(w[1].ignore, vec!["**/__pycache__", "**/*.pyc"]);
+}

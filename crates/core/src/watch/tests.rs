@@ -22,6 +22,18 @@ fn graph() -> Graph {
     .unwrap()
 }
 
+/// api and web (both using the shared library) and admin, watched as their keys say by default.
+fn three_apps(g: &Graph) -> Vec<Watched> {
+    [
+        ("api", "apps/api"),
+        ("web", "apps/web"),
+        ("admin", "apps/admin"),
+    ]
+    .iter()
+    .map(|(s, d)| watched(g, s, d, &keys(), &BTreeSet::new()).unwrap())
+    .collect()
+}
+
 fn keys() -> WatchKeys {
     WatchKeys::default()
 }
@@ -115,14 +127,7 @@ fn pm2_watch_keys_mean_what_pm2_says() {
 #[test]
 fn a_change_in_a_library_reaches_exactly_the_services_that_use_it() {
     let g = graph();
-    let ws: Vec<Watched> = [
-        ("api", "apps/api"),
-        ("web", "apps/web"),
-        ("admin", "apps/admin"),
-    ]
-    .iter()
-    .map(|(s, d)| watched(&g, s, d, &keys(), &BTreeSet::new()).unwrap())
-    .collect();
+    let ws = three_apps(&g);
     let none = |_: &Watched, _: &str| false;
     let r = reach(&ws, &set(&["libs/util/index.js"]), &none);
     assert_eq!(r.keys().collect::<Vec<_>>(), vec!["api", "web"]);
@@ -159,14 +164,7 @@ fn the_debounce_is_the_longest_delay_of_what_the_changes_reach() {
 #[test]
 fn a_cycle_builds_what_changed_and_reloads_only_what_runs() {
     let g = graph();
-    let ws: Vec<Watched> = [
-        ("api", "apps/api"),
-        ("web", "apps/web"),
-        ("admin", "apps/admin"),
-    ]
-    .iter()
-    .map(|(s, d)| watched(&g, s, d, &keys(), &BTreeSet::new()).unwrap())
-    .collect();
+    let ws = three_apps(&g);
     let reached: BTreeMap<String, Vec<String>> = [
         ("api".to_string(), vec!["libs/shared/a.js".to_string()]),
         ("web".to_string(), vec!["libs/shared/a.js".to_string()]),
@@ -503,4 +501,17 @@ fn the_graph_is_not_followed_into_another_service() {
     // Without the services named, the edge is followed (what the graph alone says).
     let w = watched(&g, "web", "apps/web", &keys(), &BTreeSet::new()).unwrap();
     assert!(w.paths.contains(&"apps/api".to_string()));
+}
+
+#[test]
+fn develop_watch_of_the_whole_project_directory() {
+    // `path: ./` with `target: /etc/connector`, a shape public compose files use.
+    let rules = vec![rule("conn", "", "sync+restart", Some("/etc/connector"))];
+    let none = |_: &DepRule, _: &str| false;
+    let w = dep_work(&rules, &set(&["config.json", "sub/a.yaml"]), &none);
+    assert_eq!(
+        w.sync.iter().map(|s| s.dest.as_str()).collect::<Vec<_>>(),
+        vec!["/etc/connector/config.json", "/etc/connector/sub/a.yaml"]
+    );
+    assert!(w.restart.contains_key("conn"));
 }
